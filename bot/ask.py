@@ -1,0 +1,212 @@
+"""`bot ask`: retrieve passages, get a cited answer, check every sentence against what it cites.
+
+The LLM, the store and the settings are arguments with defaults, so tests pass fakes. When retrieval is
+weak the model is not asked at all: the bot says the articles don't say and shows the closest passages.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.errors import BotError
+from bot.results import AnswerResult, CheckedSentence, Passage
+from bot.settings import Settings, get_settings
+
+MAX_QUESTION_CHARS = 2000
+ANSWER_MAX_TOKENS = 512
+
+
+@dataclass
+class AskOptions:
+    k: int | None = None
+    source: str | None = None
+    since: str | None = None
+    until: str | None = None
+    llm: str | None = None  # auto | openai | local | extractive; None = BOT_LLM
+
+
+def clean_question(question: str) -> str:
+    """The question without control characters; empty or huge questions are refused clearly."""
+    from bot.articles import normalise_text
+
+    text = " ".join(normalise_text(question or "").split())
+    if not text:
+        raise BotError("The question is empty", hint='ask something, e.g. bot ask "what happened?"')
+    if len(text) > MAX_QUESTION_CHARS:
+        raise BotError(
+            f"The question is {len(text):,} characters long; the limit is {MAX_QUESTION_CHARS:,}",
+            hint="ask a shorter question",
+        )
+    return text
+
+
+def open_index(settings: Settings, notify: Callable[[str], None] | None = None) -> Any:
+    """The store, indexing the bundled seeds first when the index is empty (first run)."""
+    from bot.store import open_store
+
+    store = open_store(settings, create=False)
+    if store.exists and store.articles.count() > 0:
+        return store
+    from bot.ingest import ingest_paths
+
+    if notify:
+        notify("The index is empty: indexing the bundled seed articles first…")
+    ingest_paths(None, settings, embedder=store.embedder)
+    return open_store(settings, store.embedder, create=False)
+
+
+def _fit_passages(provider: Any, question: str, passages: list[Passage]) -> list[Passage]:
+    """Drop the least relevant passages until the prompt fits the model's context window."""
+    from bot.prompts import build_answer_messages
+
+    budget = provider.context_tokens - ANSWER_MAX_TOKENS - 64
+    kept = list(passages)
+    while kept:
+        messages = build_answer_messages(question, kept)
+        if sum(provider.count_tokens(m.content) for m in messages) <= budget:
+            return kept
+        kept = kept[:-1]
+    raise BotError(
+        f"The prompt does not fit the model's context window ({provider.context_tokens} tokens)",
+        hint="raise BOT_LLM_CONTEXT_TOKENS or lower BOT_CHUNK_SIZE and rebuild",
+    )
+
+
+def refusal(
+    question: str, passages: list[Passage], provider: str, model: str, phash: str, why: str
+) -> AnswerResult:
+    from bot.prompts import NO_ANSWER
+
+    return AnswerResult(
+        question=question,
+        answer=NO_ANSWER,
+        refused=True,
+        provider=provider,
+        model=model,
+        prompt_hash=phash,
+        sentences=[],
+        passages=passages,
+        warnings=[why] if why else [],
+    )
+
+
+def answer_question(
+    question: str,
+    options: AskOptions | None = None,
+    *,
+    settings: Settings | None = None,
+    provider: Any = None,
+    store: Any = None,
+    on_delta: Callable[[str], None] | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> AnswerResult:
+    """Answer `question` from the index with checked citations."""
+    from bot.citations import check_answer
+    from bot.prompts import NO_ANSWER, answer_prompt_texts, build_answer_messages, prompt_hash
+    from bot.providers import get_provider
+    from bot.retrieval import Filters, parse_date_bound, retrieve_passages
+
+    options = options or AskOptions()
+    settings = settings or get_settings()
+    timings: dict[str, float] = {}
+    question = clean_question(question)
+    filters = Filters(
+        source=options.source,
+        since_ts=parse_date_bound(options.since, end=False),
+        until_ts=parse_date_bound(options.until, end=True),
+    )
+    provider = provider or get_provider(settings, options.llm)
+    k = options.k or settings.top_k
+
+    t0 = time.perf_counter()
+    store = store or open_index(settings, notify)
+    timings["open_index"] = (time.perf_counter() - t0) * 1000
+
+    t0 = time.perf_counter()
+    found = retrieve_passages(question, store, k=k, filters=filters, mmr_lambda=settings.mmr_lambda)
+    timings["retrieval"] = (time.perf_counter() - t0) * 1000
+    passages = found.passages
+
+    system_text, user_text = answer_prompt_texts()
+    phash = prompt_hash(
+        system_text,
+        user_text,
+        provider.name,
+        provider.model,
+        str(k),
+        store.embedder.name,
+        f"{settings.min_relevance}/{settings.min_support}",
+    )
+    if not passages or found.best_dense < settings.min_relevance:
+        why = (
+            "no indexed passage matches the filters"
+            if not passages
+            else f"the closest passage is a weak match (similarity {found.best_dense:.2f})"
+        )
+        result = refusal(question, passages, provider.name, provider.model, phash, why)
+        result.timings_ms = timings
+        return result
+
+    t0 = time.perf_counter()
+    usage: dict[str, int] = {}
+    if provider.name == "extractive":
+        from bot.extractive import extractive_answer
+
+        text = extractive_answer(
+            question, passages, store.embedder, min_relevance=settings.min_relevance
+        )
+        if on_delta:
+            on_delta(text)
+    else:
+        passages = _fit_passages(provider, question, passages)
+        completion = provider.complete(
+            build_answer_messages(question, passages),
+            max_tokens=ANSWER_MAX_TOKENS,
+            on_delta=on_delta,
+        )
+        text, usage = completion.text, completion.usage
+    timings["llm"] = (time.perf_counter() - t0) * 1000
+
+    t0 = time.perf_counter()
+    checked = check_answer(
+        text, passages, embedder=store.embedder, min_support=settings.min_support
+    )
+    timings["checking"] = (time.perf_counter() - t0) * 1000
+    warnings = []
+    if checked.dropped:
+        shown = ", ".join(f"[{n}]" for n in checked.dropped)
+        warnings.append(f"removed citations to passages that were never given: {shown}")
+    if not text.strip():
+        warnings.append("the model returned an empty answer")
+    if checked.refused:
+        return AnswerResult(
+            question=question,
+            answer=NO_ANSWER,
+            refused=True,
+            provider=provider.name,
+            model=provider.model,
+            prompt_hash=phash,
+            passages=passages,
+            timings_ms=timings,
+            usage=usage,
+            dropped_citations=checked.dropped,
+            warnings=warnings,
+        )
+    sentences: list[CheckedSentence] = checked.sentences
+    return AnswerResult(
+        question=question,
+        answer=checked.answer,
+        refused=False,
+        provider=provider.name,
+        model=provider.model,
+        prompt_hash=phash,
+        sentences=sentences,
+        passages=passages,
+        timings_ms=timings,
+        usage=usage,
+        dropped_citations=checked.dropped,
+        warnings=warnings,
+    )

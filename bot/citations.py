@@ -1,0 +1,514 @@
+"""Check an LLM answer against the passages it was given.
+
+Parse the `[n]` markers of an answer, drop numbers that were never given, score how well each
+sentence is supported by the passages it cites, attach uncited sentences to a passage that supports
+them, and detect a no-answer ("The articles don't say.").
+
+Support score of a sentence against one passage, in [0, 1]:
+
+    lexical  = |W(sentence) & W(passage)| / |W(sentence)|
+               W = content words: lowercased word tokens, stopwords removed, light suffix stemming,
+               numbers normalised ("1,200" -> "1200", "three" -> "3")
+    semantic = clip((cos - 0.25) / 0.6, 0, 1)
+               cos = the best cosine between the sentence and the passage or one of its sentences
+    support  = lexical                           without an embedder
+             = 0.6 * lexical + 0.4 * semantic    with one
+    and if the sentence states a number the passage does not contain, support = min(support, 0.3).
+
+Raw MiniLM cosines between a sentence and its own paraphrase sit around 0.6-0.9 and between
+unrelated news sentences around 0.0-0.25, hence the rescaling. The default threshold 0.45 means,
+without an embedder, that about half of a sentence's content words must occur in the passage; with
+one, a close paraphrase (lexical 0.3-0.4, cosine 0.75+) still passes while an on-topic sentence
+that shares a few words (lexical 0.3, cosine 0.4) does not. The number cap keeps "killed 40" from
+passing on a passage that says "killed 14". Wording-level checks cannot detect negation or swapped
+roles; the score is a hint for the reader, who checks the quoted passage.
+
+A sentence also cites every other article whose passage supports it above the threshold and within
+0.15 of the best support (of its cited passages if one supports it, else of all passages): the same
+fact reported by two outlets cites both; a passage that is merely on the topic is not added. If no
+cited passage supports a sentence but another does, that one is added and the sentence counts as
+supported: the reader can check it there.
+
+Sentences with fewer than three content words (headings, "In short:", "Yes.") are neutral: they are
+never marked unsupported and no citation is attached to them (their own valid markers are kept).
+
+Markers inside a double-quoted span (`"..."`, `“...”`) are part of the quotation and are not
+citations, unless the marker ends the quotation (`"we will stay [2]."`); they stay in the sentence
+text verbatim."""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from bot.results import CheckedSentence, Passage
+
+NO_ANSWER_FALLBACK = "The articles don't say."
+MAX_RANGE = 20  # "[1-3]" expands; "[1-500]" keeps only its two ends
+MAX_EMBEDDED_SENTENCES = 200  # longer answers: the rest is scored lexically only
+MIN_CONTENT_WORDS = 3
+NUMBER_MISMATCH_CAP = 0.3
+LEXICAL_WEIGHT = 0.6
+COSINE_FLOOR = 0.25
+COSINE_SPAN = 0.6
+EXTRA_CITATION_MARGIN = 0.15
+
+# "[1]", "[1, 2]", "[1-3]", "[1–3]", "[^1]", "[Passage 2]", "［2］", "【2】",
+# and "[-1]" (reported as dropped).
+_NUM = r"\^?\s*(?:passage|source|doc(?:ument)?|ref)?\s*#?\s*-?\d+"
+MARKER_RE = re.compile(
+    rf"[\[［【]\s*(?P<body>{_NUM}(?:\s*(?:,|;|-|–|—|\bto\b|\band\b)\s*{_NUM})*)\s*[\]］】]",
+    re.IGNORECASE,
+)
+_MARKER_NUM_RE = re.compile(
+    r"(-?\d+)\s*(?:(?:-|–|—|\bto\b)\s*(?:\^?\s*[a-z]*\s*#?\s*)(\d+))?", re.I
+)
+_QUOTE_RE = re.compile(r'"[^"\n]*"|“[^”\n]*”')
+_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
+_LINE_PREFIX_RE = re.compile(r"^(\s*(?:#{1,6}\s+|>\s*|[-*+•]\s+|\d{1,3}[.)]\s+)*)")
+_WS_RE = re.compile(r"\s+")
+_SPACE_BEFORE_PUNCT_RE = re.compile(r"\s+([.,;:!?…])")
+_TOKEN_RE = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:['’][^\W\d_]+)?")
+_TERMINAL_RE = re.compile(r"([.!?…]+)$")
+_WORDS_ONLY_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")  # words, blanked to keep only numbers
+
+_STOPWORDS_TEXT = """
+a about above after again against all also am an and any are as at be because been before
+being below between both but by can could did do does doing down during each few for from
+further had has have having he her here hers herself him himself his how i if in into is it
+its itself just me more most my myself no nor not now of off on once only or other our ours
+ourselves out over own same she should so some such than that the their theirs them themselves
+then there these they this those through to too under until up very was we were what when
+where which while who whom why will with would you your yours yourself yourselves said says
+say according told tell may might must shall however mr mrs ms dr s t don't doesn't didn't
+isn't wasn't aren't weren't it's he's she's they're we're i'm that's there's
+"""
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+# Spelled-out numbers match digits in the lexical score; only digits are held to the number check.
+_NUMBER_WORDS = {
+    "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
+    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13",
+    "fourteen": "14", "fifteen": "15", "sixteen": "16", "seventeen": "17", "eighteen": "18",
+    "nineteen": "19", "twenty": "20", "thirty": "30", "forty": "40", "fifty": "50", "sixty": "60",
+    "seventy": "70", "eighty": "80", "ninety": "90",
+}  # fmt: skip
+
+_REFUSAL_RE = re.compile(
+    r"""^\W*(?:
+        (?:the\s+)?(?:provided\s+|given\s+)?(?:articles?|passages?|sources?|context|documents?|texts?)
+            \s+(?:do\s+not|don't|does\s+not|doesn't|did\s+not|didn't|contain\s+no|make\s+no|provide\s+no)
+            (?:\s+\w+){0,2}?\s*(?:say|said|contain|mention|include|provide|discuss|cover|address|specify|
+            state|answer|give|offer|report|describe|information|details?)
+      | (?:i|we)\s+(?:do\s+not|don't)\s+know
+      | (?:i|we)\s+(?:cannot|can't|can\s+not|am\s+unable\s+to|are\s+unable\s+to|could\s+not
+            |couldn't)\s+(?:answer|find|determine|tell|say|know)
+      | (?:there\s+is\s+|there's\s+)?(?:not\s+enough|insufficient)\s+(?:relevant\s+)?
+            (?:information|details|evidence|data|context)
+      | (?:there\s+is\s+|there's\s+)?no\s+(?:relevant\s+)?information\s+(?:in|from|within|about)
+            \s+(?:the\s+)?(?:provided\s+|given\s+)?(?:articles|passages|sources|context|documents)
+      | none\s+of\s+the\s+(?:provided\s+|given\s+)?(?:articles|passages|sources|documents)
+      | unknown\W*$
+    )""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+@dataclass
+class CheckResult:
+    answer: str  # the sentences re-joined, valid markers re-inserted as [n], invalid ones removed
+    sentences: list[CheckedSentence] = field(default_factory=list)
+    dropped: list[int] = field(default_factory=list)  # cited numbers never given, sorted unique
+    refused: bool = False
+
+
+@dataclass
+class _Segment:
+    line: int  # index of the source line; sentences of one line are re-joined with a space
+    prefix: str  # markdown bullet/heading prefix of the line, kept for the cleaned answer
+    text: str
+    numbers: list[int]
+
+
+# --- text helpers (shared with bot.extractive) --------------------------------------------------
+
+
+def clean_text(text: Any) -> str:
+    """A str with lone surrogates replaced, so regexes, encoders and tokenizers never choke."""
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    return _SURROGATE_RE.sub("\ufffd", text)
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Spans from bot.chunking.split_sentences, or a simple regex splitter if that fails."""
+    try:
+        from bot.chunking import split_sentences
+
+        spans = [(int(s), int(e)) for s, e in split_sentences(text)]
+        if spans or not text.strip():
+            return spans
+    except Exception:  # noqa: BLE001 - the splitter is another module's; never fail a check on it
+        pass
+    return _fallback_spans(text)
+
+
+_FALLBACK_END_RE = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9])|\n\s*\n")
+
+
+def _fallback_spans(text: str) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _FALLBACK_END_RE.finditer(text):
+        end = match.end()
+        if text[start:end].strip():
+            spans.append(_strip_span(text, start, end))
+        start = end
+    if text[start:].strip():
+        spans.append(_strip_span(text, start, len(text)))
+    return spans
+
+
+def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+@lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    if len(word) <= 3:
+        return word
+    for suffix, repl in (
+        ("ies", "y"),
+        ("ied", "y"),
+        ("ing", ""),
+        ("edly", ""),
+        ("ed", ""),
+        ("es", ""),
+        ("s", ""),
+        ("ly", ""),
+    ):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)] + repl
+            break
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiouls":
+        word = word[:-1]  # "stopped" -> "stopp" -> "stop"
+    return word.rstrip("e") if len(word) > 4 else word
+
+
+def content_words(text: str) -> list[str]:
+    """Lowercased, stemmed content words of `text`; numbers as digit strings without separators."""
+    words: list[str] = []
+    for raw in _TOKEN_RE.findall(text.lower()):
+        token = raw.replace("’", "'")
+        if token[0].isdigit():
+            token = token.replace(",", "")
+            if "." in token:
+                token = token.rstrip("0").rstrip(".") if token.count(".") == 1 else token
+            words.append(token)
+            continue
+        if token.endswith("'s"):
+            token = token[:-2]
+        if token in STOPWORDS or len(token) < 2:
+            continue
+        words.append(_NUMBER_WORDS.get(token) or _stem(token))
+    return words
+
+
+def stated_numbers(text: str) -> set[str]:
+    """The numbers written in digits in `text`, normalised as in `content_words`."""
+    return {w for w in content_words(_WORDS_ONLY_RE.sub(" ", text)) if w[:1].isdigit()}
+
+
+def lexical_support(
+    sentence_words: Sequence[str], passage_words: set[str], numbers: set[str] | None = None
+) -> tuple[float, bool]:
+    """(share of the sentence's content words found in the passage, all its `numbers` found)."""
+    unique = set(sentence_words)
+    if not unique:
+        return 0.0, True
+    found = unique & passage_words
+    return len(found) / len(unique), (numbers or set()) <= passage_words
+
+
+def combine_support(lexical: float, cosine: float | None, numbers_ok: bool) -> float:
+    """The support formula of the module docstring."""
+    score = lexical
+    if cosine is not None:
+        semantic = min(1.0, max(0.0, (cosine - COSINE_FLOOR) / COSINE_SPAN))
+        score = LEXICAL_WEIGHT * lexical + (1.0 - LEXICAL_WEIGHT) * semantic
+    if not numbers_ok:
+        score = min(score, NUMBER_MISMATCH_CAP)
+    return max(0.0, min(1.0, score))
+
+
+def no_answer_phrase() -> str:
+    try:
+        from bot.prompts import NO_ANSWER
+
+        return str(NO_ANSWER)
+    except Exception:  # noqa: BLE001 - prompts.py may not define it yet
+        return NO_ANSWER_FALLBACK
+
+
+def is_refusal(text: str) -> bool:
+    """True when `text` is, or starts with, a no-answer statement."""
+    text = clean_text(text).replace("’", "'").strip()
+    if not text:
+        return True
+    text = MARKER_RE.sub(" ", _LINE_PREFIX_RE.sub("", text, count=1))
+    head = _WS_RE.sub(" ", text).strip().lstrip("*_\"'“ ")
+    phrase = no_answer_phrase().rstrip(".")
+    if head.lower().startswith(phrase.lower()) or head.lower().startswith(
+        NO_ANSWER_FALLBACK.rstrip(".").lower()
+    ):
+        return True
+    return bool(_REFUSAL_RE.match(head[:300]))
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+
+def _to_int(digits: str) -> int:
+    negative = digits.startswith("-")
+    digits = digits.lstrip("-")
+    value = int(digits) if len(digits) <= 18 else 10**18
+    return -value if negative else value
+
+
+def _marker_numbers(body: str) -> list[int]:
+    numbers: list[int] = []
+    for match in _MARKER_NUM_RE.finditer(body):
+        first = _to_int(match.group(1))
+        if match.group(2) is None:
+            numbers.append(first)
+            continue
+        second = _to_int(match.group(2))
+        lo, hi = min(first, second), max(first, second)
+        numbers.extend(range(lo, hi + 1) if hi - lo <= MAX_RANGE else (first, second))
+    return numbers
+
+
+def _real_markers(text: str) -> list[re.Match[str]]:
+    """Markers that are citations: not inside a quotation unless they close it."""
+    quoted = [(m.start(), m.end()) for m in _QUOTE_RE.finditer(text)]  # disjoint, in order
+    starts = [start for start, _ in quoted]
+    markers = []
+    for match in MARKER_RE.finditer(text):
+        index = bisect_left(starts, match.start()) - 1  # the only quote that can contain it
+        if index >= 0 and match.end() < quoted[index][1]:
+            closing = quoted[index][1] - 1
+            if text[match.end() : closing].strip(" .,;:!?…"):
+                continue
+        markers.append(match)
+    return markers
+
+
+def _tidy(text: str) -> str:
+    text = _WS_RE.sub(" ", text).strip()
+    return _SPACE_BEFORE_PUNCT_RE.sub(r"\1", text)
+
+
+def _dedupe(numbers: Sequence[int]) -> list[int]:
+    return list(dict.fromkeys(numbers))
+
+
+def _segments(answer: str) -> list[_Segment]:
+    segments: list[_Segment] = []
+    for line_no, line in enumerate(clean_text(answer).split("\n")):
+        prefix = _LINE_PREFIX_RE.match(line).group(1)  # type: ignore[union-attr]
+        body = line[len(prefix) :]
+        if not body.strip() and not prefix.strip():
+            continue
+        pieces = [body[s:e] for s, e in sentence_spans(body)] if body.strip() else []
+        first_of_line = True
+        for piece in pieces:
+            markers = _real_markers(piece)
+            numbers: list[int] = []
+            kept: list[str] = []
+            cursor = 0
+            for match in markers:
+                kept.append(piece[cursor : match.start()])
+                numbers.extend(_marker_numbers(match.group("body")))
+                cursor = match.end()
+            kept.append(piece[cursor:])
+            text = _tidy(" ".join(kept))
+            # Markers opening a sentence ("soldiers. [2] Then ...") close the previous one.
+            leading: list[int] = []
+            if markers and not piece[: markers[0].start()].strip():
+                head_end = markers[0].end()
+                leading = _marker_numbers(markers[0].group("body"))
+                for match in markers[1:]:
+                    if piece[head_end : match.start()].strip():
+                        break
+                    leading.extend(_marker_numbers(match.group("body")))
+                    head_end = match.end()
+            same_line = segments and segments[-1].line == line_no
+            if leading and segments and (same_line or not text):
+                segments[-1].numbers = _dedupe(segments[-1].numbers + leading)
+                numbers = numbers[len(leading) :]
+            if not text and segments and (same_line or not first_of_line or not prefix.strip()):
+                segments[-1].numbers = _dedupe(segments[-1].numbers + numbers)
+                continue
+            segments.append(
+                _Segment(line_no, prefix if first_of_line else "", text, _dedupe(numbers))
+            )
+            first_of_line = False
+    return [s for s in segments if s.text or s.numbers]
+
+
+def parse_citations(answer: str) -> list[tuple[str, list[int]]]:
+    """Sentences of `answer` without their markers, and the numbers they cite (ordered, unique).
+
+    Markdown bullets, numbered-list marks and heading marks are stripped from the sentence text. A
+    marker with no sentence before it (an answer that is only "[3]") gives an entry with text "".
+    """
+    try:
+        return [(s.text, list(s.numbers)) for s in _segments(answer)]
+    except Exception:  # noqa: BLE001 - documented to never raise
+        return [(_tidy(MARKER_RE.sub(" ", clean_text(answer))), [])]
+
+
+# --- checking --------------------------------------------------------------------------------
+
+
+def with_markers(text: str, numbers: Sequence[int]) -> str:
+    """`text` with `[n]` markers before its final punctuation: "It rose [1][3]."."""
+    if not numbers:
+        return text
+    marks = "".join(f"[{n}]" for n in numbers)
+    match = _TERMINAL_RE.search(text)
+    if match and match.start() > 0:
+        return f"{text[: match.start()]} {marks}{match.group(1)}"
+    return f"{text} {marks}".strip()
+
+
+def _join(segments: Sequence[_Segment], citations: Sequence[Sequence[int]]) -> str:
+    lines: list[str] = []
+    current = -1
+    for segment, numbers in zip(segments, citations, strict=True):
+        if not segment.text:
+            continue
+        piece = with_markers(segment.text, numbers)
+        if segment.line != current:
+            lines.append(segment.prefix + piece)
+            current = segment.line
+        else:
+            lines[-1] = f"{lines[-1]} {piece}".rstrip()
+    return "\n".join(line.rstrip() for line in lines).strip()
+
+
+def _cosines(
+    embedder: Any, sentences: Sequence[str], passages: Sequence[Passage]
+) -> list[dict[int, float]] | None:
+    """Per answer sentence: {passage n: best cosine against the passage or one of its sentences}."""
+    if embedder is None or not sentences or not passages:
+        return None
+    try:
+        import numpy as np
+
+        texts = list(sentences)
+        ranges: dict[int, tuple[int, int]] = {}  # passage n -> its columns in the similarity matrix
+        for passage in passages:
+            body = clean_text(passage.text)
+            parts = [body] + [body[s:e] for s, e in sentence_spans(body)][:40]
+            first = len(texts) - len(sentences)
+            texts.extend(parts)
+            ranges[int(passage.n)] = (first, first + len(parts))
+        vectors = np.asarray(embedder.embed(texts), dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(texts):
+            return None
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = np.nan_to_num(vectors / np.where(norms > 0, norms, 1.0))
+        sims = vectors[: len(sentences)] @ vectors[len(sentences) :].T
+        best = {n: sims[:, lo:hi].max(axis=1) for n, (lo, hi) in ranges.items()}
+        return [{n: float(col[i]) for n, col in best.items()} for i in range(len(sentences))]
+    except Exception:  # noqa: BLE001 - an embedder failure degrades to lexical scoring
+        return None
+
+
+def check_answer(
+    answer: str,
+    passages: list[Passage],
+    *,
+    embedder: Any = None,
+    min_support: float = 0.45,
+    attach_uncited: bool = True,
+) -> CheckResult:
+    """Check each sentence of `answer` against the passages (see module docstring). Never raises."""
+    try:
+        return _check(answer, passages, embedder, min_support, attach_uncited)
+    except Exception:  # noqa: BLE001 - last resort: an unchecked but safe result
+        text = _tidy(MARKER_RE.sub(" ", clean_text(answer)))
+        return CheckResult(
+            answer=text,
+            sentences=[CheckedSentence(text, [], False, 0.0)] if text else [],
+            dropped=[],
+            refused=is_refusal(text),
+        )
+
+
+def _check(
+    answer: str,
+    passages: list[Passage],
+    embedder: Any,
+    min_support: float,
+    attach_uncited: bool,
+) -> CheckResult:
+    segments = _segments(answer)
+    by_n: dict[int, Passage] = {}
+    for passage in passages or []:
+        by_n.setdefault(int(passage.n), passage)
+    dropped = sorted({n for s in segments for n in s.numbers if n not in by_n})
+    passage_words = {n: set(content_words(clean_text(p.text))) for n, p in by_n.items()}
+    cosines = _cosines(
+        embedder, [s.text for s in segments[:MAX_EMBEDDED_SENTENCES]], list(by_n.values())
+    )
+    texts = [s for s in segments if s.text]
+    first = texts[0] if texts else None
+    if first is not None and first.prefix.lstrip().startswith("#") and len(texts) > 1:
+        first = texts[1]  # "## Answer" heading, then the answer
+    refused = first is None or is_refusal(first.text)
+
+    checked: list[CheckedSentence] = []
+    citations: list[list[int]] = []
+    for index, segment in enumerate(segments):
+        cited = [n for n in segment.numbers if n in by_n]
+        words = content_words(segment.text)
+        numbers = stated_numbers(segment.text)
+        scores: dict[int, float] = {}
+        for n, pwords in passage_words.items():
+            lexical, numbers_ok = lexical_support(words, pwords, numbers)
+            cosine = cosines[index].get(n) if cosines and index < len(cosines) else None
+            scores[n] = combine_support(lexical, cosine, numbers_ok)
+        neutral = len(set(words)) < MIN_CONTENT_WORDS or (refused and segment is first)
+        if not neutral and (cited or attach_uncited):
+            cited_articles = {by_n[n].article_id for n in cited}
+            ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+            cited_best = max((scores.get(n, 0.0) for n in cited), default=0.0)
+            top = cited_best if cited_best >= min_support else (ranked[0][1] if ranked else 0.0)
+            bar = max(min_support, top - EXTRA_CITATION_MARGIN)
+            for n, score in ranked:
+                if score < bar or n in cited:
+                    continue
+                if by_n[n].article_id not in cited_articles:
+                    cited.append(n)
+                    cited_articles.add(by_n[n].article_id)
+        # Uncited: the best score over all passages, so the reader sees how close it came.
+        pool = cited or list(scores)
+        support = max((scores.get(n, 0.0) for n in pool), default=0.0)
+        supported = neutral or (bool(cited) and support >= min_support)
+        checked.append(CheckedSentence(segment.text, cited, supported, round(support, 4)))
+        citations.append(cited)
+    return CheckResult(
+        answer=_join(segments, citations) if segments else "",
+        sentences=[c for c in checked if c.text],
+        dropped=dropped,
+        refused=refused,
+    )

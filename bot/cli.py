@@ -1,0 +1,229 @@
+"""The `bot` command: parse arguments, call one library function, print its result.
+
+Errors: every `BotError` becomes one line on stderr and exit code 1, in `main()` and nowhere else.
+Heavy libraries (chromadb, onnxruntime, langchain, openai) are imported inside the commands, so that
+`bot --help` stays fast; tests/test_cli_startup.py checks it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bot.errors import BotError
+
+app = typer.Typer(
+    name="bot",
+    help="Cited answers and summaries from a folder of news articles.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def _stdout_console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+class _BarProgress:
+    """A rich progress bar on stderr when it is a terminal; one-line notes otherwise."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.label = label
+        self.enabled = enabled and sys.stderr.isatty()
+        self.console = _stderr_console()
+        self._bar: Any = None
+        self._task: Any = None
+
+    def start(self, total: int) -> None:
+        if not self.enabled or total == 0:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self._bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self._bar.start()
+        self._task = self._bar.add_task(self.label, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, n)
+
+    def note(self, message: str) -> None:
+        self.console.print(message, markup=False)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Files or folders (recursively). Default: the bundled seed articles."),
+    ] = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Delete the index and build it again from PATHS.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index articles (.txt .md .html .json .jsonl), keeping the index in step with the files."""
+    from bot.ingest import ingest_paths
+    from bot.render import sanitize
+
+    progress = _BarProgress("Indexing", enabled=not as_json)
+    report = ingest_paths(paths or None, rebuild=rebuild, progress=progress)
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        err = _stderr_console()
+        for item in report.warnings:
+            err.print(
+                f"warning: {sanitize(item['path'])}: {sanitize(item['warning'])}", markup=False
+            )
+        for item in report.errors:
+            err.print(f"failed: {sanitize(item['path'])}: {sanitize(item['error'])}", markup=False)
+        print(
+            f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+            f"{report.removed} removed, {report.failed} failed; "
+            f"{report.chunks_embedded} chunks embedded in {report.seconds:.1f}s"
+        )
+    if report.failed:
+        raise typer.Exit(2)
+
+
+@app.command()
+def sources(as_json: JsonOpt = False) -> None:
+    """List the indexed articles."""
+    from bot.ingest import list_sources
+    from bot.render import render_sources_table
+
+    rows = list_sources()
+    if as_json:
+        _print_json(rows)
+        return
+    render_sources_table(rows, _stdout_console())
+
+
+LlmOpt = Annotated[
+    str | None,
+    typer.Option("--llm", help="auto | openai | local | extractive (default: BOT_LLM)."),
+]
+SourceOpt = Annotated[str | None, typer.Option("--source", help="Only articles from this outlet.")]
+SinceOpt = Annotated[str | None, typer.Option("--since", help="Published on or after (ISO date).")]
+UntilOpt = Annotated[str | None, typer.Option("--until", help="Published on or before (ISO date).")]
+
+
+class _StreamView:
+    """Shows the answer as it streams (terminal only), then gives way to the checked answer."""
+
+    def __init__(self, console: Any, enabled: bool) -> None:
+        self.console = console
+        self.enabled = enabled and console.is_terminal
+        self.text = ""
+        self._live: Any = None
+
+    def __enter__(self) -> _StreamView:
+        return self
+
+    def on_delta(self, delta: str) -> None:
+        if not self.enabled:
+            return
+        from rich.live import Live
+        from rich.text import Text
+
+        from bot.render import sanitize
+
+        self.text += delta
+        view = Text(sanitize(self.text), style="dim")
+        if self._live is None:
+            self._live = Live(view, console=self.console, transient=True, refresh_per_second=12)
+            self._live.start()
+        else:
+            self._live.update(view)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    k: Annotated[
+        int | None, typer.Option("--k", min=1, max=50, help="Passages to retrieve.")
+    ] = None,
+    source: SourceOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    llm: LlmOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a question from the articles, citing a checked passage for every claim."""
+    from bot.ask import AskOptions, answer_question
+    from bot.render import render_answer, to_json
+
+    out = _stdout_console()
+    err = _stderr_console()
+    options = AskOptions(k=k, source=source, since=since, until=until, llm=llm)
+    with _StreamView(out, enabled=not as_json) as view:
+        result = answer_question(
+            question, options, on_delta=view.on_delta, notify=lambda m: err.print(m, markup=False)
+        )
+    if as_json:
+        sys.stdout.write(to_json(result) + "\n")
+    else:
+        render_answer(result, out)
+
+
+def main() -> None:
+    """Entry point: run the app; turn a BotError into one line on stderr and exit 1."""
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    try:
+        app()
+    except BotError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted", code=130)
+    except Exception as exc:  # a bug: still one line, with a way to get the traceback
+        if os.environ.get("BOT_DEBUG"):
+            raise
+        _fail(f"unexpected {type(exc).__name__}: {exc} (set BOT_DEBUG=1 for the traceback)")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    first_line = " ".join(message.split())  # one line, whatever the message held
+    sys.stderr.write(f"error: {first_line}\n")
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

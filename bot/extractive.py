@@ -1,0 +1,262 @@
+"""The no-LLM provider: answers and summaries made of sentences quoted from the passages.
+
+Every output sentence is followed by `[n]` markers of every passage that states it (or a near-
+duplicate of it: cosine > 0.9 or content-word Jaccard >= 0.7), so the citation checker and the
+reader can verify it.
+
+Relevance of a sentence to a question: 0.65 * cosine(question, sentence) + 0.35 * (share of the
+question's content words found in the sentence). Selection uses MMR (lambda 0.7) over the sentence
+embeddings so that two sentences saying the same thing are not both picked.
+
+Without an embedder (`embedder=None`) hashed bag-of-words vectors of the content words stand in for
+embeddings, so the module still works, only less well on paraphrases.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bot.citations import (
+    MARKER_RE,
+    clean_text,
+    content_words,
+    no_answer_phrase,
+    sentence_spans,
+    with_markers,
+)
+from bot.results import Passage
+
+MMR_LAMBDA = 0.7
+DUPLICATE_COSINE = 0.9
+DUPLICATE_JACCARD = 0.7
+QUESTION_COSINE_WEIGHT = 0.65
+MIN_WORDS = 3  # content words; shorter fragments ("Photo: Reuters.") are never quoted
+MAX_SENTENCE_CHARS = 600  # longer "sentences" are usually tables or run-on lists
+# A summary considers at most the first MAX_PER_ARTICLE sentences of each article (news puts the
+# substance first) and MAX_CANDIDATES in all, so memory stays O(candidates x dimension).
+MAX_PER_ARTICLE = 60
+MAX_CANDIDATES = 4000
+_HASH_DIM = 1024
+_WS_RE = re.compile(r"\s+")
+
+
+@dataclass
+class _Sentence:
+    text: str
+    words: frozenset[str]
+    article_id: str
+    published: str
+    position: int  # character offset in the article
+    article_rank: int  # order in which the article first appears among the passages
+    index_in_article: int
+    passages: list[int] = field(default_factory=list)
+
+
+def _candidates(
+    passages: Sequence[Passage], *, per_article: int | None = None, limit: int | None = None
+) -> list[_Sentence]:
+    """Distinct quotable sentences of the passages; the same sentence in two passages cites both."""
+    by_key: dict[str, _Sentence] = {}
+    out: list[_Sentence] = []
+    article_rank: dict[str, int] = {}
+    per_article_count: dict[str, int] = {}
+    for passage in passages:
+        article = str(passage.article_id)
+        rank = article_rank.setdefault(article, len(article_rank))
+        body = clean_text(passage.text)
+        for start, end in sentence_spans(body):
+            text = _WS_RE.sub(" ", MARKER_RE.sub(" ", body[start:end])).strip()
+            text = re.sub(r"\s+([.,;:!?])", r"\1", text)
+            if not text or len(text) > MAX_SENTENCE_CHARS or text[0].islower():
+                continue  # a lower-case start is a fragment cut at a chunk boundary
+            words = frozenset(content_words(text))
+            if len(words) < MIN_WORDS:
+                continue
+            key = text.lower()
+            existing = by_key.get(key)
+            if existing is not None:
+                if passage.n not in existing.passages:
+                    existing.passages.append(int(passage.n))
+                continue
+            count = per_article_count.get(article, 0)
+            if (per_article is not None and count >= per_article) or (
+                limit is not None and len(out) >= limit
+            ):
+                continue
+            per_article_count[article] = count + 1
+            sentence = _Sentence(
+                text=text,
+                words=words,
+                article_id=article,
+                published=str(passage.published or ""),
+                position=int(passage.start) + start,
+                article_rank=rank,
+                index_in_article=count,
+                passages=[int(passage.n)],
+            )
+            by_key[key] = sentence
+            out.append(sentence)
+    return out
+
+
+def _hashed_vectors(word_sets: Sequence[frozenset[str] | set[str]]) -> np.ndarray:
+    vectors = np.zeros((len(word_sets), _HASH_DIM), dtype=np.float32)
+    for row, words in enumerate(word_sets):
+        for word in words:
+            vectors[row, zlib.crc32(word.encode("utf-8", "replace")) % _HASH_DIM] += 1.0
+    return vectors
+
+
+def _vectors(
+    embedder: Any, texts: Sequence[str], word_sets: Sequence[frozenset[str]]
+) -> np.ndarray:
+    """Unit rows: the embedder's (one batch call) or hashed bag-of-words when there is none."""
+    if embedder is None:
+        vectors = _hashed_vectors(word_sets)
+    else:
+        vectors = np.asarray(embedder.embed(list(texts)), dtype=np.float32)
+        vectors = np.nan_to_num(vectors.reshape(len(texts), -1))
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    union = len(a | b)
+    return len(a & b) / union if union else 0.0
+
+
+def _select(
+    scores: np.ndarray,
+    vectors: np.ndarray,
+    sentences: Sequence[_Sentence],
+    k: int,
+    eligible: np.ndarray,
+) -> list[int]:
+    """MMR picks; a pick's near-duplicates are excluded and their passages cited by the pick."""
+    available = eligible.copy()
+    max_sim = np.zeros(len(sentences), dtype=np.float32)
+    picked: list[int] = []
+    while len(picked) < k and available.any():
+        mmr = np.where(available, MMR_LAMBDA * scores - (1 - MMR_LAMBDA) * max_sim, -np.inf)
+        best = int(np.argmax(mmr))
+        picked.append(best)
+        sims = vectors @ vectors[best]
+        max_sim = np.maximum(max_sim, sims)
+        available[best] = False
+        chosen = sentences[best]
+        for other in np.flatnonzero(sims > DUPLICATE_COSINE - 0.25).tolist():
+            if other == best:
+                continue
+            dup = sims[other] > DUPLICATE_COSINE or (
+                _jaccard(chosen.words, sentences[other].words) >= DUPLICATE_JACCARD
+            )
+            if dup:
+                available[other] = False
+                for n in sentences[other].passages:
+                    if n not in chosen.passages:
+                        chosen.passages.append(n)
+    return picked
+
+
+def _cite(sentence: _Sentence) -> str:
+    return with_markers(sentence.text, sorted(sentence.passages))
+
+
+def extractive_answer(
+    question: str,
+    passages: list[Passage],
+    embedder: Any,
+    *,
+    max_sentences: int = 3,
+    min_relevance: float = 0.35,
+) -> str:
+    """The passage sentences that best answer `question`, each with its `[n]` markers, best first.
+
+    Returns the no-answer phrase ("The articles don't say.") when no sentence reaches
+    `min_relevance`.
+    """
+    question = clean_text(question)
+    sentences = _candidates(passages)
+    question_words = frozenset(content_words(question))
+    if not sentences or max_sentences < 1:
+        return no_answer_phrase()
+    vectors = _vectors(
+        embedder,
+        [question] + [s.text for s in sentences],
+        [question_words] + [s.words for s in sentences],
+    )
+    cosine = vectors[1:] @ vectors[0]
+    overlap = np.array(
+        [
+            len(question_words & s.words) / len(question_words) if question_words else 0.0
+            for s in sentences
+        ],
+        dtype=np.float32,
+    )
+    relevance = QUESTION_COSINE_WEIGHT * cosine + (1 - QUESTION_COSINE_WEIGHT) * overlap
+    eligible = relevance >= min_relevance
+    if not eligible.any():
+        return no_answer_phrase()
+    picked = _select(relevance, vectors[1:], sentences, max_sentences, eligible)
+    picked.sort(key=lambda i: -float(relevance[i]))
+    return " ".join(_cite(sentences[i]) for i in picked)
+
+
+def extractive_summary(
+    passages: list[Passage],
+    embedder: Any,
+    *,
+    max_sentences: int,
+    query: str | None = None,
+) -> str:
+    """A multi-document extractive summary as markdown bullets: `- sentence [1][3]`, one per line.
+
+    Central sentences (cosine to the centroid of the per-article centroids, so a long article does
+    not outweigh a short one; a small bonus for an article's first sentences), optionally biased
+    toward `query` (half the score), redundancy removed with MMR; near-duplicates across articles
+    cite all their passages. Bullets are ordered by article date (undated last), then by position
+    in the article.
+    Only the first MAX_PER_ARTICLE sentences per article and MAX_CANDIDATES overall are considered.
+    Returns the no-answer phrase when the passages hold no quotable sentence.
+    """
+    sentences = _candidates(passages, per_article=MAX_PER_ARTICLE, limit=MAX_CANDIDATES)
+    if not sentences:
+        return no_answer_phrase()
+    query = clean_text(query).strip() if query else ""
+    texts = [s.text for s in sentences]
+    word_sets = [s.words for s in sentences]
+    if query:
+        texts.append(query)
+        word_sets.append(frozenset(content_words(query)))
+    vectors = _vectors(embedder, texts, word_sets)
+    sentence_vectors = vectors[: len(sentences)]
+
+    articles = np.array([s.article_rank for s in sentences])
+    centroids = [sentence_vectors[articles == a].mean(axis=0) for a in np.unique(articles)]
+    centroid = np.mean(centroids, axis=0)
+    norm = float(np.linalg.norm(centroid))
+    centrality = sentence_vectors @ (centroid / norm) if norm > 0 else np.zeros(len(sentences))
+    lead = np.array([1.0 / (1 + s.index_in_article) for s in sentences], dtype=np.float32)
+    scores = centrality + 0.05 * lead
+    if query:
+        scores = 0.5 * scores + 0.5 * (sentence_vectors @ vectors[-1])
+
+    eligible = np.ones(len(sentences), dtype=bool)
+    picked = _select(
+        scores.astype(np.float32), sentence_vectors, sentences, max(1, max_sentences), eligible
+    )
+    picked.sort(
+        key=lambda i: (
+            sentences[i].published == "",
+            sentences[i].published,
+            sentences[i].article_rank,
+            sentences[i].position,
+        )
+    )
+    return "\n".join(f"- {_cite(sentences[i])}" for i in picked)

@@ -1,0 +1,355 @@
+"""`bot ingest`: bring the index exactly in step with a set of files and folders.
+
+One pass: discover files, skip those whose size and mtime match the manifest, load and chunk the rest,
+embed only articles the index does not hold yet (in length-sorted batches), write chunks before the
+manifest records that claim them, and forget records whose files disappeared from an ingested folder.
+See `bot.store` for the write order that makes a killed run safe to repeat.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.errors import BotError, IngestFileError
+from bot.settings import Settings, bundled_seeds_dir, get_settings
+
+# Chunks collected before one embedding call: large enough for length-sorted batches to be dense.
+EMBED_BUFFER_CHUNKS = 512
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: int = 0
+    chunks_embedded: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    repaired_chunks: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "failed": self.failed,
+            "chunks_embedded": self.chunks_embedded,
+            "errors": self.errors,
+            "warnings": self.warnings,
+        }
+
+
+class Progress:
+    """What ingest tells the user while it works. The CLI passes a rich-backed one."""
+
+    def start(self, total: int) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def note(self, message: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+def _lock(settings: Settings, notify: Progress) -> Any:
+    """One ingest at a time per index: a second one waits (saying so), then gives up clearly."""
+    from filelock import FileLock, Timeout
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    target = settings.chroma_url or "embedded"
+    safe = "".join(c if c.isalnum() else "_" for c in f"{target}-{settings.collection}")
+    lock = FileLock(str(settings.data_dir / f"ingest-{safe}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        notify.note("Another `bot ingest` is writing to this index; waiting for it to finish…")
+        try:
+            lock.acquire(timeout=settings.lock_timeout)
+        except Timeout:
+            raise BotError(
+                f"Another `bot ingest` kept the index locked for {settings.lock_timeout:.0f}s",
+                hint="wait for it to finish, or raise BOT_LOCK_TIMEOUT",
+            ) from None
+    return lock
+
+
+def _published_ts(published: str) -> int:
+    """Seconds since the epoch for date filters; -1 when the date is unknown."""
+    if not published:
+        return -1
+    from datetime import UTC, datetime
+
+    try:
+        value = datetime.fromisoformat(published.replace("Z", "+00:00"))
+    except ValueError:
+        return -1
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp())
+
+
+def _is_under(path: str, roots: Sequence[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+class _Run:
+    """The state of one ingest run (kept off the module so the steps read as plain functions)."""
+
+    def __init__(self, settings: Settings, store: Any, report: IngestReport) -> None:
+        self.settings = settings
+        self.store = store
+        self.report = report
+        self.articles = store.article_entries()
+        self.pending: list[tuple[Any, list[Any]]] = []  # (ArticleRecord, chunks) awaiting embedding
+        self.pending_files: list[Any] = []
+        self.pending_chunks = 0
+        self.wrote = False
+        self.dirty_entries: set[str] = set()  # article records whose path list changed
+        self.doomed: set[str] = set()  # article records no path refers to any more
+
+    def add_path(self, article: Any, record_path: str) -> None:
+        from bot.chunking import chunk_text
+        from bot.store import ArticleEntry
+
+        self.doomed.discard(article.article_id)
+        entry = self.articles.get(article.article_id)
+        if entry is not None:
+            if record_path not in entry.paths:
+                entry.paths.append(record_path)
+                self.dirty_entries.add(article.article_id)
+            return
+        chunks = chunk_text(article.text, self.settings.chunk_size, self.settings.chunk_overlap)
+        self.articles[article.article_id] = ArticleEntry(
+            article_id=article.article_id,
+            title=article.title,
+            source=article.source,
+            url=article.url,
+            published=article.published,
+            content_hash=article.content_hash,
+            n_chunks=len(chunks),
+            chars=len(article.text),
+            paths=[record_path],
+        )
+        self.pending.append((article, chunks))
+        self.pending_chunks += len(chunks)
+
+    def drop_path(self, article_id: str, record_path: str) -> None:
+        entry = self.articles.get(article_id)
+        if entry is None:
+            return
+        if record_path in entry.paths:
+            entry.paths.remove(record_path)
+        if entry.paths:
+            self.dirty_entries.add(article_id)
+        else:
+            self.doomed.add(article_id)
+
+    def begin_write(self) -> None:
+        if not self.wrote:
+            self.store.set_state(dirty=True)
+            self.wrote = True
+
+    def flush(self, embedder: Any) -> None:
+        """Embed and write the pending chunks, then the manifest records that claim them."""
+        if (
+            not self.pending
+            and not self.pending_files
+            and not self.doomed
+            and not self.dirty_entries
+        ):
+            return
+        self.begin_write()
+        ids, docs, metas = [], [], []
+        for article, chunks in self.pending:
+            ts = _published_ts(article.published)
+            for i, chunk in enumerate(chunks):
+                ids.append(f"{article.article_id}:{i:05d}")
+                docs.append(chunk.text)
+                metas.append(
+                    {
+                        "article_id": article.article_id,
+                        "chunk_index": i,
+                        "start": chunk.start,
+                        "end": chunk.end,
+                        "title": article.title,
+                        "source": article.source,
+                        "url": article.url,
+                        "published": article.published,
+                        "published_ts": ts,
+                        "path": article.path,
+                    }
+                )
+        if ids:
+            vectors = embedder.embed(docs)
+            self.store.upsert_chunks(ids, vectors, docs, metas)
+            self.report.chunks_embedded += len(ids)
+        # Article records: new ones (their chunks are now written), changed path lists.
+        touched = {a.article_id for a, _ in self.pending} | (self.dirty_entries - self.doomed)
+        entries = [self.articles[i] for i in sorted(touched) if i in self.articles]
+        self.store.upsert_articles(entries)
+        # Deleted articles: manifest first, then their chunks.
+        if self.doomed:
+            self.store.delete_articles(sorted(self.doomed))
+            for article_id in self.doomed:
+                self.articles.pop(article_id, None)
+        self.store.upsert_files(self.pending_files)
+        self.pending, self.pending_files, self.pending_chunks = [], [], 0
+        self.dirty_entries, self.doomed = set(), set()
+
+
+def ingest_paths(
+    paths: Sequence[Path] | None = None,
+    settings: Settings | None = None,
+    *,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+    embedder: Any = None,
+) -> IngestReport:
+    """Index `paths` (files or folders; the seeds when empty) and return what changed."""
+    from bot.articles import discover_files, load_file
+    from bot.store import FileEntry, open_store
+
+    settings = settings or get_settings()
+    notify = progress or Progress()
+    started = time.perf_counter()
+    paths = [Path(p) for p in paths] if paths else [bundled_seeds_dir()]
+    report = IngestReport()
+    lock = _lock(settings, notify)
+    try:
+        if embedder is None:
+            from bot.embeddings import get_embedder
+
+            embedder = get_embedder(settings)
+        if rebuild:
+            open_store(settings, embedder, create=False).drop()
+        store = open_store(settings, embedder, create=True)
+        if store.dirty:
+            orphans = store.orphan_chunk_ids()
+            store.delete_chunk_ids(orphans)
+            report.repaired_chunks = len(orphans)
+            if orphans:
+                notify.note(
+                    f"Repaired the index: removed {len(orphans)} chunks left by an interrupted run."
+                )
+
+        files, discovery_errors = discover_files(paths)
+        for path, message in discovery_errors:
+            report.errors.append({"path": path, "error": message})
+        report.failed += len(discovery_errors)
+        known_files = store.file_entries()
+        run = _Run(settings, store, report)
+        max_bytes = int(settings.max_file_mb * 1024 * 1024)
+
+        notify.start(len(files))
+        seen: set[str] = set()
+        for file_path in files:
+            key = str(file_path)
+            seen.add(key)
+            notify.advance()
+            old = known_files.get(key)
+            try:
+                stat = file_path.stat()
+            except OSError as exc:
+                report.failed += 1
+                report.errors.append({"path": key, "error": f"cannot read: {exc.strerror}"})
+                continue
+            if old is not None and old.size == stat.st_size and old.mtime_ns == stat.st_mtime_ns:
+                report.unchanged += len(old.records)
+                continue
+            try:
+                loaded = load_file(file_path, max_bytes=max_bytes)
+            except IngestFileError as exc:
+                # Keep what an earlier run indexed from this file: a bad read must not lose data.
+                report.failed += 1
+                report.errors.append({"path": key, "error": str(exc)})
+                continue
+            for warning in loaded.warnings:
+                report.warnings.append({"path": key, "warning": warning})
+            new_records = {a.path: a.article_id for a in loaded.articles}
+            old_records = old.records if old is not None else {}
+            for article in loaded.articles:
+                previous = old_records.get(article.path)
+                if previous == article.article_id and article.article_id in run.articles:
+                    report.unchanged += 1
+                    continue
+                if previous is None:
+                    report.added += 1
+                else:
+                    report.updated += 1
+                    run.drop_path(previous, article.path)
+                run.add_path(article, article.path)
+            for record_path, article_id in old_records.items():
+                if record_path not in new_records:
+                    report.removed += 1
+                    run.drop_path(article_id, record_path)
+            run.pending_files.append(FileEntry(key, stat.st_size, stat.st_mtime_ns, new_records))
+            if run.pending_chunks >= EMBED_BUFFER_CHUNKS:
+                run.flush(embedder)
+        run.flush(embedder)
+
+        # Files that vanished from a folder (or a named file) ingested in this run.
+        roots = [os.path.abspath(p) for p in paths]
+        gone = [
+            entry
+            for path, entry in known_files.items()
+            if path not in seen and _is_under(path, roots) and not os.path.lexists(path)
+        ]
+        if gone:
+            for entry in gone:
+                for record_path, article_id in entry.records.items():
+                    report.removed += 1
+                    run.drop_path(article_id, record_path)
+            run.flush(embedder)
+            store.delete_files([e.path for e in gone])
+        if run.wrote or gone:
+            store.set_state(dirty=False, new_generation=True)
+        notify.stop()
+    finally:
+        lock.release()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def index_is_empty(settings: Settings | None = None) -> bool:
+    """True when the index has no articles (so `ask` should ingest the seeds first)."""
+    from bot.store import open_store
+
+    settings = settings or get_settings()
+    store = open_store(settings, create=False)
+    return not store.exists or store.articles.count() == 0
+
+
+def list_sources(settings: Settings | None = None) -> list[dict[str, Any]]:
+    """The indexed articles for `bot sources`, newest first."""
+    from bot.store import open_store
+
+    settings = settings or get_settings()
+    store = open_store(settings, create=False)
+    if not store.exists:
+        return []
+    rows = []
+    for entry in store.article_entries().values():
+        rows.append(
+            {
+                "article_id": entry.article_id,
+                "title": entry.title,
+                "source": entry.source,
+                "url": entry.url,
+                "published": entry.published,
+                "chunks": entry.n_chunks,
+                "chars": entry.chars,
+                "paths": sorted(entry.paths),
+                "path": sorted(entry.paths)[0] if entry.paths else "",
+            }
+        )
+    rows.sort(key=lambda r: (r["published"] or "", r["title"]), reverse=True)
+    return rows
+
+
+__all__ = ["IngestReport", "Progress", "ingest_paths", "index_is_empty", "list_sources"]

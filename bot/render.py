@@ -1,0 +1,327 @@
+"""Terminal output (rich) and JSON for answers and sources.
+
+Every piece of article- or model-derived text goes through `sanitize` before it reaches the
+terminal, and is handed to rich as `Text` (never as a markup string). Model answers are rendered as
+markdown after `defuse_markdown`: links become `text (url)`, images their alt text and URL, raw
+HTML and entities are shown as typed, and no hyperlink escape codes are emitted.
+
+rich is imported inside the functions: `import bot.render` stays cheap for `bot --help`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from bot.results import AnswerResult, CheckedSentence, Passage
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+NO_ANSWER_FALLBACK = "The articles don't say."
+QUOTE_CHARS = 300
+UNSUPPORTED_FLAG = "⚠ unsupported"
+
+# ESC-introduced sequences. String commands (OSC, DCS, SOS, PM, APC) are removed with their payload
+# only when terminated (BEL or ST) within 4096 characters; otherwise only the introducer goes and
+# the rest stays as harmless text. 8-bit C1 forms likewise (a lone \x9d is common mojibake).
+_ESCAPE_RE = re.compile(
+    r"""
+      \x1b\][^\x07\x1b\x9c]{0,4096}(?:\x07|\x1b\\|\x9c)      # OSC (incl. OSC 8 hyperlinks)
+    | \x1b[PX^_][^\x1b\x9c]{0,4096}(?:\x1b\\|\x9c)         # DCS SOS PM APC
+    | \x1b\[[0-?]*[ -/]*[@-~]?                             # CSI
+    | \x1b[ -/]*[0-~]?                                     # other ESC sequences
+    | \x9d[^\x07\x1b\x9c]{0,4096}(?:\x07|\x9c)             # 8-bit OSC
+    | [\x90\x98\x9e\x9f][^\x1b\x9c]{0,4096}\x9c            # 8-bit DCS SOS PM APC
+    | \x9b[0-?]*[ -/]*[@-~]                                # 8-bit CSI
+    """,
+    re.VERBOSE,
+)
+# C0 (but \n and \t), DEL, C1, bidi embeddings/overrides/isolates, Unicode tag characters.
+_CONTROL_RE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]"
+)
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_LINE_BREAK_RE = re.compile("\r\n?|[\u2028\u2029\x85]")
+_JSON_UNSAFE_RE = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029\ud800-\udfff]")
+_WS_RE = re.compile(r"\s+")
+
+_DEEP_NESTING_RE = re.compile(r"[ \t]*(?:(?:[>*+-]|\d{1,9}[.)])[ \t]*){6,}")
+_FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
+_CODE_SPAN_RE = re.compile(r"(`+)(?!`)(.+?)(?<!`)\1(?!`)")
+_LINK_RE = re.compile(
+    r"(?P<bang>!?)\[(?P<text>[^\[\]\n]*)\]\(\s*<?(?P<url>[^\s()<>]*(?:\([^\s()<>]*\)[^\s()<>]*)*)>?"
+    r"(?:\s+(?:\"[^\"\n]*\"|'[^'\n]*'|\([^)\n]*\)))?\s*\)"
+)
+_AUTOLINK_RE = re.compile(r"<((?:https?|ftp|mailto|file):[^\s<>]*)>", re.IGNORECASE)
+_MD_SPECIAL = str.maketrans({"\\": "\\\\", "[": "\\[", "]": "\\]", "<": "\\<", "&": "\\&"})
+# Sentinels that cannot survive sanitize, so they only mark our own insertions.
+_FLAG_SENTINEL = "\x00"
+_ESCAPE_NEXT = "\x01"
+_AFTER_SENTENCE_RE = re.compile(r"(?:\s*\[\d+\])*[\"'”’)]*[.!?…]*[\"'”’)]*(?:\s*\[\d+\])*")
+
+
+def sanitize(text: Any) -> str:
+    """`text` safe to print: no escape sequences, no control characters but \\n and \\t, no bidi
+    overrides, no lone surrogates (replaced by U+FFFD). Never raises."""
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    text = _SURROGATE_RE.sub("\ufffd", text)
+    text = _LINE_BREAK_RE.sub("\n", text)
+    text = _ESCAPE_RE.sub("", text)
+    return _CONTROL_RE.sub("", text)
+
+
+def _one_line(text: Any) -> str:
+    return _WS_RE.sub(" ", sanitize(text)).strip()
+
+
+def _no_answer() -> str:
+    try:
+        from bot.prompts import NO_ANSWER
+
+        return str(NO_ANSWER)
+    except Exception:  # noqa: BLE001 - prompts.py may be absent or broken; the phrase is fixed
+        return NO_ANSWER_FALLBACK
+
+
+# --- markdown -------------------------------------------------------------------------------------
+
+
+def _defuse_inline(text: str) -> str:
+    """Outside code: links and images to plain text, then markdown/HTML specials escaped."""
+
+    def link(match: re.Match[str]) -> str:
+        label, url = match.group("text").strip(), match.group("url")
+        if match.group("bang"):
+            return f"[image: {label}] ({url})" if label else f"[image] ({url})"
+        if not url or label == url:
+            return label or url
+        return f"{label} ({url})" if label else url
+
+    def plain(part: str) -> str:
+        return _AUTOLINK_RE.sub(r"\1", _LINK_RE.sub(link, part)).translate(_MD_SPECIAL)
+
+    pieces: list[str] = []
+    cursor = 0
+    for match in _CODE_SPAN_RE.finditer(text):
+        pieces.append(plain(text[cursor : match.start()]))
+        pieces.append(match.group(0))  # code spans show their content literally anyway
+        cursor = match.end()
+    pieces.append(plain(text[cursor:]))
+    return "".join(pieces)
+
+
+def defuse_markdown(text: str) -> str:
+    """Sanitized markdown in which links, images, raw HTML, entities and reference definitions are
+    plain text; emphasis, lists, headings and code keep working."""
+    return _defuse(sanitize(text))
+
+
+def _defuse(text: str) -> str:
+    out: list[str] = []
+    fence: str | None = None
+    paragraph: list[str] = []
+
+    def flush() -> None:
+        if paragraph:
+            out.append(_defuse_inline("\n".join(paragraph)))
+            paragraph.clear()
+
+    for line in text.split("\n"):
+        match = _FENCE_RE.match(line)
+        if fence is None and match:
+            flush()
+            fence = match.group(1)[0] * len(match.group(1))
+            out.append(line)
+        elif fence is not None:
+            out.append(line)
+            if line.strip().startswith(fence) and not line.strip().strip(fence[0]):
+                fence = None
+        elif _DEEP_NESTING_RE.match(line):
+            # rich drops content nested too deep: escape the first marker, the line becomes text
+            paragraph.append(_ESCAPE_NEXT + line.lstrip())
+        else:
+            paragraph.append(line)
+    flush()
+    return "\n".join(out).replace(_ESCAPE_NEXT, "\\")
+
+
+def _mark_unsupported(text: str, sentences: Sequence[CheckedSentence]) -> tuple[str, list[str]]:
+    """`text` with a sentinel after each unsupported sentence, and those it could not find."""
+    cursor = 0
+    inserts: list[int] = []
+    missing: list[str] = []
+    for sentence in sentences:
+        body = sanitize(sentence.text).strip().rstrip(".!?…").strip()
+        found = text.find(body, cursor) if body else -1
+        if found < 0:
+            if not sentence.supported and body:
+                missing.append(_one_line(sentence.text))
+            continue
+        end = found + len(body)
+        tail = _AFTER_SENTENCE_RE.match(text, end)
+        cursor = tail.end() if tail else end
+        if not sentence.supported:
+            inserts.append(cursor)
+    for position in reversed(inserts):
+        text = text[:position] + _FLAG_SENTINEL + text[position:]
+    return text, missing
+
+
+def render_answer_text(
+    text: str, console: Console, *, sentences: Sequence[CheckedSentence] = ()
+) -> None:
+    """The answer as defused markdown, unsupported sentences flagged. Also usable while streaming
+    (call again with the text so far, e.g. inside rich.live.Live)."""
+    from rich.markdown import Markdown
+    from rich.segment import Segments
+    from rich.text import Text
+
+    clean = sanitize(text)
+    marked, missing = _mark_unsupported(clean, sentences)
+    markdown = _defuse(marked).replace(_FLAG_SENTINEL, f" *{UNSUPPORTED_FLAG}*")
+    try:
+        segments = list(console.render(Markdown(markdown, hyperlinks=False), console.options))
+        console.print(Segments(segments))
+    except Exception:  # noqa: BLE001 - e.g. pathological nesting; plain text is always safe
+        console.print(Text(marked.replace(_FLAG_SENTINEL, f" ({UNSUPPORTED_FLAG})")))
+    for sentence in missing:
+        console.print(Text.assemble((f"{UNSUPPORTED_FLAG}: ", "yellow"), sentence))
+
+
+# --- sources --------------------------------------------------------------------------------------
+
+
+def _quote(text: str, limit: int = QUOTE_CHARS) -> str:
+    text = _one_line(text)
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    if space > limit * 0.6:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
+def render_sources(
+    passages: Iterable[Passage], console: Console, *, heading: str = "Sources"
+) -> None:
+    """Numbered sources: title, outlet, date, `path:start-end`, URL and the quoted passage."""
+    from rich.padding import Padding
+    from rich.text import Text
+
+    passages = list(passages)
+    if not passages:
+        return
+    console.print(Text(heading, style="bold"))
+    for passage in passages:
+        meta = [
+            _one_line(passage.source),
+            _one_line(passage.published)[:10] if passage.published else "date unknown",
+        ]
+        line = Text.assemble(
+            (f"[{passage.n}] ", "bold cyan"),
+            (_one_line(passage.title) or "(untitled)", "bold"),
+            " — " + " — ".join(m for m in meta if m),
+        )
+        console.print(line)
+        where = f"{_one_line(passage.path)}:{passage.start}-{passage.end}"
+        url = _one_line(passage.url)
+        console.print(Padding(Text(where + (f"  {url}" if url else ""), style="dim"), (0, 0, 0, 4)))
+        console.print(Padding(Text(f"“{_quote(passage.text)}”", style="italic"), (0, 0, 0, 4)))
+
+
+def render_sources_table(rows: Sequence[dict[str, Any]], console: Console) -> None:
+    """`bot sources`: the indexed articles (dicts from ingest.list_sources)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    if not rows:
+        console.print(Text("No articles indexed yet. Run `bot ingest PATH`.", style="yellow"))
+        return
+    table = Table(show_lines=False, header_style="bold")
+    for column in ("Published", "Outlet", "Title", "Chunks", "Path"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            Text(_one_line(row.get("published", ""))[:10]),
+            Text(_one_line(row.get("source", ""))),
+            Text(_one_line(row.get("title", "")) or "(untitled)"),
+            Text(str(row.get("chunks", ""))),
+            Text(_one_line(row.get("path", ""))),
+        )
+    console.print(table)
+    console.print(Text(f"{len(rows)} article(s)", style="dim"))
+
+
+# --- the whole answer -----------------------------------------------------------------------------
+
+
+def _footer(result: AnswerResult) -> str:
+    parts = [f"{_one_line(result.provider)}/{_one_line(result.model)}".strip("/")]
+    timings = dict(result.timings_ms or {})
+    if timings:
+        shown = [
+            f"{_one_line(k)} {v:.0f} ms" for k, v in timings.items() if isinstance(v, int | float)
+        ]
+        if "total" not in timings:
+            total = sum(v for v in timings.values() if isinstance(v, int | float))
+            shown.append(f"total {total:.0f} ms")
+        parts.append(", ".join(shown))
+    if result.usage:
+        parts.append(", ".join(f"{_one_line(k)} {v}" for k, v in result.usage.items()))
+    return " · ".join(p for p in parts if p)
+
+
+def render_answer(result: AnswerResult, console: Console, *, show_passages: bool = True) -> None:
+    """The checked answer, warnings, then the numbered sources and a footer."""
+    from rich.text import Text
+
+    no_answer = _no_answer()
+    answer = sanitize(result.answer).strip()
+    if result.refused or not answer:
+        console.print(Text(no_answer, style="bold yellow"))
+        if answer and answer.rstrip(".") != no_answer.rstrip("."):
+            render_answer_text(answer, console)
+    else:
+        render_answer_text(answer, console, sentences=result.sentences)
+        if any(not s.supported for s in result.sentences):
+            console.print(
+                Text(
+                    f"{UNSUPPORTED_FLAG}: no cited passage clearly states this sentence; "
+                    "check it against the sources.",
+                    style="dim yellow",
+                )
+            )
+
+    warnings = [_one_line(w) for w in result.warnings or [] if _one_line(w)]
+    dropped = sorted({n for n in result.dropped_citations or [] if isinstance(n, int)})
+    if dropped and not any("removed citations" in w for w in warnings):
+        shown = ", ".join(f"[{n}]" for n in dropped)
+        warnings.insert(0, f"removed citations to passages that were not given: {shown}")
+    for warning in warnings:
+        console.print(Text.assemble(("warning: ", "bold yellow"), warning))
+
+    if show_passages:
+        console.print()
+        if result.refused or not answer:
+            if result.passages:
+                render_sources(result.passages, console, heading="Closest passages:")
+            else:
+                console.print(Text("No passages matched.", style="dim"))
+        else:
+            render_sources(result.passages, console)
+    footer = _footer(result)
+    if footer:
+        console.print(Text(footer, style="dim"))
+
+
+def to_json(result: AnswerResult) -> str:
+    """`result.to_json()` as indented JSON, non-ASCII kept, but C1 controls, bidi controls, line
+    separators and lone surrogates written as \\u escapes so the raw output is terminal-safe and
+    encodable (json.loads gives back the exact strings)."""
+    text = json.dumps(result.to_json(), ensure_ascii=False, indent=2)
+    return _JSON_UNSAFE_RE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)

@@ -1,0 +1,75 @@
+"""Plain data passed from the pipelines to the renderer (no behaviour, no heavy imports)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Passage:
+    """A retrieved chunk as shown to the model and to the reader. `n` is its 1-based number."""
+
+    n: int
+    chunk_id: str
+    article_id: str
+    title: str
+    source: str
+    url: str
+    published: str
+    path: str
+    start: int
+    end: int
+    text: str
+    score: float = 0.0
+    dense: float = 0.0
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data.pop("chunk_id")
+        data.pop("dense")
+        return data
+
+
+@dataclass
+class CheckedSentence:
+    text: str
+    citations: list[int]
+    supported: bool
+    support: float = 0.0
+
+
+@dataclass
+class AnswerResult:
+    """What `ask` (and a `summarise` run) produced; `--json` prints `to_json()`."""
+
+    question: str
+    answer: str
+    refused: bool
+    provider: str
+    model: str
+    prompt_hash: str
+    sentences: list[CheckedSentence] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    usage: dict[str, int] = field(default_factory=dict)
+    dropped_citations: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "refused": self.refused,
+            "provider": self.provider,
+            "model": self.model,
+            "prompt_hash": self.prompt_hash,
+            "sentences": [
+                {"text": s.text, "citations": s.citations, "supported": s.supported}
+                for s in self.sentences
+            ],
+            "passages": [p.to_json() for p in self.passages],
+            "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+            "usage": self.usage,
+            "dropped_citations": self.dropped_citations,
+            "warnings": self.warnings,
+        }

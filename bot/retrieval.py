@@ -1,0 +1,326 @@
+"""Find the passages that matter for a question: dense + BM25, fused by reciprocal rank, then MMR.
+
+- Dense: the question's vector against Chroma's HNSW index (with metadata filters in `where`).
+- Lexical: BM25 (bm25s) over every chunk. The BM25 index is built from the store once per index
+  generation (every ingest that changes something starts a new one) and cached on disk beside the
+  data, with the chunk ids, sources and dates it needs for the same filters.
+- Fusion: reciprocal rank fusion, `sum(1 / (60 + rank))` over the two rankings.
+- Diversity: maximal marginal relevance over the candidates' vectors, where two chunks of one article
+  count as more alike than their vectors say, so one article does not fill every slot.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.errors import BotError
+from bot.results import Passage
+
+RRF_K = 60
+SAME_ARTICLE_BONUS = 0.15
+_TOKEN = re.compile(r"\w\w+", re.UNICODE)
+_STOPWORDS = frozenset(
+    """a an and are as at be been but by did do does for from had has have he her his how i if in
+    into is it its me my no not of on or our she so than that the their them then there these they
+    this those to was we were what when where which who whom why will with would you your about
+    after again all also any because before being between both can could during each few further
+    here just more most other over same should some such through under until up very""".split()
+)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercased word tokens without stopwords, as BM25 sees them."""
+    return [t for t in _TOKEN.findall(text.lower()) if t not in _STOPWORDS]
+
+
+@dataclass
+class Filters:
+    source: str | None = None
+    since_ts: int | None = None
+    until_ts: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.source) or self.since_ts is not None or self.until_ts is not None
+
+    def chroma_where(self) -> dict[str, Any] | None:
+        clauses: list[dict[str, Any]] = []
+        if self.source:
+            clauses.append({"source": self.source})
+        if self.since_ts is not None:
+            clauses.append({"published_ts": {"$gte": self.since_ts}})
+        if self.until_ts is not None:
+            clauses.append({"published_ts": {"$lte": self.until_ts}})
+            clauses.append({"published_ts": {"$gte": 0}})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def parse_date_bound(value: str | None, *, end: bool) -> int | None:
+    """`--since` / `--until` as epoch seconds; a bare date covers its whole day."""
+    if not value:
+        return None
+    from datetime import UTC, datetime, timedelta
+
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BotError(
+            f"Cannot read the date {value!r}", hint="use ISO 8601, e.g. 2023-11-24"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    if end and len(text) <= 10:
+        parsed = parsed + timedelta(days=1) - timedelta(seconds=1)
+    return int(parsed.timestamp())
+
+
+@dataclass
+class LexicalIndex:
+    """BM25 over all chunks plus the per-chunk fields the filters need."""
+
+    retriever: Any
+    ids: list[str]
+    sources: np.ndarray
+    published_ts: np.ndarray
+    vocab: dict[str, int] = field(default_factory=dict)
+
+    def search(self, question: str, k: int, filters: Filters) -> list[tuple[str, float]]:
+        tokens = [t for t in tokenize(question) if t in self.vocab]
+        if not tokens or not self.ids:
+            return []
+        mask = None
+        if filters.active:
+            keep = np.ones(len(self.ids), dtype=bool)
+            if filters.source:
+                keep &= self.sources == filters.source
+            if filters.since_ts is not None:
+                keep &= self.published_ts >= filters.since_ts
+            if filters.until_ts is not None:
+                keep &= (self.published_ts <= filters.until_ts) & (self.published_ts >= 0)
+            if not keep.any():
+                return []
+            mask = keep.astype(np.float32)
+        k = min(k, len(self.ids))
+        docs, scores = self.retriever.retrieve(
+            [tokens], k=k, show_progress=False, weight_mask=mask, n_threads=0
+        )
+        out = []
+        for doc, score in zip(docs[0], scores[0], strict=True):
+            if score > 0:
+                out.append((self.ids[int(doc)], float(score)))
+        return out
+
+
+def _cache_dir(store: Any) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{store.location}-{store.name}")[-120:]
+    return store.settings.data_dir / "cache" / "bm25" / safe
+
+
+def load_lexical_index(store: Any) -> LexicalIndex:
+    """The BM25 index of the store's current generation, built and cached on first use."""
+    import bm25s
+
+    base = _cache_dir(store)
+    generation = store.generation or "none"
+    folder = base / generation
+    meta_file = folder / "chunks.json"
+    if meta_file.exists():
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            retriever = bm25s.BM25.load(str(folder), mmap=False, show_progress=False)
+            return LexicalIndex(
+                retriever,
+                meta["ids"],
+                np.array(meta["sources"], dtype=object),
+                np.array(meta["published_ts"], dtype=np.int64),
+                retriever.vocab_dict,
+            )
+        except Exception:  # a cache from another version or a half-written one: rebuild it
+            shutil.rmtree(folder, ignore_errors=True)
+
+    ids, sources, dates, corpus = [], [], [], []
+    for chunk_id, meta, text in store.iter_chunks():
+        ids.append(chunk_id)
+        sources.append(str(meta.get("source", "")))
+        dates.append(int(meta.get("published_ts", -1)))
+        corpus.append(tokenize(f"{meta.get('title', '')}\n{text}"))
+    retriever = bm25s.BM25()
+    vocab: dict[str, int] = {}
+    if ids:
+        retriever.index(corpus, show_progress=False)
+        vocab = retriever.vocab_dict
+        tmp = base / f".{generation}.{time.time_ns()}"
+        try:
+            tmp.mkdir(parents=True, exist_ok=True)
+            retriever.save(str(tmp))
+            (tmp / "chunks.json").write_text(
+                json.dumps({"ids": ids, "sources": sources, "published_ts": dates}),
+                encoding="utf-8",
+            )
+            for old in base.iterdir():  # older generations are never read again
+                if old.name != tmp.name:
+                    shutil.rmtree(old, ignore_errors=True)
+            tmp.rename(folder)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)  # a read-only data dir: work without the cache
+    return LexicalIndex(
+        retriever,
+        ids,
+        np.array(sources, dtype=object),
+        np.array(dates, dtype=np.int64),
+        vocab,
+    )
+
+
+def rrf_fuse(rankings: list[list[str]], k: int = RRF_K) -> dict[str, float]:
+    """Reciprocal rank fusion of ranked id lists."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank + 1)
+    return scores
+
+
+def mmr_select(
+    relevance: np.ndarray,
+    vectors: np.ndarray,
+    groups: list[str],
+    k: int,
+    lambda_: float,
+) -> list[int]:
+    """Indices chosen by maximal marginal relevance; same-group items count as more alike."""
+    n = len(relevance)
+    if n == 0:
+        return []
+    rel = relevance.astype(np.float64)
+    span = rel.max() - rel.min()
+    rel = (rel - rel.min()) / span if span > 0 else np.ones_like(rel)
+    sims = vectors @ vectors.T
+    same = np.array([[a == b for b in groups] for a in groups])
+    sims = np.minimum(1.0, sims + SAME_ARTICLE_BONUS * same)
+    chosen: list[int] = []
+    left = list(range(n))
+    while left and len(chosen) < k:
+        if chosen:
+            penalty = sims[np.ix_(left, chosen)].max(axis=1)
+        else:
+            penalty = np.zeros(len(left))
+        scores = lambda_ * rel[left] - (1 - lambda_) * penalty
+        best = left[int(np.argmax(scores))]
+        chosen.append(best)
+        left.remove(best)
+    return chosen
+
+
+@dataclass
+class Retrieval:
+    passages: list[Passage]
+    best_dense: float
+    timings_ms: dict[str, float]
+
+
+def retrieve_passages(
+    question: str,
+    store: Any,
+    *,
+    k: int,
+    filters: Filters | None = None,
+    mode: str = "hybrid",
+    mmr_lambda: float = 0.7,
+    fetch_k: int | None = None,
+) -> Retrieval:
+    """The `k` passages for `question`, numbered 1..k in the order given to the model."""
+    filters = filters or Filters()
+    fetch_k = fetch_k or max(4 * k, 30)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    qvec = np.asarray(store.embedder.embed([question]), dtype=np.float32)[0]
+    timings["embed_question"] = (time.perf_counter() - t0) * 1000
+
+    dense_ids: list[str] = []
+    vectors: dict[str, np.ndarray] = {}
+    rows: dict[str, tuple[dict, str]] = {}
+    t0 = time.perf_counter()
+    if mode in ("hybrid", "dense"):
+        n = store.chunks.count()
+        if n:
+            got = store.chunks.query(
+                query_embeddings=[qvec.tolist()],
+                n_results=min(fetch_k, n),
+                where=filters.chroma_where(),
+                include=["metadatas", "documents", "embeddings"],
+            )
+            for i, chunk_id in enumerate(got["ids"][0]):
+                dense_ids.append(chunk_id)
+                vectors[chunk_id] = np.asarray(got["embeddings"][0][i], dtype=np.float32)
+                rows[chunk_id] = (got["metadatas"][0][i] or {}, got["documents"][0][i] or "")
+    timings["dense"] = (time.perf_counter() - t0) * 1000
+
+    lexical_ids: list[str] = []
+    t0 = time.perf_counter()
+    if mode in ("hybrid", "bm25"):
+        lexical = load_lexical_index(store)
+        lexical_ids = [cid for cid, _ in lexical.search(question, fetch_k, filters)]
+    timings["bm25"] = (time.perf_counter() - t0) * 1000
+
+    t0 = time.perf_counter()
+    if mode == "dense":
+        fused = {cid: 1.0 / (RRF_K + r + 1) for r, cid in enumerate(dense_ids)}
+    elif mode == "bm25":
+        fused = {cid: 1.0 / (RRF_K + r + 1) for r, cid in enumerate(lexical_ids)}
+    else:
+        fused = rrf_fuse([dense_ids, lexical_ids])
+    missing = [cid for cid in fused if cid not in rows]
+    if missing:
+        got = store.chunks.get(ids=missing, include=["metadatas", "documents", "embeddings"])
+        for i, chunk_id in enumerate(got["ids"]):
+            vectors[chunk_id] = np.asarray(got["embeddings"][i], dtype=np.float32)
+            rows[chunk_id] = (got["metadatas"][i] or {}, got["documents"][i] or "")
+    candidates = [cid for cid in sorted(fused, key=fused.get, reverse=True) if cid in rows]
+    if not candidates:
+        timings["fuse_mmr"] = (time.perf_counter() - t0) * 1000
+        return Retrieval([], 0.0, timings)
+    matrix = np.stack([vectors[c] for c in candidates])
+    dense_sim = matrix @ qvec
+    relevance = np.array([fused[c] for c in candidates])
+    groups = [str(rows[c][0].get("article_id", c)) for c in candidates]
+    if mode == "hybrid":
+        order = mmr_select(relevance, matrix, groups, k, mmr_lambda)
+    else:
+        order = list(range(min(k, len(candidates))))
+    timings["fuse_mmr"] = (time.perf_counter() - t0) * 1000
+
+    passages = []
+    for n, idx in enumerate(order, start=1):
+        chunk_id = candidates[idx]
+        meta, text = rows[chunk_id]
+        passages.append(
+            Passage(
+                n=n,
+                chunk_id=chunk_id,
+                article_id=str(meta.get("article_id", "")),
+                title=str(meta.get("title", "")),
+                source=str(meta.get("source", "")),
+                url=str(meta.get("url", "")),
+                published=str(meta.get("published", "")),
+                path=str(meta.get("path", "")),
+                start=int(meta.get("start", 0)),
+                end=int(meta.get("end", 0)),
+                text=text,
+                score=round(float(relevance[idx]), 6),
+                dense=round(float(dense_sim[idx]), 4),
+            )
+        )
+    best = float(dense_sim.max()) if len(dense_sim) else 0.0
+    return Retrieval(passages, best, timings)

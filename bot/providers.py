@@ -602,6 +602,8 @@ class LocalProvider:
             "temperature": self.settings.llm_temperature,
             "max_tokens": max_tokens,
             "seed": LOCAL_SEED,
+            # Small models loop on the same sentence without a penalty (seen with SmolLM2-135M).
+            "repeat_penalty": 1.3,
         }
         with self._lock:
             try:

@@ -82,7 +82,7 @@ def cassette_provider(monkeypatch: pytest.MonkeyPatch) -> OpenAIProvider:
     monkeypatch.setenv("BOT_LLM", "openai")
     monkeypatch.setenv("BOT_OPENAI_MODEL", CASSETTE_MODEL)
     monkeypatch.setenv("BOT_LLM_MAX_RETRIES", "0")  # an unmatched replay fails at once
-    monkeypatch.setenv("BOT_LLM_TIMEOUT", "120")
+    monkeypatch.setenv("BOT_LLM_TIMEOUT", "300")
     provider = get_provider(Settings())
     assert isinstance(provider, OpenAIProvider)
     return provider

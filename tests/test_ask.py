@@ -1,0 +1,157 @@
+"""`bot ask` end to end: real index and embedder; the LLM is a queued fake or a recorded cassette."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.ask import AskOptions, answer_question
+from bot.errors import BotError
+from bot.prompts import NO_ANSWER
+from bot.providers import Completion, Message
+
+from .llm_server import CASSETTE_BASE_URL, CASSETTE_MODEL
+
+QUESTION = "what did Zelensky announce?"
+
+
+class QueuedChat:
+    """A deterministic chat model: returns queued replies and records the prompts it saw."""
+
+    name = "openai"
+    model = "fake-chat"
+    context_tokens = 8192
+
+    def __init__(self, *replies: str) -> None:
+        self.replies = list(replies)
+        self.seen: list[list[Message]] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text) // 4 + 1
+
+    def complete(self, messages, *, max_tokens=None, on_delta=None) -> Completion:
+        self.seen.append(messages)
+        text = self.replies.pop(0)
+        if on_delta:
+            for word in text.split(" "):
+                on_delta(word + " ")
+        return Completion(text, self.name, self.model, {"prompt_tokens": 10, "completion_tokens": 5})
+
+
+def test_first_run_ingests_the_seeds_and_answers_with_checked_citations() -> None:
+    notes: list[str] = []
+    model = QueuedChat(
+        "Zelensky announced that Ukrainian prisoners with military experience will be released "
+        "from custody if they agree to join the fight [1]. The moon is made of cheese [2]. "
+        "He also thanked Belgium [99]."
+    )
+    result = answer_question(QUESTION, provider=model, notify=notes.append)
+    assert any("seed" in n for n in notes)
+    assert not result.refused
+    assert result.provider == "openai" and result.model == "fake-chat"
+    numbers = {p.n for p in result.passages}
+    assert numbers == set(range(1, len(result.passages) + 1))
+    assert result.dropped_citations == [99]
+    assert any("[99]" in w for w in result.warnings)
+    first, cheese = result.sentences[0], result.sentences[1]
+    assert first.supported and set(first.citations) <= numbers
+    assert not cheese.supported
+    assert all(set(s.citations) <= numbers for s in result.sentences)
+    # The prompt held the passages, numbered, and the question.
+    prompt = model.seen[0][-1].content
+    assert '<passage id="1"' in prompt and QUESTION in prompt
+
+
+def test_weak_retrieval_refuses_without_calling_the_model() -> None:
+    model = QueuedChat()  # any call would fail: the queue is empty
+    result = answer_question("What is the boiling point of tungsten in kelvin?", provider=model)
+    assert result.refused and result.answer == NO_ANSWER
+    assert result.passages, "the closest passages are still shown"
+    assert model.seen == []
+
+
+def test_model_that_says_the_articles_dont_say_is_a_refusal() -> None:
+    result = answer_question(QUESTION, provider=QueuedChat(NO_ANSWER))
+    assert result.refused and result.answer == NO_ANSWER
+
+
+def test_uncited_sentences_are_attached_to_their_best_passage() -> None:
+    result = answer_question(
+        QUESTION,
+        provider=QueuedChat(
+            "Zelensky announced that Ukrainian prisoners with real combat experience will be "
+            "released from custody to defend Ukraine."
+        ),
+    )
+    assert result.sentences[0].citations, "a supported uncited sentence gets its passage"
+    assert result.sentences[0].supported
+
+
+def test_filters_that_match_nothing_refuse_clearly() -> None:
+    result = answer_question(QUESTION, AskOptions(source="No Such Outlet"), provider=QueuedChat())
+    assert result.refused and result.passages == []
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\x1b[31m\x07", "x" * 100_000])
+def test_bad_questions_are_clear_errors(question: str) -> None:
+    with pytest.raises(BotError):
+        answer_question(question, provider=QueuedChat())
+
+
+def test_extractive_answer_cites_the_prisoner_release() -> None:
+    result = answer_question(QUESTION, AskOptions(llm="extractive"))
+    assert result.provider == "extractive" and not result.refused
+    assert "prisoners" in result.answer.lower()
+    assert all(s.citations and s.supported for s in result.sentences)
+
+
+def test_ask_json_schema_via_the_cli() -> None:
+    from bot.cli import app
+
+    result = CliRunner().invoke(app, ["ask", QUESTION, "--llm", "extractive", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) >= {
+        "question", "answer", "refused", "provider", "model", "prompt_hash", "sentences",
+        "passages", "timings_ms", "usage",
+    }
+    assert set(data["sentences"][0]) == {"text", "citations", "supported"}
+    assert set(data["passages"][0]) == {
+        "n", "article_id", "title", "source", "url", "published", "path", "start", "end", "text",
+        "score",
+    }
+    assert len(data["prompt_hash"]) == 12
+
+
+def test_ask_renders_answer_and_sources_in_the_terminal() -> None:
+    from bot.cli import app
+
+    result = CliRunner().invoke(app, ["ask", QUESTION, "--llm", "extractive"])
+    assert result.exit_code == 0, result.output
+    assert "Sources" in result.stdout and "000_2a677c025498d731.txt:" in result.stdout
+
+
+def test_openai_without_a_key_names_the_fix() -> None:
+    with pytest.raises(BotError, match="OPENAI_API_KEY"):
+        answer_question(QUESTION, AskOptions(llm="openai"))
+
+
+@pytest.mark.cassette
+@pytest.mark.vcr
+@pytest.mark.block_network
+def test_ask_through_a_recorded_openai_compatible_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.settings import get_settings
+
+    monkeypatch.setenv("OPENAI_BASE_URL", CASSETTE_BASE_URL)
+    monkeypatch.setenv("BOT_OPENAI_MODEL", CASSETTE_MODEL)
+    monkeypatch.setenv("BOT_LLM_MAX_RETRIES", "0")
+    monkeypatch.setenv("BOT_LLM_TIMEOUT", "300")
+    get_settings.cache_clear()
+    result = answer_question(QUESTION, AskOptions(llm="auto"))
+    assert result.provider == "openai" and result.model == CASSETTE_MODEL
+    assert result.answer.strip()
+    assert result.usage.get("completion_tokens", 0) > 0
+    numbers = {p.n for p in result.passages}
+    assert all(set(s.citations) <= numbers for s in result.sentences)

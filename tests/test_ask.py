@@ -37,7 +37,9 @@ class QueuedChat:
         if on_delta:
             for word in text.split(" "):
                 on_delta(word + " ")
-        return Completion(text, self.name, self.model, {"prompt_tokens": 10, "completion_tokens": 5})
+        return Completion(
+            text, self.name, self.model, {"prompt_tokens": 10, "completion_tokens": 5}
+        )
 
 
 def test_first_run_ingests_the_seeds_and_answers_with_checked_citations() -> None:
@@ -114,12 +116,29 @@ def test_ask_json_schema_via_the_cli() -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert set(data) >= {
-        "question", "answer", "refused", "provider", "model", "prompt_hash", "sentences",
-        "passages", "timings_ms", "usage",
+        "question",
+        "answer",
+        "refused",
+        "provider",
+        "model",
+        "prompt_hash",
+        "sentences",
+        "passages",
+        "timings_ms",
+        "usage",
     }
     assert set(data["sentences"][0]) == {"text", "citations", "supported"}
     assert set(data["passages"][0]) == {
-        "n", "article_id", "title", "source", "url", "published", "path", "start", "end", "text",
+        "n",
+        "article_id",
+        "title",
+        "source",
+        "url",
+        "published",
+        "path",
+        "start",
+        "end",
+        "text",
         "score",
     }
     assert len(data["prompt_hash"]) == 12

@@ -5,15 +5,22 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ["chromadb", "onnxruntime", "openai", "langchain_core", "langchain_openai", "llama_cpp",
-         "trafilatura", "bm25s", "tokenizers", "numpy"]
+HEAVY = [
+    "chromadb",
+    "onnxruntime",
+    "openai",
+    "langchain_core",
+    "langchain_openai",
+    "llama_cpp",
+    "trafilatura",
+    "bm25s",
+    "tokenizers",
+    "numpy",
+]
 
 
 def test_importing_the_cli_imports_no_heavy_library() -> None:
-    code = (
-        "import sys, bot.cli; "
-        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
-    )
+    code = f"import sys, bot.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 

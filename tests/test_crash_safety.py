@@ -31,10 +31,28 @@ STATE = (
 def _make_corpus(folder: Path, n: int) -> Path:
     folder.mkdir(parents=True)
     rng = random.Random(7)
-    words = (
-        "minister council harbour election storm budget court protest vaccine market strike "
-        "pipeline drought festival ceasefire tariff satellite merger inquiry verdict"
-    ).split()
+    words = [
+        "minister",
+        "council",
+        "harbour",
+        "election",
+        "storm",
+        "budget",
+        "court",
+        "protest",
+        "vaccine",
+        "market",
+        "strike",
+        "pipeline",
+        "drought",
+        "festival",
+        "ceasefire",
+        "tariff",
+        "satellite",
+        "merger",
+        "inquiry",
+        "verdict",
+    ]
     for i in range(n):
         sentences = []
         for j in range(rng.randint(8, 30)):
@@ -78,18 +96,24 @@ def test_kill_9_at_random_moments_then_ingest_restores_the_exact_index(tmp_path:
     trials = 20
     killed_mid_run = 0
     for trial in range(trials):
-        # Change the corpus a little every few trials, so kills land in updates and removals too.
-        if trial % 5 == 4:
-            victim = corpus / f"article_{rng.randrange(60):03d}.txt"
-            original = victim.read_text(encoding="utf-8")
-            victim.write_text(original + f"Update {trial}.\n", encoding="utf-8")
-            _run(INGEST, reference, str(corpus))
-            expected = _run(STATE, reference)
+        # Every trial changes some files, so each victim run has real work to be killed in
+        # (updates, which delete old chunks and write new ones), not only unchanged checks.
+        for index in rng.sample(range(60), 8):
+            victim = corpus / f"article_{index:03d}.txt"
+            victim.write_text(
+                victim.read_text(encoding="utf-8") + f"Update {trial}.\n", encoding="utf-8"
+            )
+        began = time.perf_counter()
+        _run(INGEST, reference, str(corpus))
+        duration = time.perf_counter() - began
+        expected = _run(STATE, reference)
         proc = subprocess.Popen(
             [sys.executable, "-c", INGEST, str(corpus)],
-            env=_env(data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=_env(data_dir),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(0.5, 6.0))
+        time.sleep(rng.uniform(0.3, max(0.6, duration)))
         if proc.poll() is None:
             killed_mid_run += 1
         proc.send_signal(signal.SIGKILL)
@@ -114,8 +138,11 @@ def test_four_ingests_at_once_leave_one_exact_index(tmp_path: Path) -> None:
     data_dir = tmp_path / "shared"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", INGEST, str(corpus)], env=_env(data_dir),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-c", INGEST, str(corpus)],
+            env=_env(data_dir),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(4)
     ]

@@ -42,7 +42,13 @@ def test_ingest_is_incremental_and_exact(tmp_path: Path) -> None:
     folder = _corpus(tmp_path)
     settings = get_settings()
     first = ingest_paths([folder], settings)
-    assert (first.added, first.updated, first.unchanged, first.removed, first.failed) == (3, 0, 0, 0, 0)
+    assert (first.added, first.updated, first.unchanged, first.removed, first.failed) == (
+        3,
+        0,
+        0,
+        0,
+        0,
+    )
     assert first.chunks_embedded > 0
     articles, chunks, per_article = _state(settings)
     assert articles == 3 and chunks == first.chunks_embedded
@@ -55,7 +61,9 @@ def test_ingest_is_incremental_and_exact(tmp_path: Path) -> None:
 
     # A changed file: its article is replaced, old chunks gone, nothing else re-embedded.
     md = folder / "extra.md"
-    md.write_text(md.read_text(encoding="utf-8") + "\nA second pier opens in May.\n", encoding="utf-8")
+    md.write_text(
+        md.read_text(encoding="utf-8") + "\nA second pier opens in May.\n", encoding="utf-8"
+    )
     third = ingest_paths([folder], settings)
     assert (third.added, third.updated, third.unchanged, third.removed) == (0, 1, 2, 0)
     new_articles, _, per_article = _state(settings)
@@ -168,7 +176,9 @@ def test_orphan_chunks_from_a_crash_are_repaired(tmp_path: Path) -> None:
     chunks_before = store.chunks.count()
     # Simulate a run killed after writing chunks but before their article record.
     ids, vectors = ["aorphan000000000:00000"], store.embedder.embed(["stray"])
-    store.upsert_chunks(ids, vectors, ["stray"], [{"article_id": "aorphan000000000", "chunk_index": 0}])
+    store.upsert_chunks(
+        ids, vectors, ["stray"], [{"article_id": "aorphan000000000", "chunk_index": 0}]
+    )
     store.set_state(dirty=True)
     report = ingest_paths([SEEDS], settings)
     assert report.repaired_chunks == 1
@@ -184,7 +194,15 @@ def test_cli_ingest_json_and_sources(tmp_path: Path) -> None:
     result = runner.invoke(app, ["ingest", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) >= {"added", "updated", "unchanged", "removed", "failed", "chunks_embedded", "errors"}
+    assert set(data) >= {
+        "added",
+        "updated",
+        "unchanged",
+        "removed",
+        "failed",
+        "chunks_embedded",
+        "errors",
+    }
     assert data["added"] == 2 and data["errors"] == []
     result = runner.invoke(app, ["sources", "--json"])
     rows = json.loads(result.stdout)

@@ -35,9 +35,20 @@ def chroma_server(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
     proc = subprocess.Popen(
-        [_chroma_exe(), "run", "--path", str(tmp_path / "server-db"), "--host", "127.0.0.1",
-         "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path,
+        [
+            _chroma_exe(),
+            "run",
+            "--path",
+            str(tmp_path / "server-db"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=tmp_path,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -60,7 +71,9 @@ def chroma_server(tmp_path: Path) -> Iterator[str]:
             proc.kill()
 
 
-def test_ingest_sources_and_ask_against_a_server(chroma_server: str, monkeypatch, seeds_dir) -> None:
+def test_ingest_sources_and_ask_against_a_server(
+    chroma_server: str, monkeypatch, seeds_dir
+) -> None:
     from bot.ask import answer_question
     from bot.ingest import ingest_paths, list_sources
 
@@ -87,7 +100,9 @@ def test_a_server_that_is_down_is_one_clear_error(monkeypatch) -> None:
     with pytest.raises(BotError, match=url):
         open_store(get_settings())
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "sources"], capture_output=True, text=True,
+        [sys.executable, "-m", "bot.cli", "sources"],
+        capture_output=True,
+        text=True,
         env={**os.environ, "BOT_CHROMA_URL": url},
     )
     assert result.returncode == 1

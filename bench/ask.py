@@ -1,0 +1,578 @@
+"""Ask benchmark: MultiHop-RAG retrieval quality, retrieval latency at scale, cold `bot ask` time.
+
+    python bench/ask.py [--parts quality,latency,cold] [--sizes 10000,100000] [--queries 100]
+                        [--answer-sample N]
+
+Parts (results merged into bench/out/ask.json, so parts can run separately):
+  quality  Corpus from ../shared/bench/multihop-rag-sample: one .json record per article title (its
+           evidence facts joined as paragraphs; title/source/url/published from the evidence),
+           ingested
+           with default settings into a temp BOT_DATA_DIR. For the 429 answerable queries: Hits@4,
+           Hits@10, MRR@10 (MultiHop-RAG definition: a retrieved chunk is a hit when a gold fact is
+           a
+           whitespace-normalised substring of it; Hits@k = share of queries with a hit in the top k;
+           MRR@10 = mean 1/rank of the first hit) for dense, bm25, hybrid+MMR (default lambda) and
+           hybrid without MMR (lambda 1.0), all k=10. Refusal: `answer_question(q,
+           AskOptions(llm="extractive"))` at default settings on the 71 null queries and on the
+           answerable ones (all, or a fixed sample with --answer-sample), plus the share each
+           min_relevance threshold would refuse, from Retrieval.best_dense of hybrid retrieval.
+  latency  Indexes of N chunks: the multihop corpus ingested normally, plus filler chunks written
+           straight into the chunk collection (see `build_filler`), with matching article manifest
+           entries, then a new generation. Warm p50/p95 of retrieve_passages (hybrid, k=BOT_TOP_K,
+           default MMR) and of each timings_ms stage. Sizes grow in place (10k, then up to 100k).
+  cold     `bot ask "what did Zelensky announce?" --llm extractive --json` as a subprocess, 5 runs,
+           on a temp index with the seeds ingested by `bot ingest`; wall time and the JSON's
+           timings_ms; plus a `python -X importtime` breakdown of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import OUT_DIR, REPO, SHARED, cpu_info  # noqa: E402
+
+MULTIHOP = SHARED / "multihop-rag-sample"
+CNNDM = SHARED / "cnndm-100" / "src.txt"
+BOT = REPO / ".venv" / "bin" / "bot"
+PY = REPO / ".venv" / "bin" / "python"
+
+TARGET_P50_MS_100K = 20.0
+TARGET_COLD_S = 1.5
+THRESHOLDS = (0.2, 0.3, 0.4, 0.5)
+MODES = (
+    ("dense", "dense", None),
+    ("bm25", "bm25", None),
+    ("hybrid (MMR default)", "hybrid", "default"),
+    ("hybrid (no MMR, l=1.0)", "hybrid", 1.0),
+)
+
+
+# --- helpers ---
+
+
+def _settings(data_dir: Path, **env: str) -> Any:
+    os.environ["BOT_DATA_DIR"] = str(data_dir)
+    for key, value in env.items():
+        os.environ[key] = value
+    from bot.settings import Settings, get_settings
+
+    get_settings.cache_clear()
+    return Settings()
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    idx = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[idx]
+
+
+def _load_multihop() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    queries = json.loads((MULTIHOP / "queries.json").read_text(encoding="utf-8"))["queries"]
+    truth = json.loads((MULTIHOP / "ground_truth.json").read_text(encoding="utf-8"))
+    return queries, truth
+
+
+def _is_null(query: dict[str, Any]) -> bool:
+    return "null" in query["question_type"]
+
+
+def write_multihop_corpus(folder: Path) -> int:
+    """One .json record per article title; its distinct facts in first-seen order as paragraphs."""
+    _, truth = _load_multihop()
+    articles: dict[str, dict[str, Any]] = {}
+    for entry in truth.values():
+        for ev in entry.get("evidence_list") or []:
+            art = articles.setdefault(
+                ev["title"],
+                {
+                    "title": ev["title"],
+                    "source": ev.get("source", ""),
+                    "url": ev.get("url", ""),
+                    "published": ev.get("published_at", ""),
+                    "facts": [],
+                },
+            )
+            if ev["fact"] not in art["facts"]:
+                art["facts"].append(ev["fact"])
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, art in enumerate(articles.values()):
+        record = {k: art[k] for k in ("title", "source", "url", "published")}
+        record["text"] = "\n\n".join(art["facts"])
+        (folder / f"{n:04d}.json").write_text(json.dumps(record, ensure_ascii=False), "utf-8")
+    return len(articles)
+
+
+def _ingest_multihop(data_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
+    from bot.ingest import ingest_paths
+    from bot.store import open_store
+
+    settings = _settings(data_dir)
+    corpus = data_dir.parent / "multihop-corpus"
+    n_articles = write_multihop_corpus(corpus)
+    t0 = time.perf_counter()
+    report = ingest_paths([corpus], settings)
+    seconds = time.perf_counter() - t0
+    store = open_store(settings)
+    info = {
+        "articles_written": n_articles,
+        "ingest_seconds": round(seconds, 1),
+        "articles": store.articles.count(),
+        "chunks": store.chunks.count(),
+        "errors": len(report.errors),
+    }
+    return settings, store, info
+
+
+# --- part 1: quality ---
+
+
+def part_quality(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from bot.ask import AskOptions, answer_question
+    from bot.retrieval import retrieve_passages
+
+    queries, truth = _load_multihop()
+    settings, store, info = _ingest_multihop(work / "quality")
+    print(
+        f"\nmultihop corpus: {info['articles']} articles, {info['chunks']} chunks, "
+        f"ingested in {info['ingest_seconds']} s"
+    )
+    answerable = [q for q in queries if not _is_null(q)]
+    nulls = [q for q in queries if _is_null(q)]
+
+    modes: dict[str, dict[str, float]] = {}
+    best_dense: dict[str, float] = {}
+    for label, mode, lam in MODES:
+        hits4 = hits10 = 0
+        rr = 0.0
+        recall10 = 0.0
+        t0 = time.perf_counter()
+        for q in answerable:
+            gold = [_norm(ev["fact"]) for ev in truth[q["id"]]["evidence_list"]]
+            lam_value = settings.mmr_lambda if lam == "default" else (lam or 1.0)
+            found = retrieve_passages(q["question"], store, k=10, mode=mode, mmr_lambda=lam_value)
+            if label.startswith("hybrid (MMR"):
+                best_dense[q["id"]] = found.best_dense
+            texts = [_norm(p.text) for p in found.passages[:10]]
+            first = next((i for i, t in enumerate(texts) if any(g in t for g in gold)), None)
+            if first is not None:
+                hits10 += 1
+                hits4 += first < 4
+                rr += 1.0 / (first + 1)
+            recall10 += sum(any(g in t for t in texts) for g in gold) / max(1, len(gold))
+        n = len(answerable)
+        modes[label] = {
+            "hits@4": hits4 / n,
+            "hits@10": hits10 / n,
+            "mrr@10": rr / n,
+            "evidence_recall@10": recall10 / n,
+            "seconds": time.perf_counter() - t0,
+        }
+    for q in nulls:
+        found = retrieve_passages(q["question"], store, k=10, mmr_lambda=settings.mmr_lambda)
+        best_dense[q["id"]] = found.best_dense
+
+    print(f"\nRetrieval quality, {len(answerable)} answerable MultiHop-RAG queries, k=10")
+    print("  (published, full 609-article corpus: bge-large Hits@4 0.522 Hits@10 0.672 MRR 0.430)")
+    print(f"  {'mode':<24}{'Hits@4':>8}{'Hits@10':>9}{'MRR@10':>8}{'EvRec@10':>10}{'s':>7}")
+    for label, m in modes.items():
+        print(
+            f"  {label:<24}{m['hits@4']:>8.3f}{m['hits@10']:>9.3f}{m['mrr@10']:>8.3f}"
+            f"{m['evidence_recall@10']:>10.3f}{m['seconds']:>7.1f}"
+        )
+
+    # Refusal by answer_question at default settings.
+    rng = random.Random(7)
+    sample = answerable
+    if args.answer_sample and args.answer_sample < len(answerable):
+        sample = sorted(rng.sample(answerable, args.answer_sample), key=lambda q: int(q["id"]))
+    t0 = time.perf_counter()
+    refused_null = sum(
+        answer_question(
+            q["question"], AskOptions(llm="extractive"), settings=settings, store=store
+        ).refused
+        for q in nulls
+    )
+    refused_ans = sum(
+        answer_question(
+            q["question"], AskOptions(llm="extractive"), settings=settings, store=store
+        ).refused
+        for q in sample
+    )
+    ask_seconds = time.perf_counter() - t0
+    refusal = {
+        "min_relevance": settings.min_relevance,
+        "null_refused": refused_null / len(nulls),
+        "answerable_refused": refused_ans / len(sample),
+        "n_null": len(nulls),
+        "n_answerable": len(sample),
+        "seconds": ask_seconds,
+    }
+    sweep = {}
+    for th in THRESHOLDS:
+        sweep[str(th)] = {
+            "null_refused": sum(best_dense[q["id"]] < th for q in nulls) / len(nulls),
+            "answerable_refused": sum(best_dense[q["id"]] < th for q in answerable)
+            / len(answerable),
+        }
+    dist = {
+        kind: {
+            "p10": _pct([best_dense[q["id"]] for q in group], 10),
+            "p50": _pct([best_dense[q["id"]] for q in group], 50),
+            "p90": _pct([best_dense[q["id"]] for q in group], 90),
+        }
+        for kind, group in (("null", nulls), ("answerable", answerable))
+    }
+    print(
+        f"\nRefusal, answer_question(llm=extractive), BOT_MIN_RELEVANCE={settings.min_relevance} "
+        f"(want: null high, answerable low)"
+    )
+    print(f"  null queries refused        {refusal['null_refused']:6.1%}  (n={len(nulls)})")
+    sample_note = "all" if len(sample) == len(answerable) else "fixed random sample"
+    print(
+        f"  answerable wrongly refused  {refusal['answerable_refused']:6.1%}  "
+        f"(n={len(sample)}, {sample_note})"
+    )
+    print("\nRefusal share by min_relevance threshold (best_dense of hybrid retrieval < threshold)")
+    print(f"  {'threshold':<10}{'null refused':>14}{'answerable refused':>20}")
+    for th, row in sweep.items():
+        print(f"  {th:<10}{row['null_refused']:>14.1%}{row['answerable_refused']:>20.1%}")
+    for kind, d in dist.items():
+        print(f"  best_dense {kind:<11} p10 {d['p10']:.3f}  p50 {d['p50']:.3f}  p90 {d['p90']:.3f}")
+    return {
+        "corpus": info,
+        "retrieval": modes,
+        "refusal": refusal,
+        "threshold_sweep": sweep,
+        "best_dense": dist,
+    }
+
+
+# --- part 2: latency ---
+
+
+def _real_sentences(limit: int) -> list[str]:
+    """Real news sentences: CNN/DM sources (lowercased as released) and the multihop facts."""
+    out: list[str] = []
+    _, truth = _load_multihop()
+    for entry in truth.values():
+        for ev in entry.get("evidence_list") or []:
+            out.append(_norm(ev["fact"]))
+    for line in CNNDM.read_text(encoding="utf-8").splitlines():
+        line = re.sub(r"</?t>", " ", line)
+        for sent in re.split(r"(?<=[.!?])\s+(?=\S)", _norm(line)):
+            if 40 <= len(sent) <= 400:
+                out.append(sent)
+    out = list(dict.fromkeys(out))
+    random.Random(1).shuffle(out)
+    return out[:limit]
+
+
+def build_filler(
+    store: Any, n_chunks: int, start_article: int, pool: tuple[list[str], Any], rng: Any
+) -> float:
+    """Write `n_chunks` filler chunks (4 per article) straight into the store; return seconds.
+
+    Text: 4-8 real sentences drawn at random from the pool (~600-1000 chars, like a real chunk).
+    Vector: mean of those sentences' real MiniLM vectors + gaussian noise (sigma 0.02 per dim),
+    renormalised, so the vector matches its text approximately and no two are identical.
+    Metadata: the keys ingest writes; one ArticleEntry per 4 chunks, upserted after its chunks.
+    """
+    import numpy as np
+
+    from bot.store import ArticleEntry
+
+    sentences, vectors = pool
+    sources = ["Reuters", "BBC News", "The Verge", "TechCrunch", "CNN", "The Guardian", "Wired"]
+    t0 = time.perf_counter()
+    per_article = 4
+    batch = 4000
+    done = 0
+    while done < n_chunks:
+        m = min(batch, n_chunks - done)
+        ids, docs, metas, vecs, entries = [], [], [], [], []
+        for j in range(m):
+            g = done + j
+            art_no = start_article + g // per_article
+            idx = g % per_article
+            aid = f"f{art_no:015d}"
+            picks = rng.integers(0, len(sentences), size=int(rng.integers(4, 9)))
+            text = " ".join(sentences[i] for i in picks)[:1000]
+            vec = vectors[picks].mean(axis=0) + rng.normal(0, 0.02, vectors.shape[1])
+            vecs.append(vec / np.linalg.norm(vec))
+            day = 1 + art_no % 28
+            month = 1 + (art_no // 28) % 12
+            published = f"2023-{month:02d}-{day:02d}T12:00:00+00:00"
+            source = sources[art_no % len(sources)]
+            ids.append(f"{aid}:{idx:05d}")
+            docs.append(text)
+            metas.append(
+                {
+                    "article_id": aid,
+                    "chunk_index": idx,
+                    "start": idx * 850,
+                    "end": idx * 850 + len(text),
+                    "title": f"Filler article {art_no}",
+                    "source": source,
+                    "url": f"https://example.com/filler/{art_no}",
+                    "published": published,
+                    "published_ts": int(time.mktime(time.strptime(published[:10], "%Y-%m-%d"))),
+                    "path": f"/synthetic/filler-{art_no // 1000}.jsonl#{art_no % 1000 + 1}",
+                }
+            )
+            if idx == per_article - 1 or g == n_chunks - 1:
+                entries.append(
+                    ArticleEntry(
+                        article_id=aid,
+                        title=f"Filler article {art_no}",
+                        source=source,
+                        url=f"https://example.com/filler/{art_no}",
+                        published=published,
+                        content_hash=aid,
+                        n_chunks=idx + 1,
+                        chars=idx * 850 + len(text),
+                        paths=[metas[-1]["path"]],
+                    )
+                )
+        store.upsert_chunks(ids, np.asarray(vecs, dtype=np.float32), docs, metas)
+        store.upsert_articles(entries)
+        done += m
+        print(f"    filler {done}/{n_chunks} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return time.perf_counter() - t0
+
+
+def _measure(store: Any, settings: Any, questions: list[str], warmup: int = 5) -> dict[str, Any]:
+    from bot.retrieval import retrieve_passages
+
+    t0 = time.perf_counter()
+    retrieve_passages(questions[0], store, k=settings.top_k, mmr_lambda=settings.mmr_lambda)
+    first_ms = (time.perf_counter() - t0) * 1000  # includes the BM25 build for the new generation
+    for q in questions[1 : 1 + warmup]:
+        retrieve_passages(q, store, k=settings.top_k, mmr_lambda=settings.mmr_lambda)
+    totals: list[float] = []
+    stages: dict[str, list[float]] = {}
+    for q in questions:
+        t = time.perf_counter()
+        found = retrieve_passages(q, store, k=settings.top_k, mmr_lambda=settings.mmr_lambda)
+        totals.append((time.perf_counter() - t) * 1000)
+        for key, value in found.timings_ms.items():
+            stages.setdefault(key, []).append(value)
+    out = {
+        "first_call_ms": first_ms,
+        "n_queries": len(questions),
+        "total": {"p50": _pct(totals, 50), "p95": _pct(totals, 95)},
+    }
+    for key, values in stages.items():
+        out[key] = {"p50": _pct(values, 50), "p95": _pct(values, 95)}
+    return out
+
+
+def part_latency(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    import numpy as np
+
+    queries, _ = _load_multihop()
+    settings, store, info = _ingest_multihop(work / "latency")
+    base_chunks = info["chunks"]
+    t0 = time.perf_counter()
+    sentences = _real_sentences(args.sentences)
+    vectors = np.asarray(store.embedder.embed(sentences), dtype=np.float32)
+    embed_s = time.perf_counter() - t0
+    print(f"\n  embedded {len(sentences)} real sentences for filler vectors in {embed_s:.0f} s")
+    rng = np.random.default_rng(3)
+    questions = [q["question"] for q in random.Random(5).sample(queries, args.queries)]
+    results: dict[str, Any] = {
+        "method": (
+            f"multihop corpus ingested normally ({base_chunks} chunks), then filler chunks "
+            f"upserted "
+            f"directly via store.upsert_chunks: text = 4-8 random real sentences (pool of "
+            f"{len(sentences)} from CNN/DM-100 sources + multihop facts, cut at 1000 chars), "
+            f"vector = mean of those sentences' real MiniLM vectors + N(0, 0.02) noise, "
+            f"renormalised; "
+            f"4 chunks per synthetic article with an ArticleEntry each; then "
+            f"set_state(dirty=False, new_generation=True). Sizes grow in place."
+        ),
+        "sizes": {},
+    }
+    current = base_chunks
+    article_no = 0
+    for size in args.sizes:
+        add = size - current
+        build_s = 0.0
+        if add > 0:
+            print(f"  building {size} chunks: +{add} filler", flush=True)
+            build_s = build_filler(store, add, article_no, (sentences, vectors), rng)
+            article_no += (add + 3) // 4 + 1
+            store.set_state(dirty=False, new_generation=True)
+            current = size
+        n = store.chunks.count()
+        row = _measure(store, settings, questions)
+        row["chunks"] = n
+        row["build_seconds"] = build_s
+        results["sizes"][str(size)] = row
+        print(
+            f"  {n} chunks: built in {build_s:.0f} s, first call {row['first_call_ms']:.0f} ms, "
+            f"p50 {row['total']['p50']:.1f} ms",
+            flush=True,
+        )
+        if build_s > args.max_build_s and size != args.sizes[-1]:
+            print(f"  build exceeded {args.max_build_s} s; stopping here")
+            results["stopped_early"] = True
+            break
+
+    print(f"\nRetrieval latency, hybrid k={settings.top_k}, warm, {args.queries} queries (ms)")
+    print("  how built: " + results["method"])
+    keys = ["total", "embed_question", "dense", "bm25", "fuse_mmr"]
+    print(f"  {'chunks':>8}  " + "".join(f"{k + ' p50/p95':>24}" for k in keys) + "   target")
+    for size, row in results["sizes"].items():
+        cells = "".join(
+            f"{row[k]['p50']:>12.1f}/{row[k]['p95']:<11.1f}" if k in row else f"{'-':>24}"
+            for k in keys
+        )
+        target = f"p50<={TARGET_P50_MS_100K:.0f} @100k" if int(size) >= 100000 else ""
+        if target:
+            target += " " + ("OK" if row["total"]["p50"] <= TARGET_P50_MS_100K else "MISS")
+        print(f"  {row['chunks']:>8}  {cells}   {target}")
+    for row in results["sizes"].values():
+        print(
+            f"  {row['chunks']:>8} chunks: build {row['build_seconds']:.0f} s, first (cold BM25) "
+            f"call {row['first_call_ms']:.0f} ms"
+        )
+    return results
+
+
+# --- part 3: cold ask ---
+
+
+def _importtime(stderr: str) -> list[tuple[str, float]]:
+    """Top-level packages by cumulative import time (us -> ms), from -X importtime output."""
+    totals: dict[str, float] = {}
+    for line in stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)", line)
+        if not m:
+            continue
+        indent = len(m.group(3)) - 1
+        if indent == 0:  # a top-level import: its cumulative time is not nested in another
+            pkg = m.group(4).split(".")[0]
+            totals[pkg] = totals.get(pkg, 0.0) + int(m.group(2)) / 1000
+    return sorted(totals.items(), key=lambda kv: -kv[1])
+
+
+def part_cold(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    data = work / "cold"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
+    env.update({"BOT_DATA_DIR": str(data), "BOT_LLM": "extractive"})
+    ing = subprocess.run(
+        [str(BOT), "ingest", "--json"], env=env, capture_output=True, text=True, cwd=work
+    )
+    if ing.returncode != 0:
+        raise SystemExit(f"bot ingest failed: {ing.stderr[-500:]}")
+    cmd = [str(BOT), "ask", "what did Zelensky announce?", "--llm", "extractive", "--json"]
+    runs = []
+    for _ in range(args.cold_runs):
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=work)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise SystemExit(f"bot ask failed: {proc.stderr[-500:]}")
+        out = json.loads(proc.stdout)
+        runs.append(
+            {"wall_s": wall, "timings_ms": out.get("timings_ms", {}), "refused": out.get("refused")}
+        )
+    walls = [r["wall_s"] for r in runs]
+    stage_keys = sorted({k for r in runs for k in r["timings_ms"]})
+    stage_med = {
+        k: statistics.median(r["timings_ms"].get(k, 0.0) for r in runs) for k in stage_keys
+    }
+    outside_llm = [r["wall_s"] - r["timings_ms"].get("llm", 0.0) / 1000 for r in runs]
+
+    imp = subprocess.run(
+        [str(PY), "-X", "importtime", str(BOT), *cmd[1:]],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=work,
+    )
+    top = _importtime(imp.stderr)[:12]
+    import_total = sum(v for _, v in _importtime(imp.stderr))
+
+    print(f"\nCold `bot ask ... --llm extractive --json`, seeds index, {len(runs)} runs")
+    print(f"  {'run':<5}{'wall s':>8}{'outside llm s':>15}  timings_ms")
+    for i, (r, o) in enumerate(zip(runs, outside_llm, strict=True), start=1):
+        stages = " ".join(f"{k}={v:.0f}" for k, v in r["timings_ms"].items())
+        print(f"  {i:<5}{r['wall_s']:>8.2f}{o:>15.2f}  {stages}")
+    med_out = statistics.median(outside_llm)
+    verdict = "OK" if med_out <= TARGET_COLD_S else "MISS"
+    print(
+        f"  median wall {statistics.median(walls):.2f} s; outside LLM {med_out:.2f} s "
+        f"(target <= {TARGET_COLD_S} s: {verdict})"
+    )
+    print("  median stages ms: " + ", ".join(f"{k} {v:.0f}" for k, v in stage_med.items()))
+    print(f"\n  -X importtime, one run: {import_total:.0f} ms of imports in total; top packages")
+    for name, ms in top:
+        print(f"    {name:<24}{ms:>8.0f} ms")
+    return {
+        "runs": runs,
+        "median_wall_s": statistics.median(walls),
+        "median_outside_llm_s": med_out,
+        "median_stages_ms": stage_med,
+        "import_total_ms": import_total,
+        "import_top_ms": dict(top),
+    }
+
+
+# --- main ---
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="quality,latency,cold")
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--sentences", type=int, default=3000)
+    parser.add_argument("--answer-sample", type=int, default=0, help="0 = all answerable")
+    parser.add_argument("--cold-runs", type=int, default=5)
+    parser.add_argument("--max-build-s", type=float, default=480.0)
+    args = parser.parse_args()
+    args.sizes = [int(s) for s in args.sizes.split(",") if s]
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    out_file = OUT_DIR / os.environ.get("ASK_BENCH_OUT", "ask.json")
+    results: dict[str, Any] = {}
+    if out_file.exists():
+        try:
+            results = json.loads(out_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            results = {}
+    results["machine"] = cpu_info()
+    with tempfile.TemporaryDirectory(prefix="bench-ask-") as tmp:
+        work = Path(tmp)
+        for part in parts:
+            fn = {"quality": part_quality, "latency": part_latency, "cold": part_cold}[part]
+            t0 = time.perf_counter()
+            results[part] = fn(args, work)
+            results[part]["part_seconds"] = time.perf_counter() - t0
+            out_file.write_text(json.dumps(results, indent=2, default=float), encoding="utf-8")
+    print(f"\nwrote {out_file}")
+
+
+if __name__ == "__main__":
+    main()

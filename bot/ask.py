@@ -1,7 +1,8 @@
 """`bot ask`: retrieve passages, get a cited answer, check every sentence against what it cites.
 
-The LLM, the store and the settings are arguments with defaults, so tests pass fakes. When retrieval is
-weak the model is not asked at all: the bot says the articles don't say and shows the closest passages.
+The LLM, the store and the settings are arguments with defaults, so tests pass fakes. When retrieval
+is weak the model is not asked at all: the bot says the articles don't say and shows the closest
+passages.
 """
 
 from __future__ import annotations

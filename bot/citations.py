@@ -159,6 +159,20 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 _FALLBACK_END_RE = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9])|\n\s*\n")
 
 
+def passage_sentences(body: str) -> list[tuple[int, str]]:
+    """(offset, text) of each sentence of a passage, its markers removed and spaces tidied.
+
+    The extractive answerer and the checker embed these same strings, so the second finds the
+    first's vectors in the embedder's memo.
+    """
+    out = []
+    for start, end in sentence_spans(body):
+        text = _tidy(MARKER_RE.sub(" ", body[start:end]))
+        if text:
+            out.append((start, text))
+    return out
+
+
 def _fallback_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     start = 0
@@ -417,7 +431,7 @@ def _cosines(
         ranges: dict[int, tuple[int, int]] = {}  # passage n -> its columns in the similarity matrix
         for passage in passages:
             body = clean_text(passage.text)
-            parts = [body] + [body[s:e] for s, e in sentence_spans(body)][:40]
+            parts = [body] + [text for _, text in passage_sentences(body)][:40]
             first = len(texts) - len(sentences)
             texts.extend(parts)
             ranges[int(passage.n)] = (first, first + len(parts))

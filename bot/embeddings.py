@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -89,12 +90,46 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return (vectors / norms).astype(np.float32, copy=False)
 
 
+class VectorMemo:
+    """The vectors of recently seen texts (LRU, bounded), so one `ask` embeds each text once.
+
+    Retrieval hands over the stored vectors of the passages it returns and of the question; the
+    extractive answerer and the citation checker then embed only what nobody has embedded yet.
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> np.ndarray | None:
+        with self._lock:
+            vector = self._items.get(text)
+            if vector is not None:
+                self._items.move_to_end(text)
+            return vector
+
+    def put(self, text: str, vector: np.ndarray) -> None:
+        if self.capacity <= 0:
+            return
+        with self._lock:
+            self._items[text] = vector
+            self._items.move_to_end(text)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class LocalMiniLM:
     """all-MiniLM-L6-v2 with int8 weights on onnxruntime (CPU), length-bucketed batches."""
 
     name = "all-MiniLM-L6-v2-int8"
     dimension = 384
     max_tokens = 256  # sentence-transformers' max_seq_length for this model
+    # Calls with more texts than this (ingest batches) bypass the memo: nothing to reuse there.
+    memo_max_call = 256
 
     def __init__(
         self,
@@ -122,6 +157,7 @@ class LocalMiniLM:
         self._tokenizer: Any = None
         self._input_names: tuple[str, ...] = ()
         self._pooled_output = False
+        self.memo = VectorMemo()
 
     # --- lazy loading -------------------------------------------------------------------
     def _load(self) -> None:
@@ -172,6 +208,16 @@ class LocalMiniLM:
         self._load()
         return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
 
+    def remember(self, texts: Sequence[str], vectors: Any) -> None:
+        """Vectors this model made earlier (e.g. stored in the index) for these exact texts."""
+        import numpy as np
+
+        rows = np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+        if rows.shape[1] != self.dimension:
+            return
+        for text, row in zip(texts, _normalise(rows), strict=True):
+            self.memo.put(text, row)
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         import numpy as np
 
@@ -180,6 +226,26 @@ class LocalMiniLM:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if len(texts) > self.memo_max_call:
+            return self._embed(texts)
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        missing: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            vector = self.memo.get(text)
+            if vector is None:
+                missing.setdefault(text, []).append(i)
+            else:
+                out[i] = vector
+        if missing:
+            todo = list(missing)
+            for text, row in zip(todo, self._embed(todo), strict=True):
+                self.memo.put(text, row)
+                out[missing[text]] = row
+        return out
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        import numpy as np
+
         self._load()
         encodings = self._tokenizer.encode_batch(texts)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))

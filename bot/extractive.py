@@ -23,11 +23,10 @@ from typing import Any
 import numpy as np
 
 from bot.citations import (
-    MARKER_RE,
     clean_text,
     content_words,
     no_answer_phrase,
-    sentence_spans,
+    passage_sentences,
     with_markers,
 )
 from bot.results import Passage
@@ -70,9 +69,7 @@ def _candidates(
         article = str(passage.article_id)
         rank = article_rank.setdefault(article, len(article_rank))
         body = clean_text(passage.text)
-        for start, end in sentence_spans(body):
-            text = _WS_RE.sub(" ", MARKER_RE.sub(" ", body[start:end])).strip()
-            text = re.sub(r"\s+([.,;:!?])", r"\1", text)
+        for start, text in passage_sentences(body):
             if not text or len(text) > MAX_SENTENCE_CHARS or text[0].islower():
                 continue  # a lower-case start is a fragment cut at a chunk boundary
             words = frozenset(content_words(text))

@@ -5,8 +5,8 @@
   generation (every ingest that changes something starts a new one) and cached on disk beside the
   data, with the chunk ids, sources and dates it needs for the same filters.
 - Fusion: reciprocal rank fusion, `sum(1 / (60 + rank))` over the two rankings.
-- Diversity: maximal marginal relevance over the candidates' vectors, where two chunks of one article
-  count as more alike than their vectors say, so one article does not fill every slot.
+- Diversity: maximal marginal relevance over the candidates' vectors, where two chunks of one
+  article count as more alike than their vectors say, so one article does not fill every slot.
 """
 
 from __future__ import annotations
@@ -222,12 +222,26 @@ def _cache_dir(store: Any) -> Path:
     return store.settings.data_dir / "cache" / "bm25" / safe
 
 
-def load_lexical_index(store: Any) -> LexicalIndex:
-    """The BM25 index of the store's current generation, built and cached on first use."""
-    import bm25s
+# The BM25 index last loaded for each store location, with its generation: a process that asks
+# many questions (chat, the benchmarks, a server) loads it once, not once per question.
+_LOADED: dict[str, tuple[str, LexicalIndex]] = {}
 
+
+def load_lexical_index(store: Any) -> LexicalIndex:
+    """The BM25 index of the store's current generation: from memory, from disk, or built."""
     base = _cache_dir(store)
     generation = store.generation or "none"
+    loaded = _LOADED.get(str(base))
+    if loaded is not None and loaded[0] == generation:
+        return loaded[1]
+    index = _load_or_build(store, base, generation)
+    _LOADED[str(base)] = (generation, index)
+    return index
+
+
+def _load_or_build(store: Any, base: Path, generation: str) -> LexicalIndex:
+    import bm25s
+
     folder = base / generation
     meta_file = folder / "chunks.json"
     if meta_file.exists():
@@ -307,10 +321,7 @@ def mmr_select(
     chosen: list[int] = []
     left = list(range(n))
     while left and len(chosen) < k:
-        if chosen:
-            penalty = sims[np.ix_(left, chosen)].max(axis=1)
-        else:
-            penalty = np.zeros(len(left))
+        penalty = sims[np.ix_(left, chosen)].max(axis=1) if chosen else np.zeros(len(left))
         scores = lambda_ * rel[left] - (1 - lambda_) * penalty
         best = left[int(np.argmax(scores))]
         chosen.append(best)
@@ -417,5 +428,8 @@ def retrieve_passages(
                 dense=round(float(dense_sim[idx]), 4),
             )
         )
+    remember = getattr(store.embedder, "remember", None)
+    if remember is not None and passages:  # the checker and extractive reuse the stored vectors
+        remember([p.text for p in passages], np.stack([vectors[p.chunk_id] for p in passages]))
     best = float(dense_sim.max()) if len(dense_sim) else 0.0
     return Retrieval(passages, best, timings)

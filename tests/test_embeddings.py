@@ -203,3 +203,82 @@ def test_get_embedder_caches_per_kind() -> None:
     assert isinstance(first, LocalMiniLM)
     assert get_embedder(Settings()) is first
     assert get_embedder() is first  # from the environment (BOT_EMBEDDING unset -> local)
+
+
+# --- the vector memo: one `ask` embeds each text once ---------------------------------------
+
+
+def _counting(model: LocalMiniLM, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    seen: list[str] = []
+    real = model._embed
+
+    def counted(texts: list[str]) -> np.ndarray:
+        seen.extend(texts)
+        return real(texts)
+
+    monkeypatch.setattr(model, "_embed", counted)
+    return seen
+
+
+def test_memo_embeds_each_text_once_and_returns_the_same_vectors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = LocalMiniLM(batch_size=4)
+    computed = _counting(model, monkeypatch)
+    texts = [
+        "Markets rallied on Monday.",
+        "Rain is expected tomorrow.",
+        "Markets rallied on Monday.",
+    ]
+    first = model.embed(texts)
+    assert computed == texts[:2]  # the duplicate inside one call is embedded once too
+    np.testing.assert_array_equal(first[0], first[2])
+    again = model.embed(["Rain is expected tomorrow.", "A new sentence."])
+    assert computed == texts[:2] + ["A new sentence."]
+    np.testing.assert_array_equal(again[0], first[1])
+    fresh = LocalMiniLM(batch_size=4).embed(["Rain is expected tomorrow."])
+    np.testing.assert_allclose(again[0], fresh[0], atol=1e-6)
+
+
+def test_memo_is_bounded_and_big_calls_bypass_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = LocalMiniLM(batch_size=64)
+    model.memo.capacity = 5
+    model.embed([f"Sentence number {i} about the budget." for i in range(8)])
+    assert len(model.memo) == 5
+    computed = _counting(model, monkeypatch)
+    big = [f"Chunk {i} of an ingest batch." for i in range(model.memo_max_call + 1)]
+    model.embed(big)
+    assert len(computed) == len(big) and len(model.memo) == 5
+
+
+def test_remember_takes_stored_vectors_and_rejects_other_dimensions() -> None:
+    model = LocalMiniLM(batch_size=4)
+    vector = model.embed(["The bridge reopened after repairs."])
+    other = LocalMiniLM(batch_size=4)
+    other.remember(["The bridge reopened after repairs."], vector * 3.0)  # renormalised
+    np.testing.assert_allclose(other.memo.get("The bridge reopened after repairs."), vector[0])
+    other.remember(["wrong size"], np.ones((1, 12), dtype=np.float32))
+    assert other.memo.get("wrong size") is None
+
+
+def test_retrieval_hands_its_passage_vectors_to_the_checker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.ask import open_index
+    from bot.citations import check_answer
+    from bot.retrieval import retrieve_passages
+    from bot.settings import get_settings
+
+    store = open_index(get_settings())
+    found = retrieve_passages("what did Zelensky announce?", store, k=4)
+    assert found.passages
+    computed = _counting(store.embedder, monkeypatch)
+    for passage in found.passages:
+        stored = store.embedder.memo.get(passage.text)
+        assert stored is not None
+        fresh = LocalMiniLM(batch_size=4).embed([passage.text])[0]
+        assert float(stored @ fresh) > 0.999  # the index's vector is the model's vector
+    check_answer(
+        "Zelensky announced a prisoner release [1].", found.passages, embedder=store.embedder
+    )
+    assert not set(computed) & {p.text for p in found.passages}  # bodies came from the memo

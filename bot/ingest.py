@@ -309,11 +309,24 @@ def ingest_paths(
             store.delete_files([e.path for e in gone])
         if run.wrote or gone:
             store.set_state(dirty=False, new_generation=True)
+            _build_keyword_index(store, report)
         notify.stop()
     finally:
         lock.release()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _build_keyword_index(store: Any, report: IngestReport) -> None:
+    """Build the new generation's BM25 index now, so the first question does not wait for it."""
+    from bot.retrieval import load_lexical_index
+
+    try:
+        load_lexical_index(store)
+    except Exception as exc:  # noqa: BLE001 - the index is fine; the first `ask` will retry
+        report.warnings.append(
+            {"path": str(store.location), "warning": f"keyword index not built yet: {exc}"}
+        )
 
 
 def index_is_empty(settings: Settings | None = None) -> bool:

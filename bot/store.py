@@ -15,6 +15,7 @@ collection is marked `dirty`; an ingest that finds the mark deletes chunks no ar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -121,10 +122,47 @@ def describe_location(settings: Settings) -> str:
     return settings.chroma_url or str(settings.chroma_dir)
 
 
+def _mark_override(method: Any = None, **_options: Any) -> Any:
+    """`overrides.override` without its import-time signature comparison (see import_chromadb)."""
+
+    def mark(target: Any) -> Any:
+        with contextlib.suppress(AttributeError, TypeError):
+            target.__override__ = True  # what EnforceOverrides looks for
+        return target
+
+    return mark if method is None else mark(method)
+
+
+def import_chromadb() -> Any:
+    """`import chromadb`, about a third faster.
+
+    chromadb decorates some 80 methods with `overrides.override`, which compares each method's
+    signature with its base class's while chromadb is imported: ~0.4 of the ~1.3 CPU-seconds the
+    import costs here. That comparison only guards chromadb's own development, so while chromadb is
+    first imported the decorator just marks the method; the real one is restored afterwards.
+    """
+    import sys
+
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    if "chromadb" not in sys.modules:
+        try:
+            import overrides
+        except ImportError:
+            overrides = None
+        saved = (overrides.override, overrides.overrides) if overrides is not None else None
+        try:
+            if overrides is not None:
+                overrides.override = overrides.overrides = _mark_override
+            import chromadb  # noqa: F401
+        finally:
+            if overrides is not None and saved is not None:
+                overrides.override, overrides.overrides = saved
+    return sys.modules["chromadb"]
+
+
 def open_client(settings: Settings) -> Any:
     """A Chroma client for the embedded index or the server named by BOT_CHROMA_URL."""
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-    import chromadb
+    chromadb = import_chromadb()
 
     if settings.chroma_url:
         url = urlparse(settings.chroma_url)

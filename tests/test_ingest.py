@@ -1,4 +1,4 @@
-"""The index stays exactly in step with the files: incremental, exact, safe (real Chroma, real model)."""
+"""The index stays exactly in step with the files: incremental, exact, safe (real Chroma, model)."""
 
 from __future__ import annotations
 
@@ -209,3 +209,14 @@ def test_cli_ingest_json_and_sources(tmp_path: Path) -> None:
     assert len(rows) == 2 and all(r["chunks"] > 0 for r in rows)
     result = runner.invoke(app, ["sources"])
     assert result.exit_code == 0 and "Zelensky" in result.stdout
+
+
+def test_ingest_builds_the_keyword_index_of_the_new_generation(tmp_path: Path) -> None:
+    from bot.retrieval import _cache_dir
+
+    settings = get_settings()
+    ingest_paths([_corpus(tmp_path)], settings)
+    store = open_store(settings)
+    folders = [p.name for p in _cache_dir(store).iterdir()]
+    assert folders == [store.generation]  # built during ingest; older generations are gone
+    assert (_cache_dir(store) / store.generation / "chunks.json").is_file()

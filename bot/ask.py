@@ -45,6 +45,15 @@ def clean_question(question: str) -> str:
     return text
 
 
+def _import_heavy(settings: Settings) -> None:
+    """Import the big libraries up front, so the stage timings show what they cost."""
+    import numpy  # noqa: F401
+
+    from bot.store import import_chromadb
+
+    import_chromadb()
+
+
 def open_index(settings: Settings, notify: Callable[[str], None] | None = None) -> Any:
     """The store, indexing the bundled seeds first when the index is empty (first run)."""
     from bot.store import open_store
@@ -133,6 +142,9 @@ def answer_question(
     options = options or AskOptions()
     settings = settings or get_settings()
     timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    _import_heavy(settings)
+    timings["imports"] = (time.perf_counter() - t0) * 1000
     question = clean_question(question)
     filters = Filters(
         source=options.source,

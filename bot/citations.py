@@ -11,6 +11,7 @@ Support score of a sentence against one passage, in [0, 1]:
                numbers normalised ("1,200" -> "1200", "three" -> "3")
     semantic = clip((cos - 0.25) / 0.6, 0, 1)
                cos = the best cosine between the sentence and the passage or one of its sentences
+               (only sentences sharing two content words with some answer sentence are embedded)
     support  = lexical                           without an embedder
              = 0.6 * lexical + 0.4 * semantic    with one
     and if the sentence states a number the passage does not contain, support = min(support, 0.3).
@@ -50,6 +51,8 @@ from bot.results import CheckedSentence, Passage
 NO_ANSWER_FALLBACK = "The articles don't say."
 MAX_RANGE = 20  # "[1-3]" expands; "[1-500]" keeps only its two ends
 MAX_EMBEDDED_SENTENCES = 200  # longer answers: the rest is scored lexically only
+MAX_SENTENCES_PER_PASSAGE = 40
+MIN_SHARED_WORDS = 2  # a passage sentence is embedded only when it shares this many with the answer
 MIN_CONTENT_WORDS = 3
 NUMBER_MISMATCH_CAP = 0.3
 LEXICAL_WEIGHT = 0.6
@@ -428,10 +431,15 @@ def _cosines(
         import numpy as np
 
         texts = list(sentences)
+        answer_words = [set(content_words(s)) for s in sentences]
         ranges: dict[int, tuple[int, int]] = {}  # passage n -> its columns in the similarity matrix
         for passage in passages:
             body = clean_text(passage.text)
-            parts = [body] + [text for _, text in passage_sentences(body)][:40]
+            parts = [body] + [
+                text
+                for _, text in passage_sentences(body)
+                if _shares_words(set(content_words(text)), answer_words)
+            ][:MAX_SENTENCES_PER_PASSAGE]
             first = len(texts) - len(sentences)
             texts.extend(parts)
             ranges[int(passage.n)] = (first, first + len(parts))
@@ -445,6 +453,15 @@ def _cosines(
         return [{n: float(col[i]) for n, col in best.items()} for i in range(len(sentences))]
     except Exception:  # noqa: BLE001 - an embedder failure degrades to lexical scoring
         return None
+
+
+def _shares_words(words: set[str], answer_words: Sequence[set[str]]) -> bool:
+    """Whether a passage sentence could be an answer sentence's closest match: it shares at least
+    MIN_SHARED_WORDS content words with one (or all of a shorter one's). Others are not embedded;
+    the passage's own vector still scores the pair."""
+    return any(
+        len(words & answer) >= min(MIN_SHARED_WORDS, len(answer)) > 0 for answer in answer_words
+    )
 
 
 def check_answer(

@@ -316,7 +316,8 @@ def mmr_select(
     span = rel.max() - rel.min()
     rel = (rel - rel.min()) / span if span > 0 else np.ones_like(rel)
     sims = vectors @ vectors.T
-    same = np.array([[a == b for b in groups] for a in groups])
+    _, codes = np.unique(np.asarray(groups, dtype=object), return_inverse=True)
+    same = codes[:, None] == codes[None, :]
     sims = np.minimum(1.0, sims + SAME_ARTICLE_BONUS * same)
     chosen: list[int] = []
     left = list(range(n))

@@ -330,6 +330,11 @@ def mmr_select(
     return chosen
 
 
+def _article_groups(chunk_ids: list[str]) -> list[str]:
+    """The article of each chunk, from its id (`<article_id>:<index>`, as bot.store writes it)."""
+    return [cid.rsplit(":", 1)[0] for cid in chunk_ids]
+
+
 @dataclass
 class Retrieval:
     passages: list[Passage]
@@ -357,21 +362,19 @@ def retrieve_passages(
 
     dense_ids: list[str] = []
     vectors: dict[str, np.ndarray] = {}
-    rows: dict[str, tuple[dict, str]] = {}
     t0 = time.perf_counter()
     if mode in ("hybrid", "dense"):
-        n = store.chunks.count()
-        if n:
-            got = store.chunks.query(
-                query_embeddings=[qvec.tolist()],
-                n_results=min(fetch_k, n),
-                where=filters.chroma_where(),
-                include=["metadatas", "documents", "embeddings"],
-            )
-            for i, chunk_id in enumerate(got["ids"][0]):
-                dense_ids.append(chunk_id)
-                vectors[chunk_id] = np.asarray(got["embeddings"][0][i], dtype=np.float32)
-                rows[chunk_id] = (got["metadatas"][0][i] or {}, got["documents"][0][i] or "")
+        # Ids and vectors only (no count(), no documents): the texts and metadata of the few
+        # passages finally chosen are fetched once at the end.
+        got = store.chunks.query(
+            query_embeddings=[qvec.tolist()],
+            n_results=fetch_k,
+            where=filters.chroma_where(),
+            include=["embeddings"],
+        )
+        for i, chunk_id in enumerate(got["ids"][0]):
+            dense_ids.append(chunk_id)
+            vectors[chunk_id] = np.asarray(got["embeddings"][0][i], dtype=np.float32)
     timings["dense"] = (time.perf_counter() - t0) * 1000
 
     lexical_ids: list[str] = []
@@ -388,24 +391,33 @@ def retrieve_passages(
         fused = {cid: 1.0 / (RRF_K + r + 1) for r, cid in enumerate(lexical_ids)}
     else:
         fused = rrf_fuse([dense_ids, lexical_ids])
-    missing = [cid for cid in fused if cid not in rows]
-    if missing:
-        got = store.chunks.get(ids=missing, include=["metadatas", "documents", "embeddings"])
+    ranked = sorted(fused, key=fused.get, reverse=True)
+    if mode != "hybrid":
+        ranked = ranked[:k]  # no MMR: only the top k are needed
+    missing = [cid for cid in ranked if cid not in vectors]
+    if missing:  # BM25-only hits (a stale BM25 cache may name chunks that are gone: skipped)
+        got = store.chunks.get(ids=missing, include=["embeddings"])
         for i, chunk_id in enumerate(got["ids"]):
             vectors[chunk_id] = np.asarray(got["embeddings"][i], dtype=np.float32)
-            rows[chunk_id] = (got["metadatas"][i] or {}, got["documents"][i] or "")
-    candidates = [cid for cid in sorted(fused, key=fused.get, reverse=True) if cid in rows]
+    candidates = [cid for cid in ranked if cid in vectors]
     if not candidates:
         timings["fuse_mmr"] = (time.perf_counter() - t0) * 1000
         return Retrieval([], 0.0, timings)
     matrix = np.stack([vectors[c] for c in candidates])
     dense_sim = matrix @ qvec
     relevance = np.array([fused[c] for c in candidates])
-    groups = [str(rows[c][0].get("article_id", c)) for c in candidates]
     if mode == "hybrid":
+        groups = _article_groups(candidates)
         order = mmr_select(relevance, matrix, groups, k, mmr_lambda)
     else:
         order = list(range(min(k, len(candidates))))
+    chosen = [candidates[i] for i in order]
+    got = store.chunks.get(ids=chosen, include=["metadatas", "documents"])
+    rows = {
+        cid: (meta or {}, doc or "")
+        for cid, meta, doc in zip(got["ids"], got["metadatas"], got["documents"], strict=True)
+    }
+    order = [i for i in order if candidates[i] in rows]
     timings["fuse_mmr"] = (time.perf_counter() - t0) * 1000
 
     passages = []

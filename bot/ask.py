@@ -137,7 +137,7 @@ def answer_question(
     from bot.citations import check_answer
     from bot.prompts import NO_ANSWER, answer_prompt_texts, build_answer_messages, prompt_hash
     from bot.providers import get_provider
-    from bot.retrieval import Filters, parse_date_bound, retrieve_passages
+    from bot.retrieval import Filters, parse_date_bound, resolve_source, retrieve_passages
 
     options = options or AskOptions()
     settings = settings or get_settings()
@@ -156,6 +156,7 @@ def answer_question(
 
     t0 = time.perf_counter()
     store = store or open_index(settings, notify)
+    filters.source = resolve_source(store, filters.source)
     timings["open_index"] = (time.perf_counter() - t0) * 1000
 
     t0 = time.perf_counter()

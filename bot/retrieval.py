@@ -160,6 +160,37 @@ class Filters:
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
+def resolve_source(store: Any, name: str | None) -> str | None:
+    """The indexed outlet `--source NAME` means: exact, else case-insensitive, else the one outlet
+    whose name contains it ("bbc" -> "BBC News"). No match, or several: a BotError naming them."""
+    if not name or not name.strip():
+        return None
+    wanted = " ".join(name.split())
+    known = sorted({str(s) for s in load_lexical_index(store).sources if s})
+    if wanted in known:
+        return wanted
+    for matches in (
+        [s for s in known if s.casefold() == wanted.casefold()],
+        [s for s in known if wanted.casefold() in s.casefold()],
+    ):
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise BotError(
+                f"--source {wanted!r} matches several outlets: {_names(matches)}",
+                hint="give the full name",
+            )
+    raise BotError(
+        f"No indexed article is from {wanted!r}",
+        hint=f"known outlets: {_names(known)}" if known else "the index has no outlet names",
+    )
+
+
+def _names(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def parse_date_bound(value: str | None, *, end: bool) -> int | None:
     """`--since` / `--until` as epoch seconds; a bare date covers its whole day."""
     if not value:

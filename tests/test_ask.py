@@ -1,4 +1,4 @@
-"""`bot ask` end to end: real index and embedder; the LLM is a queued fake or a recorded cassette."""
+"""`bot ask` end to end: real index and embedder; the LLM is a queued fake or a cassette."""
 
 from __future__ import annotations
 
@@ -92,8 +92,11 @@ def test_uncited_sentences_are_attached_to_their_best_passage() -> None:
 
 
 def test_filters_that_match_nothing_refuse_clearly() -> None:
-    result = answer_question(QUESTION, AskOptions(source="No Such Outlet"), provider=QueuedChat())
+    with pytest.raises(BotError, match="No indexed article is from 'No Such Outlet'"):
+        answer_question(QUESTION, AskOptions(source="No Such Outlet"), provider=QueuedChat())
+    result = answer_question(QUESTION, AskOptions(until="1999-01-01"), provider=QueuedChat())
     assert result.refused and result.passages == []
+    assert "no indexed passage matches the filters" in result.warnings[0]
 
 
 @pytest.mark.parametrize("question", ["", "   ", "\x1b[31m\x07", "x" * 100_000])

@@ -1,0 +1,190 @@
+"""Hybrid retrieval on a real index: dense + BM25 fused, MMR diversity, filters, outlet names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.errors import BotError
+from bot.ingest import ingest_paths
+from bot.retrieval import (
+    Filters,
+    load_lexical_index,
+    mmr_select,
+    parse_date_bound,
+    resolve_source,
+    retrieve_passages,
+    rrf_fuse,
+)
+from bot.settings import get_settings
+from bot.store import open_store
+
+ARTICLES = {
+    # Three reports of one event from three outlets on three days.
+    "harbour-coast.md": ("Coast Daily", "2024-03-04", "Harbour reopens after storm",
+        "The harbour of Port Ellis reopened on Monday after three weeks of storm repairs. "
+        "Ferries resumed at 6 a.m. and the mayor thanked the dock workers."),
+    "harbour-bbc.md": ("BBC News", "2024-03-05", "Port Ellis harbour back in use",
+        "Port Ellis harbour is back in use following storm damage repairs, officials said. "
+        "The first ferry left at dawn with forty passengers on board."),
+    "harbour-times.md": ("The Times", "2024-03-06", "Ferries return to Port Ellis",
+        "Ferries returned to Port Ellis this week once the storm-damaged harbour was repaired. "
+        "Repairs cost 2.5 million pounds, the council said."),
+    # A long article on one topic: many chunks that could fill every slot.
+    "budget-long.md": ("Coast Daily", "2024-02-01", "Council budget in detail", " ".join(
+        f"Section {i}: the council budget sets aside money for harbour maintenance, roads and "
+        f"schools, and the finance committee debated the harbour fund again in meeting {i}."
+        for i in range(40))),
+    # Only a rare code word links this one to its question (a lexical match).
+    "codeword.md": ("Wire Service", "2023-12-12", "Project Kestrel-7 approved",
+        "The ministry approved Project Kestrel-7, a plan for coastal radar stations. "
+        "Construction will begin next year."),
+}  # fmt: skip
+
+
+def _write_corpus(folder: Path) -> Path:
+    folder.mkdir()
+    for name, (source, published, title, body) in ARTICLES.items():
+        front = f"---\ntitle: {title}\nsource: {source}\npublished: {published}\n---\n"
+        (folder / name).write_text(front + body + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    settings = get_settings()
+    report = ingest_paths([_write_corpus(tmp_path / "news")], settings)
+    assert report.failed == 0 and report.added == len(ARTICLES)
+    return open_store(settings)
+
+
+def test_rrf_rewards_agreement_between_rankings() -> None:
+    fused = rrf_fuse([["a", "b", "c"], ["b", "d"]])
+    assert max(fused, key=fused.get) == "b"  # second and first beats first and absent
+    assert fused["a"] == pytest.approx(1 / 61)
+    assert fused["b"] == pytest.approx(1 / 62 + 1 / 61)
+
+
+def test_mmr_keeps_one_article_from_filling_every_slot() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=16)
+    same = [base + rng.normal(scale=0.05, size=16) for _ in range(5)]  # near-identical chunks
+    other = [rng.normal(size=16) for _ in range(3)]
+    vectors = np.array(same + other)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    relevance = np.array([1.0, 0.97, 0.95, 0.93, 0.91, 0.95, 0.9, 0.88])  # fused scores are close
+    groups = ["long"] * 5 + ["x", "y", "z"]
+    picked = mmr_select(relevance, vectors, groups, k=4, lambda_=0.7)
+    assert picked[0] == 0
+    assert sum(groups[i] == "long" for i in picked) < 4
+    # lambda 1.0 is plain relevance order (ties keep the earlier candidate)
+    assert mmr_select(relevance, vectors, groups, k=4, lambda_=1.0) == [0, 1, 2, 5]
+
+
+def test_hybrid_finds_both_a_paraphrase_and_a_rare_code_word(store) -> None:  # type: ignore[no-untyped-def]
+    found = retrieve_passages("When did ferries start running again at Port Ellis?", store, k=4)
+    titles = [p.title for p in found.passages]
+    assert sum("Port Ellis" in t or "Harbour" in t for t in titles) >= 2
+    assert [p.n for p in found.passages] == list(range(1, len(found.passages) + 1))
+    assert found.best_dense > 0.4
+    coded = retrieve_passages("kestrel-7", store, k=3)
+    assert coded.passages[0].title == "Project Kestrel-7 approved"
+    bm25_only = retrieve_passages("kestrel-7", store, k=3, mode="bm25")
+    assert bm25_only.passages[0].title == "Project Kestrel-7 approved"
+
+
+def test_the_long_article_does_not_take_every_slot(store) -> None:  # type: ignore[no-untyped-def]
+    found = retrieve_passages("harbour repairs and the harbour fund", store, k=5)
+    articles = [p.article_id for p in found.passages]
+    assert len(found.passages) == 5
+    assert len(set(articles)) >= 3
+    dense = retrieve_passages("harbour repairs and the harbour fund", store, k=5, mode="dense")
+    assert len(dense.passages) == 5
+
+
+def test_k_and_passage_fields_point_into_the_article(store) -> None:  # type: ignore[no-untyped-def]
+    found = retrieve_passages("Port Ellis ferries", store, k=2)
+    assert len(found.passages) == 2
+    for passage in found.passages:
+        source, published, _title, body = ARTICLES[Path(passage.path).name]
+        assert passage.source == source and passage.published.startswith(published)
+        assert body[passage.start : passage.end] == passage.text
+
+
+def test_source_and_date_filters_apply_to_dense_and_bm25(store) -> None:  # type: ignore[no-untyped-def]
+    question = "Port Ellis harbour ferries after the storm"
+    for mode in ("hybrid", "dense", "bm25"):
+        only_bbc = retrieve_passages(
+            question, store, k=4, filters=Filters(source="BBC News"), mode=mode
+        )
+        assert {p.source for p in only_bbc.passages} == {"BBC News"}
+        window = Filters(
+            since_ts=parse_date_bound("2024-03-05", end=False),
+            until_ts=parse_date_bound("2024-03-05", end=True),
+        )
+        day = retrieve_passages(question, store, k=4, filters=window, mode=mode)
+        assert {p.published[:10] for p in day.passages} == {"2024-03-05"}
+    none = retrieve_passages(question, store, k=4, filters=Filters(until_ts=0))
+    assert none.passages == []
+
+
+def test_outlet_names_resolve_forgivingly_or_fail_clearly(store) -> None:  # type: ignore[no-untyped-def]
+    assert resolve_source(store, "BBC News") == "BBC News"
+    assert resolve_source(store, "bbc news") == "BBC News"
+    assert resolve_source(store, "times") == "The Times"
+    assert resolve_source(store, None) is None
+    with pytest.raises(BotError, match="several outlets"):
+        resolve_source(store, "e")  # in "Coast Daily", "The Times", "Wire Service", ...
+    with pytest.raises(BotError, match="No indexed article is from 'Reuters'") as err:
+        resolve_source(store, "Reuters")
+    assert "BBC News" in (err.value.hint or "")
+
+
+def test_bad_dates_are_clear_errors() -> None:
+    with pytest.raises(BotError, match="Cannot read the date"):
+        parse_date_bound("last tuesday", end=False)
+    assert (
+        parse_date_bound("2024-03-05", end=True)
+        - parse_date_bound(  # type: ignore[operator]
+            "2024-03-05", end=False
+        )
+        == 86399
+    )
+
+
+def test_keyword_index_is_reused_in_memory_and_follows_new_generations(
+    store,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    first = load_lexical_index(store)
+    assert load_lexical_index(store) is first  # no reload per question
+    extra = tmp_path / "more"
+    extra.mkdir()
+    (extra / "new.md").write_text(
+        "---\ntitle: Lighthouse repainted\nsource: Coast Daily\n---\nThe Port Ellis lighthouse "
+        "was repainted in red and white stripes.\n",
+        encoding="utf-8",
+    )
+    ingest_paths([extra], get_settings())
+    fresh = open_store(get_settings())
+    second = load_lexical_index(fresh)
+    assert second is not first and len(second.ids) == len(first.ids) + 1
+    found = retrieve_passages("lighthouse stripes", fresh, k=1, mode="bm25")
+    assert found.passages[0].title == "Lighthouse repainted"
+
+
+def test_a_stale_keyword_index_naming_deleted_chunks_is_harmless(store) -> None:  # type: ignore[no-untyped-def]
+    lexical = load_lexical_index(store)
+    victim = next(
+        cid
+        for cid in lexical.ids
+        if cid.startswith(
+            next(p.article_id for p in retrieve_passages("kestrel-7", store, k=1).passages)
+        )
+    )
+    store.chunks.delete(ids=[victim])  # behind the cached BM25 index's back
+    found = retrieve_passages("kestrel-7 radar", store, k=3)
+    assert victim not in {p.chunk_id for p in found.passages}
+    assert all(p.text for p in found.passages)

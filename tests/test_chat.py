@@ -22,11 +22,8 @@ from typer.testing import CliRunner
 
 from bot.chat import (
     MAX_TURNS,
-    AnswerCancelled,
     Chat,
-    ChatFrontend,
     ChatSession,
-    TurnRunner,
     keyword_rewrite,
     looks_like_follow_up,
     rewrite_question,
@@ -34,10 +31,12 @@ from bot.chat import (
 )
 from bot.citations import MARKER_RE
 from bot.providers import Completion, Message
+from bot.repl import AnswerCancelled, ChatFrontend, TurnRunner
 from bot.results import AnswerResult
 
 from .conftest import REPO, SEEDS
 from .llm_server import CASSETTE_BASE_URL, CASSETTE_MODEL, FakeOpenAIServer, Reply, chat_chunk
+from .test_ask import QueuedChat
 
 FIRST = "what did Zelensky announce?"
 FOLLOW_UP = "what did he tell Russian soldiers?"
@@ -80,27 +79,8 @@ def _article(lines: list[str]) -> str:
     return "\n".join(["---", title, published, "source: Example Wire", "---", *body]) + "\n"
 
 
-class RecordingChat:
-    """A deterministic chat model: queued replies, and the prompts it was sent."""
-
-    name = "openai"
-    model = "fake-chat"
-    context_tokens = 8192
-
-    def __init__(self, *replies: str) -> None:
-        self.replies = list(replies)
-        self.seen: list[list[Message]] = []
-
-    def count_tokens(self, text: str) -> int:
-        return len(text) // 4 + 1
-
-    def complete(self, messages, *, max_tokens=None, on_delta=None) -> Completion:
-        self.seen.append(messages)
-        text = self.replies.pop(0)
-        if on_delta:
-            for word in text.split(" "):
-                on_delta(word + " ")
-        return Completion(text, self.name, self.model, {"prompt_tokens": 9, "completion_tokens": 4})
+class RecordingChat(QueuedChat):
+    """test_ask's queued-reply fake, plus the text of each prompt it was sent."""
 
     def prompt(self, i: int) -> str:
         return "\n".join(m.content for m in self.seen[i])
@@ -180,6 +160,31 @@ def test_json_lines_one_object_per_line() -> None:
     assert reset == {"command": "reset"}
     assert "/summarise [topic]" in help_["commands"]
     assert "error: Unknown command /nope" in result.stderr
+
+
+def test_json_lines_escape_line_separators_in_article_text(tmp_path: Path) -> None:
+    """An article holding U+2028/U+2029: every row is still one line, the raw output has no
+    separator (a terminal or a line reader would split there), and json.loads gives it back."""
+    from bot.ingest import ingest_paths
+
+    folder = tmp_path / "tram"
+    folder.mkdir()
+    body = [
+        "title: Kharkiv tram line reopens",
+        "published: 2022-06-01",
+        "The Kharkiv tram line reopened on Monday\u2028after repairs by city workers.",
+        "The tram depot was hit in March\u2029and trams stopped running for three months.",
+    ]
+    (folder / "tram.txt").write_text(_article(body), encoding="utf-8")
+    assert ingest_paths([folder]).added == 1
+    result = _invoke(
+        ["--llm", "extractive", "--json"], ["when did the Kharkiv tram reopen?", "/sources"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "\u2028" not in result.stdout and "\u2029" not in result.stdout
+    answer, sources = [json.loads(line) for line in result.stdout.split("\n") if line]
+    assert "\u2028after repairs" in answer["passages"][0]["text"]
+    assert sources["command"] == "sources" and sources["passages"] == answer["passages"]
 
 
 def test_fake_model_rewrites_and_the_answer_uses_the_rewrite(
@@ -490,25 +495,23 @@ def test_turn_runner_hands_errors_to_the_main_thread() -> None:
 def test_history_file_in_the_data_dir_or_in_memory(tmp_path: Path) -> None:
     from prompt_toolkit.history import FileHistory, InMemoryHistory
 
-    from bot.chat import HISTORY_FILE, _history
+    from bot.repl import HISTORY_FILE, prompt_history
 
-    history = _history(tmp_path / "data")
+    history = prompt_history(tmp_path / "data")
     assert isinstance(history, FileHistory)
     history.store_string("what did Zelensky announce?")
     assert "Zelensky" in (tmp_path / "data" / HISTORY_FILE).read_text()
     blocked = tmp_path / "a-file"
     blocked.write_text("")
-    assert isinstance(_history(blocked / "data"), InMemoryHistory)  # cannot create the dir
+    assert isinstance(prompt_history(blocked / "data"), InMemoryHistory)  # cannot create the dir
 
 
 # --- cassettes: SmolLM2 through an OpenAI-compatible server ---------------------------------------
 
 
-@pytest.mark.cassette
-@pytest.mark.vcr
-@pytest.mark.block_network
-def test_follow_up_with_the_recorded_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.ask import AskOptions
+@pytest.fixture
+def recorded_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings that send the LLM calls to the recorded SmolLM2 server (the cassettes replay it)."""
     from bot.settings import get_settings
 
     monkeypatch.setenv("OPENAI_BASE_URL", CASSETTE_BASE_URL)
@@ -516,6 +519,15 @@ def test_follow_up_with_the_recorded_model(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("BOT_LLM_MAX_RETRIES", "0")
     monkeypatch.setenv("BOT_LLM_TIMEOUT", "300")
     get_settings.cache_clear()
+
+
+@pytest.mark.cassette
+@pytest.mark.vcr
+@pytest.mark.block_network
+@pytest.mark.usefixtures("recorded_model")
+def test_follow_up_with_the_recorded_model() -> None:
+    from bot.ask import AskOptions
+
     chat = Chat(AskOptions(llm="openai"))
     first = chat.ask(FIRST)
     deltas: list[str] = []
@@ -540,14 +552,8 @@ def test_follow_up_with_the_recorded_model(monkeypatch: pytest.MonkeyPatch) -> N
 @pytest.mark.cassette
 @pytest.mark.vcr
 @pytest.mark.block_network
-def test_scripted_json_session_with_the_recorded_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.settings import get_settings
-
-    monkeypatch.setenv("OPENAI_BASE_URL", CASSETTE_BASE_URL)
-    monkeypatch.setenv("BOT_OPENAI_MODEL", CASSETTE_MODEL)
-    monkeypatch.setenv("BOT_LLM_MAX_RETRIES", "0")
-    monkeypatch.setenv("BOT_LLM_TIMEOUT", "300")
-    get_settings.cache_clear()
+@pytest.mark.usefixtures("recorded_model")
+def test_scripted_json_session_with_the_recorded_model() -> None:
     result = _invoke(["--llm", "openai", "--json"], [FIRST, "and what did he ask the EU?"])
     assert result.exit_code == 0, result.output
     first, follow = [json.loads(line) for line in result.stdout.splitlines()]

@@ -1,7 +1,8 @@
 """Load article files (txt, md, html, json, jsonl) into `ArticleRecord`s.
 
 Every whole-file failure raises `IngestFileError` with a one-line message; per-record problems
-become one-line warnings. Heavy or optional libraries (trafilatura, yaml, dateutil,
+become one-line warnings. Neither names the file: the caller reports them next to its path
+(`failed: PATH: ERROR`). Heavy or optional libraries (trafilatura, yaml, dateutil,
 charset_normalizer) are imported inside the functions that use them.
 """
 
@@ -19,6 +20,7 @@ import re
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ __all__ = [
     "normalise_date",
     "normalise_text",
     "safe_path",
+    "strip_terminal_controls",
 ]
 
 SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".json", ".jsonl"}
@@ -61,6 +64,21 @@ class LoadResult:
 # --------------------------------------------------------------------------------------------------
 # text helpers
 
+# Terminal escape sequences, removed whole (removing only ESC would leave "[31m" in the text).
+# String commands (OSC, DCS, SOS, PM, APC) go with their payload when terminated (BEL or ST) within
+# 4096 characters; otherwise only the introducer goes. The 8-bit C1 forms likewise.
+_ESCAPE_SEQUENCE = re.compile(
+    r"""
+      \x1b\][^\x07\x1b\x9c]{0,4096}(?:\x07|\x1b\\|\x9c)      # OSC (window titles, hyperlinks)
+    | \x1b[PX^_][^\x1b\x9c]{0,4096}(?:\x1b\\|\x9c)         # DCS SOS PM APC
+    | \x1b\[[0-?]*[ -/]*[@-~]?                             # CSI (colours, cursor moves)
+    | \x1b[ -/]*[0-~]?                                     # other ESC sequences
+    | \x9d[^\x07\x1b\x9c]{0,4096}(?:\x07|\x9c)             # 8-bit OSC
+    | [\x90\x98\x9e\x9f][^\x1b\x9c]{0,4096}\x9c            # 8-bit DCS SOS PM APC
+    | \x9b[0-?]*[ -/]*[@-~]                                # 8-bit CSI
+    """,
+    re.VERBOSE,
+)
 # C0 controls except \t \n (\r is converted first), DEL, C1 controls, bidi embeddings/overrides and
 # isolates, and the zero-width no-break space (BOM).
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff]")
@@ -71,10 +89,17 @@ _UNSAFE_IN_MESSAGE = re.compile(
 )
 
 
+def strip_terminal_controls(text: str) -> str:
+    """`text` without escape sequences (removed whole) and control characters but \\n and \\t;
+    \\r\\n and \\r become \\n."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _ESCAPE_SEQUENCE.sub("", text)
+    return _CONTROL.sub("", text)
+
+
 def normalise_text(raw: str) -> str:
     """The stored form of an article's text; all chunk offsets index this string."""
-    text = raw.replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL.sub("", text)
+    text = strip_terminal_controls(raw)
     text = _TRAILING_WS.sub("", text)
     text = _MANY_BLANKS.sub("\n\n\n", text)
     return text.strip()
@@ -222,7 +247,8 @@ def _oserror_text(exc: OSError) -> str:
 def discover_files(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Expand files and folders into supported article files.
 
-    Returns (absolute, deduplicated, sorted files; [(path, one-line error)]). Folders are walked
+    Returns (absolute, deduplicated, sorted files; [(path, one-line error without the path)]).
+    Folders are walked
     recursively without following directory symlinks (so symlink loops cannot recur); file symlinks
     are followed; hidden folders and files are skipped; unsupported files inside folders are
     skipped silently, but a file named explicitly with an unsupported suffix is an error.
@@ -231,7 +257,7 @@ def discover_files(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[str, s
     errors: list[tuple[str, str]] = []
 
     def error(p: str, message: str) -> None:
-        errors.append((p, f"{safe_path(p)}: {message}"))
+        errors.append((p, message))
 
     for given in paths:
         p = os.path.abspath(os.fspath(given))
@@ -305,62 +331,86 @@ _BINARYISH = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f-\x9f\ufffd]")
 
 
 def _read_bytes(path: Path, max_bytes: int) -> bytes:
-    shown = safe_path(path)
     try:
         st = os.stat(path)
     except OSError as exc:
-        raise IngestFileError(f"{shown}: cannot read file: {_oserror_text(exc)}") from None
+        raise IngestFileError(f"cannot read file: {_oserror_text(exc)}") from None
     if stat.S_ISDIR(st.st_mode):
-        raise IngestFileError(f"{shown}: is a folder, not a file")
+        raise IngestFileError("is a folder, not a file")
     if not stat.S_ISREG(st.st_mode):
-        raise IngestFileError(f"{shown}: not a regular file")
+        raise IngestFileError("not a regular file")
     if st.st_size > max_bytes:
-        raise IngestFileError(_too_large(shown, st.st_size, max_bytes))
+        raise IngestFileError(_too_large(st.st_size, max_bytes))
     try:
         with open(path, "rb") as fh:
             data = fh.read(max_bytes + 1)
     except PermissionError:
-        raise IngestFileError(f"{shown}: cannot read file: permission denied") from None
+        raise IngestFileError("cannot read file: permission denied") from None
     except OSError as exc:
-        raise IngestFileError(f"{shown}: cannot read file: {_oserror_text(exc)}") from None
+        raise IngestFileError(f"cannot read file: {_oserror_text(exc)}") from None
     if len(data) > max_bytes:
-        raise IngestFileError(_too_large(shown, len(data), max_bytes))
+        raise IngestFileError(_too_large(len(data), max_bytes))
     return data
 
 
-def _too_large(shown: str, size: int, max_bytes: int) -> str:
+def _too_large(size: int, max_bytes: int) -> str:
     mb = 1024 * 1024
     return (
-        f"{shown}: file is too large ({size / mb:.1f} MB, limit {max_bytes / mb:g} MB; "
+        f"file is too large ({size / mb:.1f} MB, limit {max_bytes / mb:g} MB; "
         "raise BOT_MAX_FILE_MB to ingest it)"
     )
 
 
-def _decode(data: bytes, shown: str, warnings: list[str]) -> str:
+# Bytes that text never holds: C0 controls but \t \n \v \f \r and ESC (ANSI colours), and DEL.
+_NON_TEXT_BYTES = bytes([*range(0x00, 0x09), *range(0x0E, 0x1B), *range(0x1C, 0x20), 0x7F])
+# A file with NUL bytes is text with stray NULs (dropped, with a warning) while its NUL and other
+# non-text bytes stay within this many, or this share of its size; beyond that it is binary.
+STRAY_NUL_BYTES = 4
+STRAY_NUL_SHARE = 0.005
+
+
+def _drop_stray_nuls(data: bytes, warnings: list[str]) -> bytes:
+    """`data` without NUL bytes when they are strays in text; IngestFileError when binary."""
+    if b"\x00" not in data:
+        return data
+    non_text = len(data) - len(data.translate(None, _NON_TEXT_BYTES))
+    if non_text > max(STRAY_NUL_BYTES, len(data) * STRAY_NUL_SHARE):
+        hint = ""
+        if data[1::2].count(0) > len(data) // 4 or data[0::2].count(0) > len(data) // 4:
+            hint = "; UTF-16 without a byte order mark? Save it as UTF-8"
+        raise IngestFileError(
+            f"looks like a binary file, not text ({non_text:,} of {len(data):,} bytes are NUL "
+            f"or control bytes{hint})"
+        )
+    nuls = data.count(0)
+    warnings.append(f"dropped {nuls} stray NUL byte{'' if nuls == 1 else 's'}")
+    return data.replace(b"\x00", b"")
+
+
+def _decode(data: bytes, warnings: list[str]) -> str:
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             try:
                 return data.decode(encoding)
             except UnicodeDecodeError as exc:
                 raise IngestFileError(
-                    f"{shown}: cannot decode as {encoding} (it starts with a {encoding} byte order "
+                    f"cannot decode as {encoding} (it starts with a {encoding} byte order "
                     f"mark): {exc.reason} at byte {exc.start}"
                 ) from None
-    if b"\x00" in data:
-        raise IngestFileError(f"{shown}: looks like a binary file (contains NUL bytes), not text")
+    data = _drop_stray_nuls(data, warnings)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
     encoding = _guess_encoding(data)
     if encoding is None:
-        raise IngestFileError(f"{shown}: cannot decode: not UTF-8 and no known text encoding fits")
+        raise IngestFileError("cannot decode: not UTF-8 and no known text encoding fits")
     try:
         text = data.decode(encoding)
     except (UnicodeDecodeError, LookupError):
         text = data.decode("latin-1")
         encoding = "latin-1"
-    warnings.append(f"{shown}: not valid UTF-8; decoded as {encoding}")
+    warnings.append(f"not valid UTF-8; decoded as {encoding}")
     return text
 
 
@@ -385,14 +435,12 @@ def _guess_encoding(data: bytes) -> str | None:
     return guess
 
 
-def _check_text(text: str, shown: str) -> None:
+def _check_text(text: str) -> None:
     if not text.strip():
-        raise IngestFileError(f"{shown}: file is empty or whitespace only")
+        raise IngestFileError("file is empty or whitespace only")
     sample = text[:100_000]
     if len(_BINARYISH.findall(sample)) > max(8, len(sample) // 10):
-        raise IngestFileError(
-            f"{shown}: looks like a binary file (mostly non-text bytes), not text"
-        )
+        raise IngestFileError("looks like a binary file (mostly non-text bytes), not text")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -400,54 +448,57 @@ def _check_text(text: str, shown: str) -> None:
 
 
 def load_file(path: Path, *, max_bytes: int) -> LoadResult:
-    """Load one file into articles; `IngestFileError` (one line) when the whole file fails."""
-    shown = safe_path(path)
+    """Load one file into articles; `IngestFileError` (one line) when the whole file fails.
+
+    Messages and warnings do not name the file (the caller shows them next to its path); a
+    warning about one record of a JSON/JSONL file starts with "record N" or "line N".
+    """
     try:
-        return _load(Path(path), shown, max_bytes)
+        return _load(Path(path), max_bytes)
     except IngestFileError:
         raise
     except RecursionError:
-        raise IngestFileError(f"{shown}: could not parse: nested too deeply") from None
+        raise IngestFileError("could not parse: nested too deeply") from None
     except Exception as exc:  # noqa: BLE001 - the promise is: nothing but IngestFileError escapes
-        detail = _one_line(exc, 200)
-        raise IngestFileError(f"{shown}: could not parse: {type(exc).__name__}: {detail}") from None
+        detail = safe_path(_one_line(exc, 200))
+        raise IngestFileError(f"could not parse: {type(exc).__name__}: {detail}") from None
 
 
-def _load(path: Path, shown: str, max_bytes: int) -> LoadResult:
+def _load(path: Path, max_bytes: int) -> LoadResult:
     abs_path = os.path.abspath(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise IngestFileError(f"{shown}: unsupported file type {path.suffix or '(none)'!r}")
+        raise IngestFileError(f"unsupported file type {path.suffix or '(none)'!r}")
     data = _read_bytes(path, max_bytes)
     if not data:
-        raise IngestFileError(f"{shown}: file is empty")
+        raise IngestFileError("file is empty")
     result = LoadResult()
-    raw = _decode(data, shown, result.warnings)
-    _check_text(raw, shown)
+    raw = _decode(data, result.warnings)
+    _check_text(raw)
     if suffix == ".txt":
-        result.articles.append(_load_txt(raw, abs_path, shown))
+        result.articles.append(_load_txt(raw, abs_path))
     elif suffix in (".md", ".markdown"):
-        result.articles.append(_load_markdown(raw, abs_path, shown, result.warnings))
+        result.articles.append(_load_markdown(raw, abs_path, result.warnings))
     elif suffix in (".html", ".htm"):
-        result.articles.append(_load_html(raw, abs_path, shown, result.warnings))
+        result.articles.append(_load_html(raw, abs_path, result.warnings))
     elif suffix == ".json":
-        _load_json(raw, abs_path, shown, result)
+        _load_json(raw, abs_path, result)
     else:
-        _load_jsonl(raw, abs_path, shown, result)
+        _load_jsonl(raw, abs_path, result)
     if not result.articles:
-        raise IngestFileError(f"{shown}: no article records found")
+        raise IngestFileError("no article records found")
     return result
 
 
-def _body(raw: str, shown: str) -> str:
+def _body(raw: str) -> str:
     text = normalise_text(raw)
     if not text:
-        raise IngestFileError(f"{shown}: file has no text")
+        raise IngestFileError("file has no text")
     return text
 
 
-def _load_txt(raw: str, abs_path: str, shown: str) -> ArticleRecord:
-    text = _body(raw, shown)
+def _load_txt(raw: str, abs_path: str) -> ArticleRecord:
+    text = _body(raw)
     return _record(text, title="", source="", url="", published="", path=abs_path)
 
 
@@ -479,30 +530,64 @@ def _source_value(value: Any) -> str:
     return _one_line(value)
 
 
+def _at(where: str, message: str) -> str:
+    """A warning, prefixed with the record it is about ("record 3: ...") when there is one."""
+    return f"{where}: {message}" if where else message
+
+
 def _date_value(value: Any, where: str, warnings: list[str]) -> str:
     if value is None or value == "":
         return ""
     iso = normalise_date(value)
     if not iso:
-        warnings.append(f"{where}: unrecognised date {_one_line(repr(value), 60)}; left empty")
+        warnings.append(_at(where, f"unrecognised date {_one_line(repr(value), 60)}; left empty"))
     return iso
 
 
-def _load_markdown(raw: str, abs_path: str, shown: str, warnings: list[str]) -> ArticleRecord:
+@lru_cache(maxsize=1)
+def _front_matter_loaders() -> tuple[Any, Any]:
+    """PyYAML's SafeLoader and BaseLoader, refusing aliases (`*name`).
+
+    Aliases share nodes, so nine nested lists of nine aliases each (a "billion laughs" front
+    matter of a few hundred bytes) make a title whose text has billions of items: building it
+    would take minutes and gigabytes. Article metadata never needs aliases.
+    """
+    import yaml
+
+    class NoAliases:
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.events.AliasEvent):  # type: ignore[attr-defined]
+                event = self.peek_event()  # type: ignore[attr-defined]
+                raise yaml.composer.ComposerError(
+                    None, None, "aliases (*name) are not allowed", event.start_mark
+                )
+            return super().compose_node(parent, index)  # type: ignore[misc]
+
+    class SafeNoAliases(NoAliases, yaml.SafeLoader):
+        pass
+
+    class StringsNoAliases(NoAliases, yaml.BaseLoader):
+        pass
+
+    return SafeNoAliases, StringsNoAliases
+
+
+def _load_markdown(raw: str, abs_path: str, warnings: list[str]) -> ArticleRecord:
     text = raw.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
     meta: dict[str, Any] = {}
     m = _FRONT_MATTER.match(text)
     if m:
         import yaml
 
+        safe_loader, string_loader = _front_matter_loaders()
         try:
             try:
-                loaded = yaml.safe_load(m.group(1))
+                loaded = yaml.load(m.group(1), Loader=safe_loader)
             except ValueError:  # e.g. `date: 2023-02-30` fails in the timestamp constructor
-                loaded = yaml.load(m.group(1), Loader=yaml.BaseLoader)  # all values as strings
+                loaded = yaml.load(m.group(1), Loader=string_loader)  # all values as strings
         except yaml.YAMLError as exc:
             problem = _one_line(getattr(exc, "problem", None) or type(exc).__name__, 80)
-            warnings.append(f"{shown}: front matter is not valid YAML ({problem}); kept as text")
+            warnings.append(f"front matter is not valid YAML ({problem}); kept as text")
         else:
             if isinstance(loaded, dict):
                 meta = {str(k).lower(): v for k, v in loaded.items()}
@@ -510,8 +595,8 @@ def _load_markdown(raw: str, abs_path: str, shown: str, warnings: list[str]) -> 
             elif loaded is None:
                 text = text[m.end() :]
             else:
-                warnings.append(f"{shown}: front matter is not a mapping; kept as text")
-    body = _body(text, shown)
+                warnings.append("front matter is not a mapping; kept as text")
+    body = _body(text)
     title = meta.get("title")
     if title is None or title == "":
         heading = _MD_HEADING.search(body)
@@ -521,7 +606,7 @@ def _load_markdown(raw: str, abs_path: str, shown: str, warnings: list[str]) -> 
         title=str(title),
         source=_source_value(_lookup(meta, _SOURCE_KEYS)),
         url=_one_line(_lookup(meta, _URL_KEYS) or "", 2000),
-        published=_date_value(_lookup(meta, _DATE_KEYS), shown, warnings),
+        published=_date_value(_lookup(meta, _DATE_KEYS), "", warnings),
         path=abs_path,
     )
 
@@ -550,7 +635,7 @@ def _regex_html_text(raw: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def _load_html(raw: str, abs_path: str, shown: str, warnings: list[str]) -> ArticleRecord:
+def _load_html(raw: str, abs_path: str, warnings: list[str]) -> ArticleRecord:
     import trafilatura
     from trafilatura.metadata import extract_metadata
 
@@ -569,9 +654,7 @@ def _load_html(raw: str, abs_path: str, shown: str, warnings: list[str]) -> Arti
     if not text:
         text = normalise_text(_regex_html_text(raw))
     if not text:
-        raise IngestFileError(
-            f"{shown}: HTML has no extractable text (only markup, scripts or styles)"
-        )
+        raise IngestFileError("HTML has no extractable text (only markup, scripts or styles)")
     url = getattr(meta, "url", None) or ""
     if not url:
         m = _META_URL.search(raw[:200_000])
@@ -581,15 +664,13 @@ def _load_html(raw: str, abs_path: str, shown: str, warnings: list[str]) -> Arti
         title=getattr(meta, "title", None) or "",
         source=getattr(meta, "sitename", None) or "",
         url=url,
-        published=_date_value(getattr(meta, "date", None), shown, warnings),
+        published=_date_value(getattr(meta, "date", None), "", warnings),
         path=abs_path,
     )
 
 
-def _json_record(
-    obj: Any, n: int, label: str, abs_path: str, shown: str, result: LoadResult
-) -> None:
-    where = f"{shown}: {label} {n}"
+def _json_record(obj: Any, n: int, label: str, abs_path: str, result: LoadResult) -> None:
+    where = f"{label} {n}"
     if not isinstance(obj, dict):
         result.warnings.append(f"{where}: not a JSON object; skipped")
         return
@@ -622,12 +703,12 @@ def _json_record(
     )
 
 
-def _load_json(raw: str, abs_path: str, shown: str, result: LoadResult) -> None:
+def _load_json(raw: str, abs_path: str, result: LoadResult) -> None:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise IngestFileError(
-            f"{shown}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
     records: list[Any]
     if isinstance(data, list):
@@ -641,12 +722,12 @@ def _load_json(raw: str, abs_path: str, shown: str, result: LoadResult) -> None:
         else:
             records = [data]
     else:
-        raise IngestFileError(f"{shown}: JSON holds a {type(data).__name__}, not article objects")
+        raise IngestFileError(f"JSON holds a {type(data).__name__}, not article objects")
     for n, obj in enumerate(records, start=1):
-        _json_record(obj, n, "record", abs_path, shown, result)
+        _json_record(obj, n, "record", abs_path, result)
 
 
-def _load_jsonl(raw: str, abs_path: str, shown: str, result: LoadResult) -> None:
+def _load_jsonl(raw: str, abs_path: str, result: LoadResult) -> None:
     text = raw.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
     for n, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
@@ -654,9 +735,9 @@ def _load_jsonl(raw: str, abs_path: str, shown: str, result: LoadResult) -> None
         try:
             obj = json.loads(line)
         except json.JSONDecodeError:
-            result.warnings.append(f"{shown}: line {n}: invalid JSON; skipped")
+            result.warnings.append(f"line {n}: invalid JSON; skipped")
             continue
         except RecursionError:
-            result.warnings.append(f"{shown}: line {n}: JSON nested too deeply; skipped")
+            result.warnings.append(f"line {n}: JSON nested too deeply; skipped")
             continue
-        _json_record(obj, n, "line", abs_path, shown, result)
+        _json_record(obj, n, "line", abs_path, result)

@@ -1,9 +1,9 @@
 """`bot ingest`: bring the index exactly in step with a set of files and folders.
 
-One pass: discover files, skip those whose size and mtime match the manifest, load and chunk the rest,
-embed only articles the index does not hold yet (in length-sorted batches), write chunks before the
-manifest records that claim them, and forget records whose files disappeared from an ingested folder.
-See `bot.store` for the write order that makes a killed run safe to repeat.
+One pass: discover files, skip those whose size and mtime match the manifest, load and chunk the
+rest, embed only articles the index does not hold yet (in length-sorted batches), write chunks
+before the manifest records that claim them, and forget records whose files disappeared from an
+ingested folder. See `bot.store` for the write order that makes a killed run safe to repeat.
 """
 
 from __future__ import annotations
@@ -61,21 +61,35 @@ def _lock(settings: Settings, notify: Progress) -> Any:
     """One ingest at a time per index: a second one waits (saying so), then gives up clearly."""
     from filelock import FileLock, Timeout
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BotError(
+            f"Cannot create the data directory {settings.data_dir}: "
+            f"{(exc.strerror or type(exc).__name__).lower()}",
+            hint="set BOT_DATA_DIR to a writable folder",
+        ) from None
     target = settings.chroma_url or "embedded"
     safe = "".join(c if c.isalnum() else "_" for c in f"{target}-{settings.collection}")
     lock = FileLock(str(settings.data_dir / f"ingest-{safe}.lock"))
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        notify.note("Another `bot ingest` is writing to this index; waiting for it to finish…")
         try:
-            lock.acquire(timeout=settings.lock_timeout)
+            lock.acquire(timeout=0)
         except Timeout:
-            raise BotError(
-                f"Another `bot ingest` kept the index locked for {settings.lock_timeout:.0f}s",
-                hint="wait for it to finish, or raise BOT_LOCK_TIMEOUT",
-            ) from None
+            notify.note("Another `bot ingest` is writing to this index; waiting for it to finish…")
+            try:
+                lock.acquire(timeout=settings.lock_timeout)
+            except Timeout:
+                raise BotError(
+                    f"Another `bot ingest` kept the index locked for {settings.lock_timeout:.0f}s",
+                    hint="wait for it to finish, or raise BOT_LOCK_TIMEOUT",
+                ) from None
+    except OSError as exc:  # Timeout is an OSError too, but is handled above
+        raise BotError(
+            f"Cannot write to the data directory {settings.data_dir}: "
+            f"{(exc.strerror or type(exc).__name__).lower()}",
+            hint="make it writable, or set BOT_DATA_DIR to a writable folder",
+        ) from None
     return lock
 
 
@@ -213,7 +227,7 @@ def ingest_paths(
 ) -> IngestReport:
     """Index `paths` (files or folders; the seeds when empty) and return what changed."""
     from bot.articles import discover_files, load_file
-    from bot.store import FileEntry, open_store
+    from bot.store import FileEntry, drop_index, open_store
 
     settings = settings or get_settings()
     notify = progress or Progress()
@@ -227,7 +241,7 @@ def ingest_paths(
 
             embedder = get_embedder(settings)
         if rebuild:
-            open_store(settings, embedder, create=False).drop()
+            drop_index(settings)  # also an index open_store refuses (another model, newer bot)
         store = open_store(settings, embedder, create=True)
         if store.dirty:
             orphans = store.orphan_chunk_ids()

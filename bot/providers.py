@@ -13,8 +13,10 @@ import importlib.util
 import math
 import re
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -66,6 +68,15 @@ def estimate_tokens(text: str) -> int:
 def clean_text(text: str) -> str:
     """Replace lone surrogates and other unencodable code points so printing never crashes."""
     return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def clean_completion(text: str) -> str:
+    """A whole completion as the pipeline sees it: encodable, with no escape sequences or control
+    characters (an answer of nothing but those is empty). Streamed deltas are cleaned only by
+    `clean_text`, since an escape sequence may span two deltas; whoever shows them sanitises."""
+    from bot.articles import strip_terminal_controls
+
+    return strip_terminal_controls(clean_text(text))
 
 
 def _retries(n: int) -> str:
@@ -189,13 +200,17 @@ class OpenAIProvider:
 
     def _invoke(self, llm: Any, payload: list[dict], kwargs: dict) -> Completion:
         try:
-            message = llm.invoke(payload, **kwargs)
+            with warnings.catch_warnings():
+                # pydantic warns on stderr about a server's wrongly typed fields; the error (or
+                # the cleaned answer) says what matters, on one line.
+                warnings.simplefilter("ignore")
+                message = llm.invoke(payload, **kwargs)
         except Exception as exc:
             mapped = self._error(exc, started=False)
             if mapped is None:
                 raise
             raise mapped from None
-        text = clean_text(_content_text(message.content))
+        text = clean_completion(_content_text(message.content))
         return Completion(text, self.name, self._model_name(message), _usage(message))
 
     def _stream(
@@ -207,17 +222,19 @@ class OpenAIProvider:
         model = self.model
         started = False
         try:
-            for chunk in llm.stream(payload, **kwargs):
-                started = True
-                meta = getattr(chunk, "response_metadata", None) or {}
-                if meta.get("finish_reason"):
-                    finished = True
-                model = meta.get("model_name") or model
-                usage = _usage(chunk) or usage
-                delta = clean_text(_content_text(chunk.content))
-                if delta:
-                    parts.append(delta)
-                    on_delta(delta)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # see _invoke
+                for chunk in llm.stream(payload, **kwargs):
+                    started = True
+                    meta = getattr(chunk, "response_metadata", None) or {}
+                    if meta.get("finish_reason"):
+                        finished = True
+                    model = meta.get("model_name") or model
+                    usage = _usage(chunk) or usage
+                    delta = clean_text(_content_text(chunk.content))
+                    if delta:
+                        parts.append(delta)
+                        on_delta(delta)
         except Exception as exc:
             mapped = self._error(exc, started=started)
             if mapped is None:
@@ -228,7 +245,7 @@ class OpenAIProvider:
                 f"The LLM stream from {self.server} was cut off (it ended without a finish "
                 "reason); try again"
             )
-        return Completion("".join(parts), self.name, model, usage)
+        return Completion(clean_completion("".join(parts)), self.name, model, usage)
 
     def _model_name(self, message: Any) -> str:
         meta = getattr(message, "response_metadata", None) or {}
@@ -322,11 +339,15 @@ class OpenAIProvider:
         return None
 
 
+@lru_cache(maxsize=8)
 def _utf8_safe_client(timeout: float) -> Any:
     """An httpx client whose response bytes are valid UTF-8 (bad bytes become U+FFFD).
 
     The openai SDK decodes JSON bodies and SSE lines strictly, so one broken byte from a server
-    would crash the answer. Compressed bodies are passed through untouched.
+    would crash the answer. Compressed bodies are passed through untouched. One client per
+    timeout, shared by every provider of the process (httpx clients are thread-safe): a
+    provider per `ask` then reuses the connection pool instead of leaving a keep-alive socket
+    open until the garbage collector finds its client (seen in bench/soak.py).
     """
     try:
         import httpx2 as hx  # the transport of openai >= 3
@@ -455,7 +476,9 @@ def _root_reason(exc: BaseException) -> str:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        chain.append(current)
+        # json's scanner leaves a StopIteration as the context of "Expecting value": not a reason
+        if not isinstance(current, StopIteration) or not chain:
+            chain.append(current)
         current = current.__cause__ or current.__context__
     for err in reversed(chain):
         if isinstance(err, ConnectionRefusedError):
@@ -491,10 +514,8 @@ _LLAMA_CACHE_LOCK = threading.Lock()
 def _close_llamas() -> None:
     """Free loaded models before interpreter shutdown (llama_cpp's __del__ fails noisily then)."""
     for llm, _ in list(_LLAMA_CACHE.values()):
-        try:
+        with contextlib.suppress(Exception):  # shutting down: nothing left to report to
             llm.close()
-        except Exception:  # shutting down: nothing left to report to
-            pass
     _LLAMA_CACHE.clear()
 
 
@@ -633,7 +654,7 @@ class LocalProvider:
                     usage = {
                         k: int(raw[k]) for k in ("prompt_tokens", "completion_tokens") if k in raw
                     }
-                    return Completion(clean_text(text), self.name, self.model, usage)
+                    return Completion(clean_completion(text), self.name, self.model, usage)
                 parts: list[str] = []
                 for chunk in self._llm.create_chat_completion(**args, stream=True):
                     choices = chunk.get("choices") or [{}]
@@ -641,7 +662,7 @@ class LocalProvider:
                     if delta:
                         parts.append(delta)
                         on_delta(delta)
-                return Completion("".join(parts), self.name, self.model, {})
+                return Completion(clean_completion("".join(parts)), self.name, self.model, {})
             except ValueError as exc:
                 message = str(exc)
                 if "exceed context window" in message or "context" in message.lower():

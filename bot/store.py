@@ -8,9 +8,14 @@ Three collections live side by side (embedded in the data directory, or on a Chr
 - `<name>__files`    one record per ingested file: size, mtime and the article id of each record.
 
 The manifests are the source of truth. Writes follow one order so that a crash at any point leaves
-nothing a later run cannot repair: chunks are written before their article record, an article record is
-deleted before its chunks, and a file record is written last. While an ingest is writing, the chunk
-collection is marked `dirty`; an ingest that finds the mark deletes chunks no article record claims.
+nothing a later run cannot repair: chunks are written before their article record, an article
+record is deleted before its chunks, and a file record is written last. While an ingest is writing,
+the chunk collection is marked `dirty`; an ingest that finds the mark deletes chunks no article
+record claims.
+
+Once the store is open, a failure of Chroma itself (a server that goes away mid-command, a database
+that turns read-only, a full disk) becomes a one-line `BotError` that names the server URL or the
+index folder and the fix (`GuardedChroma`); our own bugs still surface as what they are.
 """
 
 from __future__ import annotations
@@ -180,7 +185,8 @@ def open_client(settings: Settings) -> Any:
         except Exception as exc:  # chromadb raises several unrelated types for a dead server
             raise BotError(
                 f"Cannot reach the Chroma server at {settings.chroma_url}",
-                hint="start it with `chroma run`, or unset BOT_CHROMA_URL to use the embedded index",
+                hint="start it with `chroma run`, "
+                "or unset BOT_CHROMA_URL to use the embedded index",
             ) from exc
         return client
     try:
@@ -193,8 +199,15 @@ def open_client(settings: Settings) -> Any:
     try:
         return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=_chroma_settings())
     except Exception as exc:
+        detail = _short(exc)
+        if "readonly" in detail.lower() or "read-only" in detail.lower():
+            # Chroma writes to its database whenever it opens it, even to read.
+            raise BotError(
+                f"The index in {settings.chroma_dir} is read-only ({detail})",
+                hint="make the folder writable, or set BOT_DATA_DIR to a writable folder",
+            ) from exc
         raise BotError(
-            f"Cannot open the index in {settings.chroma_dir}: {_short(exc)}",
+            f"Cannot open the index in {settings.chroma_dir}: {detail}",
             hint="check the folder's permissions, or set BOT_DATA_DIR",
         ) from exc
 
@@ -202,6 +215,112 @@ def open_client(settings: Settings) -> Any:
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]
+
+
+# Libraries whose exceptions mean "Chroma or the way to it failed" (not a bug in bot).
+_STORE_ERROR_ROOTS = frozenset(
+    {"chromadb", "chromadb_rust_bindings", "httpx", "httpcore", "httpx2", "httpcore2", "sqlite3"}
+)
+_CONNECTION_REASONS = (
+    ("connection refused", "connection refused"),
+    ("server disconnected", "the server disconnected"),
+    ("peer closed connection", "the server disconnected"),
+    ("incomplete chunked read", "the server disconnected"),
+    ("connection reset", "connection reset"),
+    ("broken pipe", "connection reset"),
+    ("timed out", "timed out"),
+    ("name or service not known", "host not found"),
+)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _is_store_error(exc: BaseException) -> bool:
+    for err in _chain(exc):
+        if isinstance(err, OSError):
+            return True
+        if {cls.__module__.split(".")[0] for cls in type(err).__mro__} & _STORE_ERROR_ROOTS:
+            return True
+    return False
+
+
+def _connection_reason(exc: BaseException) -> str | None:
+    """'connection refused', 'the server disconnected'...; None when not a connection failure."""
+    chain = _chain(exc)
+    text = " ".join(f"{type(e).__name__} {e}" for e in chain).lower()
+    for needle, reason in _CONNECTION_REASONS:
+        if needle in text:
+            return reason
+    names = " ".join(type(e).__name__ for e in chain)
+    if any(k in names for k in ("ConnectError", "RemoteProtocolError", "ReadError", "WriteError")):
+        return "the connection failed"
+    if any(isinstance(e, ConnectionError) for e in chain):
+        return "the connection failed"
+    return None
+
+
+def store_failure(settings: Settings, exc: BaseException) -> BotError | None:
+    """A one-line BotError for a Chroma failure while the store is in use (None: not one)."""
+    if isinstance(exc, BotError):
+        return exc
+    if not _is_store_error(exc):
+        return None
+    if settings.chroma_url:
+        reason = _connection_reason(exc)
+        if reason is not None:
+            return BotError(
+                f"Lost the Chroma server at {settings.chroma_url} ({reason})",
+                hint="is it still running? Start it again and re-run the command; "
+                "`bot ingest` repairs what an interrupted run left",
+            )
+        return BotError(
+            f"The Chroma server at {settings.chroma_url} failed: {_short(exc)}",
+            hint="check the server's log, then re-run the command",
+        )
+    detail = _short(exc)
+    lowered = detail.lower()
+    if "readonly" in lowered or "read-only" in lowered or "permission" in lowered:
+        hint = "make the folder writable, or set BOT_DATA_DIR to a writable folder"
+    elif "disk" in lowered or "space" in lowered or "full" in lowered:
+        hint = "free some disk space, then run `bot ingest` again"
+    else:
+        hint = "run the command again; if it keeps failing, rebuild with `bot ingest --rebuild`"
+    return BotError(f"The index in {settings.chroma_dir} failed: {detail}", hint=hint)
+
+
+class GuardedChroma:
+    """A Chroma client or collection whose failures become one-line BotErrors (`store_failure`).
+
+    Attributes pass through; method calls are wrapped.
+    """
+
+    def __init__(self, inner: Any, settings: Settings) -> None:
+        self._inner = inner
+        self._settings = settings
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        if not callable(value):
+            return value
+        settings = self._settings
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return value(*args, **kwargs)
+            except Exception as exc:
+                mapped = store_failure(settings, exc)
+                if mapped is None or mapped is exc:
+                    raise
+                raise mapped from exc
+
+        return call
 
 
 def _embedding_adapter(embedder: Embedder | None) -> Any:
@@ -228,7 +347,8 @@ class ArticleStore:
     ) -> None:
         self.settings = settings
         self.embedder = embedder
-        self.client = client
+        self._raw_client = client
+        self.client = GuardedChroma(client, settings)
         self.name = settings.collection
         self.location = describe_location(settings)
         with warnings.catch_warnings():
@@ -250,10 +370,12 @@ class ArticleStore:
             try:
                 if create:
                     meta = {"hnsw:space": "cosine", **self._fresh_meta()}
-                    return self.client.get_or_create_collection(
+                    found = self._raw_client.get_or_create_collection(
                         name=name, embedding_function=ef, metadata=meta
                     )
-                return self.client.get_collection(name=name, embedding_function=ef)
+                else:
+                    found = self._raw_client.get_collection(name=name, embedding_function=ef)
+                return GuardedChroma(found, self.settings)
             except BotError:
                 raise
             except Exception as exc:
@@ -264,6 +386,8 @@ class ArticleStore:
                     "InvalidCollectionException",
                 ):
                     return None
+                if self.settings.chroma_url and _connection_reason(exc) is not None:
+                    raise store_failure(self.settings, exc) from exc
                 raise BotError(
                     f"Cannot open collection {name!r} at {self.location}: {_short(exc)}"
                 ) from exc
@@ -297,8 +421,9 @@ class ArticleStore:
         dim = meta.get("embedding_dim")
         if model is not None and (model != self.embedder.name or dim != self.embedder.dimension):
             raise BotError(
-                f"The index at {self.location} was built with embedding model {model} ({dim} dims), "
-                f"but this run uses {self.embedder.name} ({self.embedder.dimension} dims)",
+                f"The index at {self.location} was built with embedding model {model} "
+                f"({dim} dims), but this run uses {self.embedder.name} "
+                f"({self.embedder.dimension} dims)",
                 hint="rebuild it with `bot ingest --rebuild`, or set BOT_EMBEDDING back",
             )
 
@@ -437,11 +562,19 @@ class ArticleStore:
 
     def drop(self) -> None:
         """Delete all three collections (for `--rebuild`)."""
-        for name in (self.name, f"{self.name}__articles", f"{self.name}__files"):
-            try:
-                self.client.delete_collection(name)
-            except Exception:  # a collection that was never created
-                pass
+        _drop_collections(self._raw_client, self.name)
+
+
+def _drop_collections(client: Any, name: str) -> None:
+    for collection in (name, f"{name}__articles", f"{name}__files"):
+        with contextlib.suppress(Exception):  # a collection that was never created
+            client.delete_collection(collection)
+
+
+def drop_index(settings: Settings) -> None:
+    """Delete the index named by the settings, whichever model or bot version wrote it (for
+    `bot ingest --rebuild`, the fix for an index that `open_store` refuses)."""
+    _drop_collections(open_client(settings), settings.collection)
 
 
 def open_store(

@@ -9,17 +9,28 @@ what `bot ingest` must do with that kind:
   "skip"    - silently ignored (not an article, not an error)
   "either"  - indexed, or exactly one one-line error (the brief leaves the outcome open)
 
-Nothing big is committed: the 50 MB file is sparse, everything else is built in memory.
+Nothing big is committed: the 50 MB file is sparse, everything else is built in memory. The 10 MB
+line without spaces (`line_10mb_no_spaces`) is written by `write_long_line`, outside the main
+corpus, because embedding its ~10,000 chunks takes long; `name_newline_failing` by
+`write_failing_newline_name`, so the CLI's one-line-per-failure output can be checked on its own.
+
+`unreadable_permission` (chmod 000) fails only for a process that obeys file modes: root does not,
+unless started with `preexec_fn=without_file_override()`. `html_external_entity` declares an
+external entity pointing at `SECRET_FILE` (inside a hidden folder discovery skips); its token
+`SECRET_TOKEN` must never reach the index.
 """
 
 from __future__ import annotations
 
 import codecs
+import ctypes
 import gzip
 import json
 import os
 import random
 import shutil
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
@@ -60,16 +71,81 @@ EXPECTED: dict[str, str] = {
     "name_leading_dash": "ingest",
     "png_as_txt": "fail",
     "gzip_as_txt": "fail",
-    "nul_mid_text": "either",
+    "nul_mid_text": "warn",
     "ansi_control": "ingest",
     "crlf": "ingest",
     "bom_only": "fail",
     "long_title": "ingest",
     "unsupported_suffix": "skip",
     "hidden_file": "skip",
+    "unreadable_permission": "fail",
+    "jsonl_wrong_types": "warn",
+    "line_10mb_no_spaces": "ingest",
+    "name_newline_failing": "fail",
+    "fifo_named_txt": "skip",
+    "symlink_to_dev_zero": "skip",
+    "yaml_alias_bomb": "warn",
+    "html_external_entity": "ingest",
+    "utf32_bom": "ingest",
+    "bidi_override": "ingest",
+    "control_chars_only": "fail",
 }
 
+SECRET_FILE = ".private/token.txt"
+SECRET_TOKEN = "XXE-LEAK-7f3a9c"
+
 LONG_LINE_BYTES = 10 * 1024 * 1024
+
+
+# --- permissions that hold for root too -----------------------------------------------------------
+# Root reads and writes through chmod because it holds CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH.
+# A child started with `preexec_fn=without_file_override()` drops both (bounding and inheritable
+# sets, like `setpriv --bounding-set=-dac_override,-dac_read_search`), so it stays uid 0, can run
+# everything root owns, but meets file modes like any user: chmod 000 stops its reads, a
+# read-only folder stops its writes.
+
+_PR_CAPBSET_DROP = 24
+_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH = 1, 2
+_CAPABILITY_VERSION_3 = 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def _drop_file_override() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    caps = (_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH)
+    for cap in caps:
+        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+    header = _CapHeader(_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget failed")
+    keep = ~sum(1 << cap for cap in caps) & 0xFFFFFFFF
+    data[0].effective &= keep
+    data[0].permitted &= keep
+    data[0].inheritable &= keep
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+
+
+def without_file_override() -> Callable[[], None] | None:
+    """A `preexec_fn` that makes a child obey file modes even as root (None when not root)."""
+    if os.geteuid() != 0:
+        return None
+    if not sys.platform.startswith("linux"):
+        raise RuntimeError("running as root outside Linux: cannot drop CAP_DAC_OVERRIDE")
+    return _drop_file_override
 
 
 def _para(tag: str, n: int = 4) -> str:
@@ -100,6 +176,19 @@ def write_long_line(folder: Path, name: str = "long_line.txt") -> Path:
         for _ in range(LONG_LINE_BYTES // len(block)):
             fh.write(block)
     return path
+
+
+def write_failing_newline_name(folder: Path) -> Path:
+    """An empty (so failing) file with a newline in its name: its `failed:` line must be one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "bad\nname.txt"
+    path.write_bytes(b"")
+    return path
+
+
+def written_elsewhere() -> set[str]:
+    """Kinds of EXPECTED that `write_bad_corpus` does not write (see the module docstring)."""
+    return {"line_10mb_no_spaces", "name_newline_failing"}
 
 
 def write_bad_corpus(folder: Path, *, seeds: bool = True, bad: bool = True) -> dict[str, str]:
@@ -272,4 +361,54 @@ def write_bad_corpus(folder: Path, *, seeds: bool = True, bad: bool = True) -> d
     )
     put("notes.pdf", "unsupported_suffix", b"%PDF-1.4\n")
     put(".hidden.txt", "hidden_file", _para("Hidden"))
+
+    # permissions, special files
+    put("unreadable.txt", "unreadable_permission", _para("Unreadable"))
+    (folder / "unreadable.txt").chmod(0)
+    os.mkfifo(folder / "pipe.txt")  # opening it would block forever: never opened
+    kinds["pipe.txt"] = "fifo_named_txt"
+    os.symlink("/dev/zero", folder / "zero.txt")  # reading it would never end
+    kinds["zero.txt"] = "symlink_to_dev_zero"
+
+    # more structure and encoding oddities
+    put(
+        "wrong_types.jsonl",
+        "jsonl_wrong_types",
+        "\n".join(
+            json.dumps(line)
+            for line in [
+                {"title": "Fine line", "text": _para("Jsonltypes")},
+                {"title": "Number", "text": 7},
+                {"title": "List", "text": ["a", "b"]},
+                {"title": "Object", "text": {"body": "x"}},
+                ["not", "an", "object"],
+                {"title": {"nested": True}, "text": _para("Jsonltypes2"), "date": [2023, 1, 1]},
+            ]
+        ),
+    )
+    laughs = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, 10):
+        laughs.append(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]")
+    put(
+        "alias_bomb.md",
+        "yaml_alias_bomb",
+        "---\n" + "\n".join(laughs) + "\ntitle: *a9\n---\n" + _para("Aliasbomb"),
+    )
+    _write(folder, SECRET_FILE, SECRET_TOKEN + "\n")
+    put(
+        "entity.html",
+        "html_external_entity",
+        f'<?xml version="1.0"?>\n<!DOCTYPE html [<!ENTITY leak SYSTEM "file://{folder}/'
+        f'{SECRET_FILE}"><!ENTITY boom "&leak;&leak;&leak;">]>\n'
+        "<html><head><title>Entity &leak;</title></head><body><article><p>"
+        + _para("Entityville")
+        + " &leak; &boom;</p></article></body></html>",
+    )
+    put("utf32_bom.txt", "utf32_bom", _para("Utf32town").encode("utf-32"))
+    put(
+        "bidi.txt",
+        "bidi_override",
+        "The \u202eevil\u202c Biditown report.\n\u2066Isolated\u2069 text.\n" + _para("Biditown"),
+    )
+    put("controls.txt", "control_chars_only", b"\x01\x02\x03\x04\x05\x06\n")
     return kinds

@@ -50,6 +50,9 @@ class Reply:
     body: bytes or a JSON-able object (sent with Content-Length).
     events: SSE `data:` payloads (dicts or raw str/bytes) sent chunked; `cut` closes the socket
     after them without ending the chunked body. `delay` sleeps before answering.
+    text: a well-formed completion of this text, shaped like the request asks: one JSON body, or
+    (for `"stream": true`) SSE chunks of at most `chunk_chars` characters, a finish chunk and
+    `[DONE]`. `drop` closes the connection without sending anything (a dropped connection).
     """
 
     status: int = 200
@@ -58,6 +61,15 @@ class Reply:
     cut: bool = False
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    text: str | None = None
+    chunk_chars: int = 16
+    drop: bool = False
+
+
+def text_events(text: str, chunk_chars: int = 16, model: str = "fake-model") -> list[object]:
+    """The SSE payloads of a streamed completion of `text` that ends properly."""
+    parts = [text[i : i + chunk_chars] for i in range(0, len(text), max(1, chunk_chars))]
+    return [chat_chunk(part, model=model) for part in parts] + [chat_chunk(None, "stop", model)]
 
 
 def chat_body(text: str, model: str = "fake-model") -> dict:
@@ -92,13 +104,28 @@ def error_body(message: str, code: str | None = None, type_: str = "invalid_requ
     return {"error": {"message": message, "type": type_, "code": code, "param": None}}
 
 
+class _QuietHTTPServer(ThreadingHTTPServer):
+    """A client that hung up (a timeout, a cut stream) is expected here, not worth a traceback."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 class FakeOpenAIServer:
     """A tiny threaded HTTP server on 127.0.0.1; `replies` is consumed one per request
-    (the last one repeats). `requests` records (path, headers, json body)."""
+    (the last one repeats). `requests` records (path, headers, json body) and `request_times`
+    when each arrived (time.monotonic), unless `record` is False (long benchmarks); `served`
+    counts requests either way. `port` 0 picks a free one."""
 
-    def __init__(self, *replies: Reply) -> None:
+    def __init__(self, *replies: Reply, port: int = 0, record: bool = True) -> None:
         self.replies = list(replies) or [Reply(body=chat_body("ok"))]
         self.requests: list[tuple[str, dict[str, str], object]] = []
+        self.request_times: list[float] = []
+        self.record = record
+        self.served = 0
         self._lock = threading.Lock()
         server = self
 
@@ -122,21 +149,40 @@ class FakeOpenAIServer:
 
             def _answer(self, body: object) -> None:
                 with server._lock:
-                    server.requests.append(
-                        (self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                    )
+                    server.served += 1
+                    if server.record:
+                        server.requests.append(
+                            (self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                        )
+                        server.request_times.append(time.monotonic())
                     reply = server.replies.pop(0) if len(server.replies) > 1 else server.replies[0]
                 if reply.delay:
                     time.sleep(reply.delay)
+                if reply.drop:
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if reply.text is not None:
+                    model = body.get("model", "fake-model") if isinstance(body, dict) else None
+                    model = model or "fake-model"
+                    if isinstance(body, dict) and body.get("stream"):
+                        events = text_events(reply.text, reply.chunk_chars, model)
+                        self._stream(Reply(status=reply.status, events=events, cut=reply.cut))
+                    else:
+                        self._send(reply.status, chat_body(reply.text, model), reply.headers)
+                    return
                 if reply.events is not None:
                     self._stream(reply)
                     return
-                payload = reply.body
+                self._send(reply.status, reply.body, reply.headers)
+
+            def _send(self, status: int, payload: object, headers: dict[str, str]) -> None:
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                self.send_response(reply.status)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
-                for key, value in reply.headers.items():
+                for key, value in headers.items():
                     self.send_header(key, value)
                 self.end_headers()
                 self.wfile.write(data)
@@ -166,7 +212,7 @@ class FakeOpenAIServer:
                 self.wfile.write(f"{len(frame):x}\r\n".encode() + frame + b"\r\n0\r\n\r\n")
                 self.wfile.flush()
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _QuietHTTPServer(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
@@ -260,14 +306,35 @@ def llama_server(
             out.close()  # type: ignore[union-attr]
 
 
+def serve_fake(text: str, port: int = 0) -> int:
+    """Serve `Reply(text=text)` on 127.0.0.1:port until SIGTERM/SIGINT; print the URL first."""
+    import signal
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with FakeOpenAIServer(Reply(text=text), port=port, record=False) as server:
+        print(server.url, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=CASSETTE_PORT)
     parser.add_argument("--model", type=Path, default=None, help="GGUF (default: bundled)")
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--log", type=Path, default=None, help="append server output here")
+    parser.add_argument(
+        "--fake-text",
+        default=None,
+        help="instead: serve a FakeOpenAIServer answering every request with this text at once "
+        "(until stopped; prints its base URL; --port 0 picks a free port)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- command to run")
     args = parser.parse_args(argv)
+    if args.fake_text is not None:
+        return serve_fake(args.fake_text, args.port)
     command = [c for c in args.command if c != "--"] or [
         sys.executable, "-m", "pytest", "-m", "cassette", "--record-mode=rewrite",
     ]  # fmt: skip

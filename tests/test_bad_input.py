@@ -14,10 +14,27 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.bad_input_corpus import EXPECTED, write_bad_corpus, write_long_line
+from bot.articles import safe_path
+from tests.bad_input_corpus import (
+    EXPECTED,
+    SECRET_TOKEN,
+    without_file_override,
+    write_bad_corpus,
+    write_failing_newline_name,
+    write_long_line,
+    written_elsewhere,
+)
 
 REPO = Path(__file__).resolve().parent.parent
-GOOD = {"seed", "utf16_bom", "latin1", "crlf", "ansi_control"}
+GOOD = {"seed", "utf16_bom", "latin1", "crlf", "ansi_control", "utf32_bom", "bidi_override"}
+# Kinds the issue names; each must be in the corpus (the test below checks the list).
+NAMED_BY_THE_ISSUE = {
+    "empty", "whitespace_only", "binary_nul", "nul_mid_text", "utf16_bom", "latin1",
+    "invalid_utf8_mid", "too_large_50mb", "line_10mb_no_spaces", "html_script_style_only",
+    "html_deeply_nested", "jsonl_broken_lines", "jsonl_wrong_types", "json_wrong_types",
+    "date_impossible", "dates_odd", "unreadable_permission", "symlink_loop", "dir_symlink_loop",
+    "name_newline", "name_non_ascii",
+}  # fmt: skip
 
 
 def _env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -32,13 +49,15 @@ def _env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def _bot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`bot ARGS` in a child that obeys file modes even when the tests run as root."""
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
+        preexec_fn=without_file_override(),
     )
 
 
@@ -51,8 +70,18 @@ def _indexed_paths(rows: list[dict[str, Any]]) -> set[str]:
     return out
 
 
+def _in_process_expectations(folder: Path, kinds: dict[str, str]) -> dict[str, str]:
+    """What this process must see: root (with its capabilities) reads chmod-000 files."""
+    unreadable = [n for n, k in kinds.items() if k == "unreadable_permission"]
+    return {n: "ingest" for n in unreadable if os.access(folder / n, os.R_OK)}
+
+
 def _check_outcomes(
-    folder: Path, kinds: dict[str, str], report: dict[str, Any], indexed: set[str]
+    folder: Path,
+    kinds: dict[str, str],
+    report: dict[str, Any],
+    indexed: set[str],
+    overrides: dict[str, str] | None = None,
 ) -> None:
     errors: dict[str, list[str]] = {}
     for item in report["errors"]:
@@ -64,7 +93,7 @@ def _check_outcomes(
         assert "\n" not in w["warning"] and "\r" not in w["warning"], w
     for name, kind in kinds.items():
         key = str(folder / name)
-        outcome = EXPECTED[kind]
+        outcome = (overrides or {}).get(name, EXPECTED[kind])
         got_errors = errors.get(key, [])
         is_indexed = key in indexed
         where = f"{name!r} ({kind})"
@@ -78,9 +107,13 @@ def _check_outcomes(
             assert not got_errors and not is_indexed, (where, got_errors)
         else:  # either
             assert len(got_errors) + int(is_indexed) == 1, (where, got_errors)
-    # every error belongs to a file of the corpus
+    # every error belongs to a file of the corpus, and names it only in its `path`
     assert set(errors) <= {str(folder / n) for n in kinds}, set(errors)
     assert report["failed"] == len(report["errors"])
+    for item in report["errors"]:
+        assert str(folder) not in item["error"], item
+    for item in report["warnings"]:
+        assert str(folder) not in item["warning"], item
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +132,14 @@ def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
-def test_corpus_has_many_kinds() -> None:
-    kinds = set(EXPECTED)
-    assert len(kinds) >= 30
+def test_corpus_has_many_kinds(tmp_path: Path) -> None:
+    assert len(EXPECTED) >= 50
+    assert set(EXPECTED.values()) <= {"ingest", "warn", "fail", "skip", "either"}
+    assert set(EXPECTED) >= NAMED_BY_THE_ISSUE, NAMED_BY_THE_ISSUE - set(EXPECTED)
+    # every kind is written somewhere: the main corpus or one of the separate writers
+    written = set(write_bad_corpus(tmp_path / "corpus").values())
+    assert written | written_elsewhere() == set(EXPECTED), set(EXPECTED) - written
+    assert not written & written_elsewhere()
 
 
 def test_cli_ingest_bad_corpus(cli_runs: dict[str, Any]) -> None:
@@ -114,7 +152,12 @@ def test_cli_ingest_bad_corpus(cli_runs: dict[str, Any]) -> None:
     report = json.loads(first.stdout)
     rows = json.loads(sources1.stdout)
     folder = cli_runs["folder"]
+    # the child obeys file modes, so the chmod-000 file fails here even when tests run as root
     _check_outcomes(folder, cli_runs["kinds"], report, _indexed_paths(rows))
+    unreadable = [e for e in report["errors"] if e["path"] == str(folder / "unreadable.txt")]
+    assert unreadable == [
+        {"path": str(folder / "unreadable.txt"), "error": "cannot read file: permission denied"}
+    ]
     # the named good ones, explicitly
     indexed = _indexed_paths(rows)
     for name, kind in cli_runs["kinds"].items():
@@ -139,9 +182,11 @@ def test_cli_ingest_is_idempotent(cli_runs: dict[str, Any]) -> None:
     assert added == updated == removed == 0, second.stdout
     assert unchanged == a["added"] + a["unchanged"], (a, second.stdout)
     assert failed == a["failed"]
-    failed_paths = sorted(e["path"] for e in a["errors"])
-    for path in failed_paths:
-        assert f"failed: {path}: " in second.stderr, path
+    for item in a["errors"]:
+        # the path once, then the error (which does not repeat it)
+        line = f"failed: {item['path']}: {item['error']}"
+        assert line in second.stderr.splitlines(), line
+        assert second.stderr.count(item["path"]) == 1, item["path"]
 
 
 def test_cli_text_output_one_line_per_failure(cli_runs: dict[str, Any]) -> None:
@@ -177,19 +222,51 @@ def cheap_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_ingest_paths_bad_corpus(tmp_path: Path, cheap_embedder: None) -> None:
     from bot.ingest import ingest_paths, list_sources
+    from bot.settings import get_settings
+    from bot.store import open_store
 
     folder = tmp_path / "corpus"
     kinds = write_bad_corpus(folder)
     report = ingest_paths([folder], embedder=_CheapEmbedder())
     rows = list_sources()
-    _check_outcomes(folder, kinds, report.to_json(), _indexed_paths(rows))
-    # the ANSI file: ESC/BEL gone from the stored text
+    overrides = _in_process_expectations(folder, kinds)
+    _check_outcomes(folder, kinds, report.to_json(), _indexed_paths(rows), overrides)
+    # the ANSI file: whole escape sequences gone from the stored title
     ansi = [r for r in rows if any(p.endswith("ansi.txt") for p in r["paths"])]
-    assert len(ansi) == 1 and "\x1b" not in ansi[0]["title"] and "\x07" not in ansi[0]["title"]
+    assert len(ansi) == 1 and ansi[0]["title"] == "Red alert in the Ansitown harbour."
+    # stored chunk texts: no escape remnants, no NUL, no leaked external entity
+    texts: dict[str, str] = {}
+    store = open_store(get_settings(), _CheapEmbedder())
+    for _, meta, doc in store.iter_chunks():
+        texts[meta["path"]] = texts.get(meta["path"], "") + doc
+        assert SECRET_TOKEN not in doc
+        assert not re.search(r"\x1b|\[\d+(;\d+)*m|\x00|\x07", doc), doc[:200]
+    ansi_text = texts[str(folder / "ansi.txt")]
+    assert ansi_text.startswith("Red alert in the Ansitown harbour.\nclick here.")
+    nul_text = texts[str(folder / "nul_mid.txt")]
+    assert "Nulmid report" in nul_text and "Nulmid2 report" in nul_text
+    warned = {w["path"]: w["warning"] for w in report.warnings}
+    assert warned[str(folder / "nul_mid.txt")] == "dropped 1 stray NUL byte"
+    assert "aliases" in warned[str(folder / "alias_bomb.md")]
+    assert "\u202e" not in texts[str(folder / "bidi.txt")]
     again = ingest_paths([folder], embedder=_CheapEmbedder())
     assert again.added == again.updated == again.removed == 0
     assert again.failed == report.failed
     assert list_sources() == rows
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bot/cli.py prints `failed: {sanitize(path)}`; sanitize keeps \\n, so a path with a "
+    "newline splits the line. Fix: print bot.articles.safe_path(path) there (and for warnings).",
+)
+def test_failed_line_for_a_path_with_a_newline_is_one_line(tmp_path: Path) -> None:
+    path = write_failing_newline_name(tmp_path / "names")
+    run = _bot(_env(tmp_path / "data"), "ingest", str(path.parent))
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    lines = run.stderr.splitlines()
+    assert lines == [f"failed: {safe_path(path)}: file is empty"], lines
 
 
 def test_good_index_survives_bad_corpus(tmp_path: Path, cheap_embedder: None) -> None:

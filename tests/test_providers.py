@@ -266,6 +266,76 @@ def test_broken_unicode_never_crashes() -> None:
     "".join(deltas).encode("utf-8")
 
 
+CONTROLS = "\x1b[2J\x1b[31m\x07\x08\x1b]0;pwned\x07\x1b]8;;http://evil\x1b\\\x9b1m\x00\x7f"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_completion_of_controls_only_is_empty(stream: bool) -> None:
+    """Escape sequences go whole (no "[31m" left), so an answer of nothing else is empty."""
+    with FakeOpenAIServer(Reply(text=CONTROLS, chunk_chars=3)) as server:
+        deltas: list[str] = []
+        completion = OpenAIProvider(fake_settings(server.url)).complete(
+            [Message("user", "Hi")], on_delta=deltas.append if stream else None
+        )
+    assert completion.text == ""
+    if stream:
+        assert "".join(deltas) == CONTROLS  # deltas are raw: whoever shows them sanitises
+    mixed = f"\x1b[1mForty\x1b[0m million {CONTROLS}euros [1]."
+    with FakeOpenAIServer(Reply(text=mixed, chunk_chars=4)) as server:
+        completion = OpenAIProvider(fake_settings(server.url)).complete(
+            [Message("user", "Hi")], on_delta=(lambda _: None) if stream else None
+        )
+    assert completion.text == "Forty million euros [1]."
+
+
+def test_wrongly_typed_answer_is_one_error_without_warnings() -> None:
+    import warnings
+
+    chunk = chat_chunk("x", "stop")
+    chunk["choices"][0]["delta"]["content"] = 5
+    with (
+        FakeOpenAIServer(Reply(events=[chunk])) as server,
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
+        with pytest.raises(BotError, match="not OpenAI chat-completion JSON") as info:
+            OpenAIProvider(fake_settings(server.url)).complete(
+                [Message("user", "Hi")], on_delta=lambda _: None
+            )
+    assert caught == []  # pydantic's serializer warning would print lines to stderr
+    assert "\n" not in str(info.value)
+
+
+def test_not_json_names_the_json_error() -> None:
+    with (
+        FakeOpenAIServer(Reply(events=[b"not json at all"])) as server,
+        pytest.raises(BotError) as info,
+    ):
+        OpenAIProvider(fake_settings(server.url)).complete(
+            [Message("user", "Hi")], on_delta=lambda _: None
+        )
+    assert "(JSONDecodeError: Expecting value: line 1 column 1 (char 0))" in str(info.value)
+
+
+def test_providers_share_one_connection_pool() -> None:
+    """A provider per `ask` must not leave a keep-alive socket behind each time."""
+    with FakeOpenAIServer(Reply(text="One."), Reply(text="Two.")) as server:
+        first = OpenAIProvider(fake_settings(server.url))
+        second = OpenAIProvider(fake_settings(server.url))
+        assert first.complete([Message("user", "Hi")]).text == "One."
+        assert second.complete([Message("user", "Hi")]).text == "Two."
+    assert first._client().http_client is second._client().http_client
+
+
+def test_dropped_connection_is_retried() -> None:
+    with FakeOpenAIServer(Reply(drop=True), Reply(text="Back again.")) as server:
+        completion = OpenAIProvider(fake_settings(server.url, llm_max_retries=1)).complete(
+            [Message("user", "Hi")], on_delta=lambda _: None
+        )
+    assert completion.text == "Back again."
+    assert server.served == 2
+
+
 # --- OpenAI-compatible: error mapping ------------------------------------------------------------
 
 

@@ -143,6 +143,53 @@ def test_key_never_printed_when_server_is_down(tmp_path: Path) -> None:
             assert key.encode() not in path.read_bytes(), path
 
 
+def test_key_never_in_debug_logs_json_or_errors(tmp_path: Path) -> None:
+    """With every debug switch on (the openai SDK's request log, BOT_DEBUG), an answer in --json
+    and a 401 whose body echoes the key both keep the key out of stdout and stderr."""
+    from tests.llm_server import FakeOpenAIServer, Reply, error_body
+
+    key = "sk-test-" + "".join(
+        secrets.choice(string.ascii_letters + string.digits) for _ in range(40)
+    )
+    answer = Reply(text="Zelensky announced that prisoners will be released [1].")
+    echo = Reply(status=401, body=error_body(f"Incorrect API key provided: {key}", "bad_key"))
+    with FakeOpenAIServer(answer) as ok_server, FakeOpenAIServer(echo) as bad_server:
+        procs = {}
+        for name, server in (("ok", ok_server), ("rejected", bad_server)):
+            data = tmp_path / name
+            data.mkdir()
+            env = _env(
+                data,
+                BOT_LLM="openai",
+                OPENAI_API_KEY=key,
+                OPENAI_BASE_URL=server.url,
+                BOT_MIN_RELEVANCE="0",
+                BOT_LLM_MAX_RETRIES="0",
+                OPENAI_LOG="debug",
+                BOT_DEBUG="1",
+            )
+            procs[name] = _start(env, "ask", SEED_QUESTION, "--json")
+        results = {name: proc.communicate(timeout=300) for name, proc in procs.items()}
+    for server in (ok_server, bad_server):  # the key was sent, so its absence below means something
+        assert server.requests[0][1]["authorization"] == f"Bearer {key}"
+    out, err = results["ok"]
+    assert procs["ok"].returncode == 0, err[-2000:]
+    assert json.loads(out)["answer"].startswith("Zelensky announced")
+    assert b"openai._base_client" in err  # the debug log was on
+    out, err = results["rejected"]
+    assert procs["rejected"].returncode == 1
+    errors = [ln for ln in err.decode().splitlines() if ln.startswith("error: ")]
+    assert errors == [
+        f"error: The LLM server at {bad_server.url} rejected the API key (HTTP 401): "
+        "check OPENAI_API_KEY"
+    ]
+    for out, err in results.values():
+        for blob in (out, err):
+            assert key.encode() not in blob and key[8:28].encode() not in blob
+            assert b"Traceback" not in blob
+            assert not KEY_SHAPE.search(blob.decode("utf-8", "replace"))
+
+
 def test_dotenv_is_ignored_by_git() -> None:
     lines = (REPO / ".gitignore").read_text().splitlines()
     assert ".env" in [ln.strip() for ln in lines]

@@ -30,8 +30,9 @@ fact reported by two outlets cites both; a passage that is merely on the topic i
 cited passage supports a sentence but another does, that one is added and the sentence counts as
 supported: the reader can check it there.
 
-Sentences with fewer than three content words (headings, "In short:", "Yes.") are neutral: they are
-never marked unsupported and no citation is attached to them (their own valid markers are kept).
+Sentences with fewer than two content words (headings, "In short:", "Yes.") are neutral: they are
+never marked unsupported and no citation is attached to them (their own valid markers are kept),
+unless every number they cited was never given. "Zelensky resigned." is two words: it is checked.
 
 Markers inside a double-quoted span (`"..."`, `“...”`) are part of the quotation and are not
 citations, unless the marker ends the quotation (`"we will stay [2]."`); they stay in the sentence
@@ -53,7 +54,7 @@ MAX_RANGE = 20  # "[1-3]" expands; "[1-500]" keeps only its two ends
 MAX_EMBEDDED_SENTENCES = 200  # longer answers: the rest is scored lexically only
 MAX_SENTENCES_PER_PASSAGE = 40
 MIN_SHARED_WORDS = 2  # a passage sentence is embedded only when it shares this many with the answer
-MIN_CONTENT_WORDS = 3
+MIN_CONTENT_WORDS = 2
 NUMBER_MISMATCH_CAP = 0.3
 LEXICAL_WEIGHT = 0.6
 COSINE_FLOOR = 0.25
@@ -518,7 +519,12 @@ def _check(
             lexical, numbers_ok = lexical_support(words, pwords, numbers)
             cosine = cosines[index].get(n) if cosines and index < len(cosines) else None
             scores[n] = combine_support(lexical, cosine, numbers_ok)
-        neutral = len(set(words)) < MIN_CONTENT_WORDS or (refused and segment is first)
+        # A short sentence is neutral ("In short:"), unless it cited only numbers never given:
+        # then it claimed a source it does not have.
+        lost_all = bool(segment.numbers) and not cited
+        neutral = (len(set(words)) < MIN_CONTENT_WORDS and not lost_all) or (
+            refused and segment is first
+        )
         if not neutral and (cited or attach_uncited):
             cited_articles = {by_n[n].article_id for n in cited}
             ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))

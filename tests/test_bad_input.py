@@ -255,11 +255,6 @@ def test_ingest_paths_bad_corpus(tmp_path: Path, cheap_embedder: None) -> None:
     assert list_sources() == rows
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/cli.py prints `failed: {sanitize(path)}`; sanitize keeps \\n, so a path with a "
-    "newline splits the line. Fix: print bot.articles.safe_path(path) there (and for warnings).",
-)
 def test_failed_line_for_a_path_with_a_newline_is_one_line(tmp_path: Path) -> None:
     path = write_failing_newline_name(tmp_path / "names")
     run = _bot(_env(tmp_path / "data"), "ingest", str(path.parent))

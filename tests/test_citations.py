@@ -375,3 +375,18 @@ def test_arbitrary_text_never_raises(answer: str) -> None:
     parse_citations(answer)
     result = check_answer(answer, PASSAGES)
     assert isinstance(result.refused, bool)
+
+
+def test_short_claims_are_checked_and_lost_citations_are_never_neutral() -> None:
+    result = check_answer(
+        "In short: Zelensky resigned. The pier reopened [4]. He spoke in Kyiv [99].",
+        PASSAGES,
+        embedder=HashEmbedder(),
+    )
+    by_text = {s.text: s for s in result.sentences}
+    assert by_text["In short: Zelensky resigned."].supported is False  # two words: a claim
+    assert by_text["He spoke in Kyiv."].supported is False  # its only citation was never given
+    assert by_text["He spoke in Kyiv."].citations == []
+    assert result.dropped == [99]
+    heading = check_answer("Yes.", PASSAGES, embedder=HashEmbedder()).sentences[0]
+    assert heading.supported and heading.citations == []  # nothing to check: neutral

@@ -91,8 +91,10 @@ _UNSAFE_IN_MESSAGE = re.compile(
 
 def strip_terminal_controls(text: str) -> str:
     """`text` without escape sequences (removed whole) and control characters but \\n and \\t;
-    \\r\\n and \\r become \\n."""
+    \\r\\n, \\r, U+2028 and NEL become \\n, U+2029 a blank line."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # Unicode line and paragraph separators end lines and paragraphs, as they do for a reader.
+    text = text.replace("\u2028", "\n").replace("\u2029", "\n\n").replace("\x85", "\n")
     text = _ESCAPE_SEQUENCE.sub("", text)
     return _CONTROL.sub("", text)
 
@@ -476,7 +478,7 @@ def _load(path: Path, max_bytes: int) -> LoadResult:
     raw = _decode(data, result.warnings)
     _check_text(raw)
     if suffix == ".txt":
-        result.articles.append(_load_txt(raw, abs_path))
+        result.articles.append(_load_plain_text(raw, abs_path))
     elif suffix in (".md", ".markdown"):
         result.articles.append(_load_markdown(raw, abs_path, result.warnings))
     elif suffix in (".html", ".htm"):
@@ -495,6 +497,16 @@ def _body(raw: str) -> str:
     if not text:
         raise IngestFileError("file has no text")
     return text
+
+
+def _load_plain_text(raw: str, abs_path: str) -> ArticleRecord:
+    """A .txt file; one that opens with a YAML front matter block is read like markdown."""
+    if _FRONT_MATTER.match(raw.lstrip("\ufeff").replace("\r\n", "\n")):
+        problems: list[str] = []
+        record = _load_markdown(raw, abs_path, problems)
+        if not problems:  # a real front matter mapping; otherwise the dashes are just text
+            return record
+    return _load_txt(raw, abs_path)
 
 
 def _load_txt(raw: str, abs_path: str) -> ArticleRecord:

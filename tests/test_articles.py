@@ -305,7 +305,7 @@ def test_jsonl_broken_lines_and_wrong_types(tmp_path: Path) -> None:
         '{"title": ["x"], "text": "Last \\u2028 line.\\u0000"}',
     ]
     result = load(write(tmp_path, "a.jsonl", "\r\n".join(lines) + "\n"))
-    assert [a.text for a in result.articles] == ["First.", "Bad date.", "Last \u2028 line."]
+    assert [a.text for a in result.articles] == ["First.", "Bad date.", "Last\n line."]
     assert [a.path.rsplit("#", 1)[1] for a in result.articles] == ["1", "8", "10"]
     assert result.articles[2].title == "['x']"
     w = result.warnings
@@ -611,3 +611,25 @@ def test_permission_error_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(builtins, "open", deny)
     assert_error(p, "cannot read file: permission denied")
+
+
+def test_unicode_line_and_paragraph_separators_end_lines() -> None:
+    text = normalise_text("The harbour reopened on Monday\u2028The tram depot closed.\u2029Next.")
+    assert text == "The harbour reopened on Monday\nThe tram depot closed.\n\nNext."
+
+
+def test_txt_with_front_matter_is_read_like_markdown(tmp_path: Path) -> None:
+    path = tmp_path / "story.txt"
+    path.write_text(
+        "---\ntitle: Harbour reopens\nsource: Coast Daily\npublished: 2024-03-05\n---\n"
+        "The harbour reopened on Monday.\n",
+        encoding="utf-8",
+    )
+    (record,) = load(path).articles
+    assert (record.title, record.source) == ("Harbour reopens", "Coast Daily")
+    assert record.published.startswith("2024-03-05")
+    assert record.text == "The harbour reopened on Monday."
+    plain = tmp_path / "dashes.txt"
+    plain.write_text("---\nnot: [front matter\n---\nJust text.\n", encoding="utf-8")
+    (kept,) = load(plain).articles
+    assert kept.text.startswith("---") and not load(plain).warnings

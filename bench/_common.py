@@ -132,3 +132,15 @@ def cpu_info() -> dict[str, Any]:
     except ImportError:
         pass
     return info
+
+
+def load_results(out_file: Path) -> dict[str, Any]:
+    """The JSON a previous run wrote to `out_file` (parts not rerun are kept), with this machine."""
+    results: dict[str, Any] = {}
+    if out_file.exists():
+        try:
+            results = json.loads(out_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            results = {}
+    results["machine"] = cpu_info()
+    return results

@@ -29,20 +29,31 @@ class AskOptions:
     llm: str | None = None  # auto | openai | local | extractive; None = BOT_LLM
 
 
-def clean_question(question: str) -> str:
-    """The question without control characters; empty or huge questions are refused clearly."""
+def clean_input(value: str | None, *, what: str, limit: int, example: str) -> str:
+    """`value` on one line without control characters; a clear error when it is blank or longer
+    than `limit` characters. `what` names it in messages ("question"); `example` is the hint."""
     from bot.articles import normalise_text
     from bot.render import sanitize
 
-    text = " ".join(normalise_text(sanitize(question or "")).split())
+    text = " ".join(normalise_text(sanitize(value or "")).split())
     if not text:
-        raise BotError("The question is empty", hint='ask something, e.g. bot ask "what happened?"')
-    if len(text) > MAX_QUESTION_CHARS:
+        raise BotError(f"The {what} is empty", hint=example)
+    if len(text) > limit:
         raise BotError(
-            f"The question is {len(text):,} characters long; the limit is {MAX_QUESTION_CHARS:,}",
-            hint="ask a shorter question",
+            f"The {what} is {len(text):,} characters long; the limit is {limit:,}",
+            hint=f"give a shorter {what}",
         )
     return text
+
+
+def clean_question(question: str) -> str:
+    """The question without control characters; empty or huge questions are refused clearly."""
+    return clean_input(
+        question,
+        what="question",
+        limit=MAX_QUESTION_CHARS,
+        example='ask something, e.g. bot ask "what happened?"',
+    )
 
 
 def _import_heavy(settings: Settings) -> None:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from bot.errors import BotError
+
+_STARTED = time.perf_counter()  # `ask --timings` reports the time since this point, stage by stage
 
 app = typer.Typer(
     name="bot",
@@ -81,7 +84,9 @@ class _BarProgress:
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    from bot.render import to_json_text
+
+    sys.stdout.write(to_json_text(data) + "\n")
 
 
 @app.command()
@@ -96,8 +101,12 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Index articles (.txt .md .html .json .jsonl), keeping the index in step with the files."""
+    from bot.articles import safe_path
     from bot.ingest import ingest_paths
     from bot.render import sanitize
+
+    def _one_line(text: str) -> str:
+        return " ".join(sanitize(text).split())
 
     progress = _BarProgress("Indexing", enabled=not as_json)
     report = ingest_paths(paths or None, rebuild=rebuild, progress=progress)
@@ -107,13 +116,13 @@ def ingest(
         err = _stderr_console()
         for item in report.warnings:
             err.print(
-                f"warning: {sanitize(item['path'])}: {sanitize(item['warning'])}",
+                f"warning: {safe_path(item['path'])}: {_one_line(item['warning'])}",
                 markup=False,
                 soft_wrap=True,  # one line per problem, however long: greppable, not re-wrapped
             )
         for item in report.errors:
             err.print(
-                f"failed: {sanitize(item['path'])}: {sanitize(item['error'])}",
+                f"failed: {safe_path(item['path'])}: {_one_line(item['error'])}",
                 markup=False,
                 soft_wrap=True,
             )
@@ -143,6 +152,7 @@ LlmOpt = Annotated[
     str | None,
     typer.Option("--llm", help="auto | openai | local | extractive (default: BOT_LLM)."),
 ]
+KOpt = Annotated[int | None, typer.Option("--k", min=1, max=50, help="Passages to retrieve.")]
 SourceOpt = Annotated[str | None, typer.Option("--source", help="Only articles from this outlet.")]
 SinceOpt = Annotated[str | None, typer.Option("--since", help="Published on or after (ISO date).")]
 UntilOpt = Annotated[str | None, typer.Option("--until", help="Published on or before (ISO date).")]
@@ -184,16 +194,19 @@ class _StreamView:
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question, in quotes.")],
-    k: Annotated[
-        int | None, typer.Option("--k", min=1, max=50, help="Passages to retrieve.")
-    ] = None,
+    k: KOpt = None,
     source: SourceOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
     llm: LlmOpt = None,
     as_json: JsonOpt = False,
+    timings: Annotated[
+        bool,
+        typer.Option("--timings", hidden=True, help="Print stage timings as JSON on stderr."),
+    ] = False,
 ) -> None:
     """Answer a question from the articles, citing a checked passage for every claim."""
+    command_started = time.perf_counter()
     from bot.ask import AskOptions, answer_question
     from bot.render import render_answer, to_json
 
@@ -204,10 +217,102 @@ def ask(
         result = answer_question(
             question, options, on_delta=view.on_delta, notify=lambda m: err.print(m, markup=False)
         )
+    render_started = time.perf_counter()
     if as_json:
         sys.stdout.write(to_json(result) + "\n")
     else:
         render_answer(result, out)
+    if timings:  # for bench/ask.py: everything after bot.cli started, stage by stage
+        stages = {"cli": (command_started - _STARTED) * 1000, **result.timings_ms}
+        stages["render"] = (time.perf_counter() - render_started) * 1000
+        stages["total"] = (time.perf_counter() - _STARTED) * 1000
+        sys.stderr.write(json.dumps({"timings_ms": stages}) + "\n")
+
+
+@app.command()
+def summarise(
+    target: Annotated[
+        str | None,
+        typer.Argument(
+            help="An indexed file path or article id (or a unique id prefix): summarise that "
+            "article. Default: every indexed article that passes the filters."
+        ),
+    ] = None,
+    topic: Annotated[
+        str | None,
+        typer.Option("--topic", help="A focused summary of the passages retrieved for this topic."),
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source", help="Only articles from this outlet (a path or article id: that article)."
+        ),
+    ] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    length: Annotated[str, typer.Option("--length", help="short | medium | long.")] = "medium",
+    llm: LlmOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Summarise articles with a checked citation on every sentence.
+
+    Map-reduce: cited notes per batch of passages, merged (hierarchically when they do not fit
+    the model's context). A multi-article summary reads the first BOT_SUMMARY_CHUNKS_PER_ARTICLE
+    chunks of each article; in extractive mode its first 20 sentences at most, and about 1,200
+    sentences in all, shared evenly among the articles.
+    """
+    from bot.render import render_summary, to_json
+    from bot.summarise import SummariseOptions
+    from bot.summarise import summarise as run_summary
+
+    out = _stdout_console()
+    err = _stderr_console()
+    options = SummariseOptions(
+        target=target,
+        source=source,
+        topic=topic,
+        since=since,
+        until=until,
+        length=length,
+        llm=llm,
+    )
+    progress = _BarProgress("Summarising", enabled=not as_json)
+    with _StreamView(out, enabled=not as_json) as view:
+        result = run_summary(
+            options,
+            on_delta=view.on_delta,
+            notify=lambda m: err.print(m, markup=False),
+            progress=progress,
+        )
+    if as_json:
+        sys.stdout.write(to_json(result) + "\n")
+    else:
+        render_summary(result, out)
+
+
+@app.command()
+def chat(
+    k: KOpt = None,
+    source: SourceOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    llm: LlmOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per answer (JSON lines).")
+    ] = False,
+) -> None:
+    """Chat about the articles: follow-up questions, cited answers, /help for commands.
+
+    At a terminal: line editing and history, Ctrl-C cancels an answer, Ctrl-D leaves. Otherwise
+    it reads one question or command per line and exits at the end of the input.
+    """
+    from bot.ask import AskOptions
+    from bot.repl import run_chat
+
+    options = AskOptions(k=k, source=source, since=since, until=until, llm=llm)
+    code = run_chat(options, as_json=as_json)
+    if code:
+        raise typer.Exit(code)
 
 
 def main() -> None:

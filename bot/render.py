@@ -319,9 +319,52 @@ def render_answer(result: AnswerResult, console: Console, *, show_passages: bool
         console.print(Text(footer, style="dim"))
 
 
+def summary_heading(result: AnswerResult) -> str:
+    """One line on what a summary covers: scope or topic, articles, passages and LLM calls."""
+    topic = _one_line(getattr(result, "topic", None) or "")
+    scope = _one_line(getattr(result, "scope", "") or "")
+    head = f"Summary of {scope}" if scope else "Summary"
+    if topic:
+        head += f", on: {topic}"
+    parts = [head]
+    articles = getattr(result, "articles", 0)
+    passages = getattr(result, "passages_considered", 0)
+    if articles or passages:
+        parts.append(
+            f"{articles} article{'s' if articles != 1 else ''}, "
+            f"{passages} passage{'s' if passages != 1 else ''} read"
+        )
+    calls = getattr(result, "llm_calls", 0)
+    if calls:
+        parts.append(f"{calls} LLM call{'s' if calls != 1 else ''}")
+    return " · ".join(parts)
+
+
+def render_summary(result: AnswerResult, console: Console) -> None:
+    """A summary: a dim heading saying what it covers, then the same layout as an answer."""
+    from rich.text import Text
+
+    console.print(Text(summary_heading(result), style="dim"))
+    render_answer(result, console)
+
+
 def to_json(result: AnswerResult) -> str:
     """`result.to_json()` as indented JSON, non-ASCII kept, but C1 controls, bidi controls, line
     separators and lone surrogates written as \\u escapes so the raw output is terminal-safe and
     encodable (json.loads gives back the exact strings)."""
-    text = json.dumps(result.to_json(), ensure_ascii=False, indent=2)
+    return _safe_json(result.to_json(), indent=2)
+
+
+def to_json_text(data: Any) -> str:
+    """JSON-able `data` (ingest reports, source lists), indented, terminal-safe like `to_json`."""
+    return _safe_json(data, indent=2)
+
+
+def to_json_line(data: Any) -> str:
+    """`data` as one line of JSON (for JSON-lines output), terminal-safe like `to_json`."""
+    return _safe_json(data, indent=None)
+
+
+def _safe_json(data: Any, *, indent: int | None) -> str:
+    text = json.dumps(data, ensure_ascii=False, indent=indent)
     return _JSON_UNSAFE_RE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)

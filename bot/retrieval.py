@@ -456,18 +456,11 @@ def retrieve_passages(
         chunk_id = candidates[idx]
         meta, text = rows[chunk_id]
         passages.append(
-            Passage(
-                n=n,
-                chunk_id=chunk_id,
-                article_id=str(meta.get("article_id", "")),
-                title=str(meta.get("title", "")),
-                source=str(meta.get("source", "")),
-                url=str(meta.get("url", "")),
-                published=str(meta.get("published", "")),
-                path=str(meta.get("path", "")),
-                start=int(meta.get("start", 0)),
-                end=int(meta.get("end", 0)),
-                text=text,
+            Passage.from_chunk(
+                n,
+                chunk_id,
+                meta,
+                text,
                 score=round(float(relevance[idx]), 6),
                 dense=round(float(dense_sim[idx]), 4),
             )

@@ -185,6 +185,35 @@ class Settings(BaseSettings):
         description="Support score a sentence needs to count as backed by its passage.",
     )
 
+    # --- summaries ---------------------------------------------------------------------
+    summary_concurrency: int = Field(
+        4,
+        ge=1,
+        le=64,
+        validation_alias="BOT_SUMMARY_CONCURRENCY",
+        description="LLM calls a summary runs at once (openai; the local model runs one).",
+    )
+    summary_chunks_per_article: int = Field(
+        8,
+        ge=1,
+        le=1000,
+        validation_alias="BOT_SUMMARY_CHUNKS_PER_ARTICLE",
+        description="A multi-article summary reads at most this many first chunks per article.",
+    )
+    summary_batch_tokens: int = Field(
+        3000,
+        ge=256,
+        validation_alias="BOT_SUMMARY_BATCH_TOKENS",
+        description="Most prompt tokens one note-taking call gets (the context also caps it).",
+    )
+    summary_topic_k: int = Field(
+        24,
+        ge=1,
+        le=200,
+        validation_alias="BOT_SUMMARY_TOPIC_K",
+        description="Passages retrieved for `bot summarise --topic`.",
+    )
+
     @field_validator(
         "chroma_url", "openai_base_url", "openai_api_key", "local_model", mode="before"
     )

@@ -162,9 +162,9 @@ def test_json_lines_one_object_per_line() -> None:
     assert "error: Unknown command /nope" in result.stderr
 
 
-def test_json_lines_escape_line_separators_in_article_text(tmp_path: Path) -> None:
-    """An article holding U+2028/U+2029: every row is still one line, the raw output has no
-    separator (a terminal or a line reader would split there), and json.loads gives it back."""
+def test_json_lines_escape_line_separators(tmp_path: Path) -> None:
+    """U+2028/U+2029 in an article end lines at ingest and in a question become spaces: every
+    JSON row is one line with no raw separator (a terminal or a line reader would split there)."""
     from bot.ingest import ingest_paths
 
     folder = tmp_path / "tram"
@@ -177,13 +177,13 @@ def test_json_lines_escape_line_separators_in_article_text(tmp_path: Path) -> No
     ]
     (folder / "tram.txt").write_text(_article(body), encoding="utf-8")
     assert ingest_paths([folder]).added == 1
-    result = _invoke(
-        ["--llm", "extractive", "--json"], ["when did the Kharkiv tram reopen?", "/sources"]
-    )
+    question = "when did the Kharkiv tram\u2028reopen?"
+    result = _invoke(["--llm", "extractive", "--json"], [question, "/sources"])
     assert result.exit_code == 0, result.output
     assert "\u2028" not in result.stdout and "\u2029" not in result.stdout
     answer, sources = [json.loads(line) for line in result.stdout.split("\n") if line]
-    assert "\u2028after repairs" in answer["passages"][0]["text"]
+    assert "reopened on Monday\nafter repairs" in answer["passages"][0]["text"]
+    assert answer["question"] == "when did the Kharkiv tram reopen?"
     assert sources["command"] == "sources" and sources["passages"] == answer["passages"]
 
 

@@ -29,7 +29,7 @@ def test_help_lists_the_commands() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "bot.cli", "--help"], capture_output=True, text=True, check=True
     )
-    for command in ("ingest", "sources", "ask"):
+    for command in ("ingest", "sources", "ask", "summarise", "chat"):
         assert command in out.stdout
 
 

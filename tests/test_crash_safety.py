@@ -1,4 +1,4 @@
-"""Ingests killed with SIGKILL at random moments, and ingests run at once, never corrupt the index."""
+"""Ingests killed with SIGKILL at random moments, and concurrent ingests, never corrupt an index."""
 
 from __future__ import annotations
 

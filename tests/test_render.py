@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -348,3 +349,13 @@ def test_import_is_light() -> None:
     code = "import sys, bot.render; print('rich' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_plain_json_output_is_terminal_safe_and_lossless() -> None:
+    from bot.render import to_json_text
+
+    data = [{"title": "CSI \x9b2J, line\u2028sep, bidi \u202e, café", "chunks": 2}]
+    text = to_json_text(data)
+    assert not re.search("[\x9b\u2028\u202e]", text)
+    assert "café" in text and "\\u009b" in text
+    assert json.loads(text) == data

@@ -7,6 +7,7 @@ passages.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,6 +64,26 @@ def _import_heavy(settings: Settings) -> None:
     from bot.store import import_chromadb
 
     import_chromadb()
+
+
+def _embed_ahead(settings: Settings, question: str) -> threading.Thread | None:
+    """Load the local embedding model and embed the question in a thread while chromadb is
+    imported: the model runs in C++ without the GIL, so a cold `bot ask` waits for the slower of
+    the two rather than for both. The vector lands in the embedder's memo for retrieval."""
+    if settings.embedding != "local":
+        return None
+
+    def run() -> None:
+        try:
+            from bot.embeddings import get_embedder
+
+            get_embedder(settings).embed([question])
+        except Exception:  # noqa: S110 - retrieval makes the same call and reports the error
+            pass
+
+    thread = threading.Thread(target=run, name="embed-ahead", daemon=True)
+    thread.start()
+    return thread
 
 
 def open_index(settings: Settings, notify: Callable[[str], None] | None = None) -> Any:
@@ -153,10 +174,13 @@ def answer_question(
     options = options or AskOptions()
     settings = settings or get_settings()
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    _import_heavy(settings)
-    timings["imports"] = (time.perf_counter() - t0) * 1000
     question = clean_question(question)
+    t0 = time.perf_counter()
+    ahead = _embed_ahead(settings, question) if store is None else None
+    _import_heavy(settings)
+    if ahead is not None:
+        ahead.join()
+    timings["imports"] = (time.perf_counter() - t0) * 1000
     filters = Filters(
         source=options.source,
         since_ts=parse_date_bound(options.since, end=False),

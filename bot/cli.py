@@ -7,6 +7,7 @@ Heavy libraries (chromadb, onnxruntime, langchain, openai) are imported inside t
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -328,6 +329,10 @@ def main() -> None:
         if os.environ.get("BOT_DEBUG"):
             raise
         _fail(f"unexpected {type(exc).__name__}: {exc} (set BOT_DEBUG=1 for the traceback)")
+    finally:
+        # The process is about to end: skip the garbage collector's last passes over the
+        # imported libraries (~0.2 s after every `bot ask`). Files still flush, atexit still runs.
+        gc.freeze()
 
 
 def _fail(message: str, code: int = 1) -> None:

@@ -41,6 +41,7 @@ MAX_SENTENCE_CHARS = 600  # longer "sentences" are usually tables or run-on list
 # substance first) and MAX_CANDIDATES in all, so memory stays O(candidates x dimension).
 MAX_PER_ARTICLE = 60
 MAX_CANDIDATES = 4000
+LEAD_BONUS = 0.3  # weight of 1 / (1 + index in article): news puts the substance first
 _HASH_DIM = 1024
 _WS_RE = re.compile(r"\s+")
 
@@ -215,7 +216,7 @@ def extractive_summary(
     """A multi-document extractive summary as markdown bullets: `- sentence [1][3]`, one per line.
 
     Central sentences (cosine to the centroid of the per-article centroids, so a long article does
-    not outweigh a short one; a small bonus for an article's first sentences), optionally biased
+    not outweigh a short one; a bonus for an article's first sentences), optionally biased
     toward `query` (half the score), redundancy removed with MMR; near-duplicates across articles
     cite all their passages. Bullets are ordered by article date (undated last), then by position
     in the article.
@@ -240,7 +241,7 @@ def extractive_summary(
     norm = float(np.linalg.norm(centroid))
     centrality = sentence_vectors @ (centroid / norm) if norm > 0 else np.zeros(len(sentences))
     lead = np.array([1.0 / (1 + s.index_in_article) for s in sentences], dtype=np.float32)
-    scores = centrality + 0.05 * lead
+    scores = centrality + LEAD_BONUS * lead
     if query:
         scores = 0.5 * scores + 0.5 * (sentence_vectors @ vectors[-1])
 

@@ -1,4 +1,5 @@
-"""`bot ask` against an OpenAI-compatible server on 127.0.0.1 that misbehaves on purpose.
+"""`bot ask` and `bot summarise` against an OpenAI-compatible server on 127.0.0.1 that misbehaves
+on purpose.
 
 Every case runs the real CLI entry point, `bot.cli.main`, with BOT_LLM=openai, OPENAI_BASE_URL at
 its own FakeOpenAIServer and a key made up at run time, on one seed index: in this process (so the
@@ -58,6 +59,11 @@ class Case:
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     process: bool = False  # also run as its own `python -m bot.cli` process
+    command: list[str] = field(default_factory=lambda: ["ask", QUESTION])
+
+
+SUMMARISE = ["summarise", "--length", "short"]
+NOTE = "- Zelensky announced that prisoners with combat experience will be released [1][99]."
 
 
 CASES: dict[str, Case] = {
@@ -132,6 +138,31 @@ CASES: dict[str, Case] = {
                     "defend Ukraine [1].\x1b[2J")],
         args=["--json"],
     ),
+    # `bot summarise`: map calls (not streamed), then the final merge (streamed).
+    "summarise_server_errors": Case(
+        [Reply(status=500, body=error_body("internal error", type_="server_error"))],
+        env={"BOT_LLM_MAX_RETRIES": "1"},
+        command=SUMMARISE,
+        process=True,
+    ),
+    "summarise_timeout": Case(
+        [Reply(text=NOTE, delay=4.0)],
+        env={"BOT_LLM_TIMEOUT": "0.5", "BOT_LLM_MAX_RETRIES": "0"},
+        command=SUMMARISE,
+    ),
+    "summarise_phantom_and_controls": Case(
+        [
+            Reply(text=NOTE + "\n- \x1b[2JThe notes cite [42] too."),
+            Reply(text="\x1b]8;;http://evil.example\x07Zelensky announced\x1b]8;;\x07 that "
+                       "prisoners with combat experience will be released [1][42]."),
+        ],
+        args=["--json"],
+        command=SUMMARISE,
+    ),
+    "summarise_stream_cut": Case(
+        [Reply(text=NOTE), Reply(events=[chat_chunk("Zelensky announced ")], cut=True)],
+        command=SUMMARISE,
+    ),
 }  # fmt: skip
 
 
@@ -188,6 +219,7 @@ class Run:
     key: str
     seconds: float
     logs: list[str] | None = None  # in-process runs: every log record, DEBUG up
+    command: str = "ask"
 
     @property
     def err(self) -> str:
@@ -220,8 +252,8 @@ class _Records(logging.Handler):
             self.lines.append(f"{record.name}: {record.getMessage()} {record.args!r}")
 
 
-def run_in_process(env: dict[str, str], args: list[str]) -> tuple[int, bytes, bytes, list[str]]:
-    """`bot ARGS` through `bot.cli.main` here, with `env` as the whole BOT_/OPENAI_ environment."""
+def run_in_process(env: dict[str, str], argv: list[str]) -> tuple[int, bytes, bytes, list[str]]:
+    """`bot ARGV` through `bot.cli.main` here, with `env` as the whole BOT_/OPENAI_ environment."""
     from bot.cli import main
     from bot.settings import get_settings
 
@@ -234,7 +266,7 @@ def run_in_process(env: dict[str, str], args: list[str]) -> tuple[int, bytes, by
                 mp.delenv(name)
         for name, value in env.items():
             mp.setenv(name, value)
-        mp.setattr(sys, "argv", ["bot", "ask", QUESTION, *args])
+        mp.setattr(sys, "argv", ["bot", *argv])
         level = root.level
         root.setLevel(logging.DEBUG)  # setLevel, not the attribute: it clears loggers' caches
         root.addHandler(records)
@@ -285,7 +317,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 server = stack.enter_context(FakeOpenAIServer(*case.replies))
                 key = make_key()
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "bot.cli", "ask", QUESTION, *case.args],
+                    [sys.executable, "-m", "bot.cli", *case.command, *case.args],
                     env=case_env(data, server, key, case),
                     cwd=work,
                     stdout=subprocess.PIPE,
@@ -297,12 +329,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                     proc: subprocess.Popen[bytes] = proc,
                     server: FakeOpenAIServer = server,
                     key: str = key,
+                    command: str = case.command[0],
                     t0: float = time.monotonic(),
                 ) -> None:
                     out, err = proc.communicate(timeout=300)
                     seconds = time.monotonic() - t0
                     results[f"{name}@process"] = Run(
-                        proc.returncode, out, err, server, key, seconds
+                        proc.returncode, out, err, server, key, seconds, command=command
                     )
 
                 thread = threading.Thread(target=collect, daemon=True)
@@ -312,8 +345,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 server = stack.enter_context(FakeOpenAIServer(*case.replies))
                 key = make_key()
                 t0 = time.monotonic()
-                code, out, err, logs = run_in_process(case_env(data, server, key, case), case.args)
-                results[name] = Run(code, out, err, server, key, time.monotonic() - t0, logs)
+                code, out, err, logs = run_in_process(
+                    case_env(data, server, key, case), [*case.command, *case.args]
+                )
+                seconds = time.monotonic() - t0
+                results[name] = Run(
+                    code, out, err, server, key, seconds, logs, command=case.command[0]
+                )
             for thread in threads:
                 thread.join(timeout=300)
         after = index_snapshot(data)
@@ -352,7 +390,8 @@ def assert_clean(run: Run, *, ok: bool) -> str | None:
     assert run.key[3:23].encode() not in everything  # nor a piece of it
     # the key was really sent, so not finding it above means something
     assert run.server.requests[0][1]["authorization"] == f"Bearer {run.key}"
-    assert run.server.requests[0][2]["stream"] is True  # the CLI streams
+    if run.command == "ask":
+        assert run.server.requests[0][2]["stream"] is True  # the CLI streams
     assert b"Traceback" not in everything
     assert b"unexpected" not in run.stderr
     if ok:
@@ -500,3 +539,36 @@ def test_control_sequences_never_reach_stdout(runs: dict[str, Any]) -> None:
         "Ukraine [1]"
     ), answer
     assert "[31m" not in answer and "[0m" not in answer and "evil.example" not in answer
+
+
+def test_summarise_server_failures_are_one_line_naming_the_server(runs: dict[str, Any]) -> None:
+    for run in runs_of(runs, "summarise_server_errors"):
+        line = assert_clean(run, ok=False)
+        assert run.server.served == 2  # the first map call and one retry; nothing queued after
+        assert line == (
+            f"error: The LLM server at {run.server.url} failed with HTTP 500 after 1 retry; "
+            "try again later"
+        )
+    run = run_of(runs, "summarise_timeout")
+    line = assert_clean(run, ok=False)
+    assert line.startswith(f"error: The LLM server at {run.server.url} did not answer within 0.5 s")
+    assert run.seconds < 4
+    cut = run_of(runs, "summarise_stream_cut")
+    line = assert_clean(cut, ok=False)
+    assert "was cut off" in line and cut.server.url in line
+
+
+def test_summarise_drops_phantom_citations_and_control_sequences(runs: dict[str, Any]) -> None:
+    run = run_of(runs, "summarise_phantom_and_controls")
+    assert_clean(run, ok=True)
+    assert not RAW_CONTROL.search(run.stdout) and b"\\u001b" not in run.stdout
+    result = run.json()
+    assert result["kind"] == "summary" and result["refused"] is False
+    assert result["dropped_citations"] == [42, 99]
+    assert "removed citations to passages that were never given: [42], [99]" in result["warnings"]
+    assert "evil.example" not in result["answer"] and "[42]" not in result["answer"]
+    assert result["answer"].startswith("Zelensky announced that prisoners"), result["answer"]
+    given = {p["n"] for p in result["passages"]}
+    cited = {n for s in result["sentences"] for n in s["citations"]}
+    assert cited and cited <= given
+    assert [body.get("stream") for _, _, body in run.server.requests][-1] is True  # the merge

@@ -319,6 +319,9 @@ def chat(
 def main() -> None:
     """Entry point: run the app; turn a BotError into one line on stderr and exit 1."""
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    # Start-up imports (pydantic, chromadb) only create long-lived objects: no collections until
+    # bot.store.import_chromadb freezes them and turns the collector back on.
+    gc.disable()
     try:
         app()
     except BotError as exc:
@@ -333,6 +336,7 @@ def main() -> None:
         # The process is about to end: skip the garbage collector's last passes over the
         # imported libraries (~0.2 s after every `bot ask`). Files still flush, atexit still runs.
         gc.freeze()
+        gc.enable()  # for callers that run main() in their own process (tests)
 
 
 def _fail(message: str, code: int = 1) -> None:

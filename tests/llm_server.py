@@ -346,3 +346,23 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `bot` child process: no BOT_/OPENAI_/tracing settings from this one,
+    its own data directory, extractive answers, no colour, 100 columns; then `extra`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("BOT_", "OPENAI_", "LANGSMITH_", "LANGCHAIN_"))
+    }
+    env.update(
+        BOT_DATA_DIR=str(data_dir),
+        ANONYMIZED_TELEMETRY="False",
+        BOT_LLM="extractive",
+        NO_COLOR="1",
+        TERM="dumb",
+        COLUMNS="100",
+    )
+    env.update(extra)
+    return env

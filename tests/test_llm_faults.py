@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from tests.llm_server import FakeOpenAIServer, Reply, chat_chunk, error_body
+from tests.llm_server import FakeOpenAIServer, Reply, chat_chunk, clean_env, error_body
 
 REPO = Path(__file__).resolve().parent.parent
 QUESTION = "What did Zelensky announce about prisoners?"
@@ -170,24 +170,6 @@ def make_key() -> str:
     """A fake key, made up at run time (no key-shaped literal in the repository)."""
     alphabet = string.ascii_letters + string.digits
     return "sk-" + "proj-" + "".join(secrets.choice(alphabet) for _ in range(40))
-
-
-def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("BOT_", "OPENAI_", "LANGSMITH_", "LANGCHAIN_"))
-    }
-    env.update(
-        BOT_DATA_DIR=str(data_dir),
-        ANONYMIZED_TELEMETRY="False",
-        BOT_LLM="extractive",
-        NO_COLOR="1",
-        TERM="dumb",
-        COLUMNS="100",
-    )
-    env.update(extra)
-    return env
 
 
 def index_snapshot(data_dir: Path) -> dict[str, list[str]]:

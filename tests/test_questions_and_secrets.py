@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import socket
@@ -14,26 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.llm_server import clean_env
+
 REPO = Path(__file__).resolve().parent.parent
 KEY_SHAPE = re.compile(r"sk-[A-Za-z0-9_\-]{16,}")
 SEED_QUESTION = "What did Zelensky announce about prisoners?"
-
-
-def _env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("BOT_", "OPENAI_", "LANGSMITH_", "LANGCHAIN_"))
-    }
-    env.update(
-        BOT_DATA_DIR=str(data_dir),
-        ANONYMIZED_TELEMETRY="False",
-        BOT_LLM="extractive",
-        NO_COLOR="1",
-        TERM="dumb",
-    )
-    env.update(extra)
-    return env
 
 
 def _start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
@@ -68,7 +52,7 @@ BAD_QUESTIONS = {
 def test_bad_questions_fail_in_one_line(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    env = _env(data)
+    env = clean_env(data)
     procs = {
         name: _start(env, "ask", q, *(["--json"] if name == "empty" else []))
         for name, q in BAD_QUESTIONS.items()
@@ -112,7 +96,7 @@ def test_key_never_printed_when_server_is_down(tmp_path: Path) -> None:
     port = _closed_port()
     data = tmp_path / "data"
     data.mkdir()
-    env = _env(
+    env = clean_env(
         data,
         BOT_LLM="openai",
         OPENAI_API_KEY=key,
@@ -158,7 +142,7 @@ def test_key_never_in_debug_logs_json_or_errors(tmp_path: Path) -> None:
         for name, server in (("ok", ok_server), ("rejected", bad_server)):
             data = tmp_path / name
             data.mkdir()
-            env = _env(
+            env = clean_env(
                 data,
                 BOT_LLM="openai",
                 OPENAI_API_KEY=key,

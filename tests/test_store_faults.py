@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from tests.bad_input_corpus import without_file_override
-from tests.test_llm_faults import clean_env, index_snapshot
+from tests.llm_server import clean_env
+from tests.test_llm_faults import index_snapshot
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"

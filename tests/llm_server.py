@@ -8,6 +8,11 @@ wait until it serves /v1/models, run a command with OPENAI_BASE_URL pointing at 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pytest
+
 import argparse
 import contextlib
 import json
@@ -366,3 +371,17 @@ def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def use_recorded_server(monkeypatch: pytest.MonkeyPatch, **extra: str) -> None:
+    """Settings that send LLM calls to the recorded SmolLM2 server (the cassettes replay it): an
+    unmatched replay fails at once (no retries); `extra` adds or overrides settings."""
+    from bot.settings import get_settings
+
+    monkeypatch.setenv("OPENAI_BASE_URL", CASSETTE_BASE_URL)
+    monkeypatch.setenv("BOT_OPENAI_MODEL", CASSETTE_MODEL)
+    monkeypatch.setenv("BOT_LLM_MAX_RETRIES", "0")
+    monkeypatch.setenv("BOT_LLM_TIMEOUT", "300")
+    for key, value in extra.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()

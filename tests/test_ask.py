@@ -12,7 +12,7 @@ from bot.errors import BotError
 from bot.prompts import NO_ANSWER
 from bot.providers import Completion, Message
 
-from .llm_server import CASSETTE_BASE_URL, CASSETTE_MODEL
+from .llm_server import CASSETTE_MODEL, use_recorded_server
 
 QUESTION = "what did Zelensky announce?"
 
@@ -164,13 +164,7 @@ def test_openai_without_a_key_names_the_fix() -> None:
 @pytest.mark.vcr
 @pytest.mark.block_network
 def test_ask_through_a_recorded_openai_compatible_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.settings import get_settings
-
-    monkeypatch.setenv("OPENAI_BASE_URL", CASSETTE_BASE_URL)
-    monkeypatch.setenv("BOT_OPENAI_MODEL", CASSETTE_MODEL)
-    monkeypatch.setenv("BOT_LLM_MAX_RETRIES", "0")
-    monkeypatch.setenv("BOT_LLM_TIMEOUT", "300")
-    get_settings.cache_clear()
+    use_recorded_server(monkeypatch)
     result = answer_question(QUESTION, AskOptions(llm="auto"))
     assert result.provider == "openai" and result.model == CASSETTE_MODEL
     assert result.answer.strip()

@@ -35,7 +35,7 @@ from bot.repl import AnswerCancelled, ChatFrontend, TurnRunner
 from bot.results import AnswerResult
 
 from .conftest import REPO, SEEDS
-from .llm_server import CASSETTE_BASE_URL, CASSETTE_MODEL, FakeOpenAIServer, Reply, chat_chunk
+from .llm_server import CASSETTE_MODEL, FakeOpenAIServer, Reply, chat_chunk, use_recorded_server
 from .test_ask import QueuedChat
 
 FIRST = "what did Zelensky announce?"
@@ -512,13 +512,7 @@ def test_history_file_in_the_data_dir_or_in_memory(tmp_path: Path) -> None:
 @pytest.fixture
 def recorded_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings that send the LLM calls to the recorded SmolLM2 server (the cassettes replay it)."""
-    from bot.settings import get_settings
-
-    monkeypatch.setenv("OPENAI_BASE_URL", CASSETTE_BASE_URL)
-    monkeypatch.setenv("BOT_OPENAI_MODEL", CASSETTE_MODEL)
-    monkeypatch.setenv("BOT_LLM_MAX_RETRIES", "0")
-    monkeypatch.setenv("BOT_LLM_TIMEOUT", "300")
-    get_settings.cache_clear()
+    use_recorded_server(monkeypatch)
 
 
 @pytest.mark.cassette

@@ -24,14 +24,13 @@ from bot.providers import (
 from bot.results import Passage
 from bot.settings import Settings, bundled_gguf_path
 from tests.llm_server import (
-    CASSETTE_BASE_URL,
-    CASSETTE_MODEL,
     FakeOpenAIServer,
     Reply,
     chat_body,
     chat_chunk,
     closed_port_url,
     error_body,
+    use_recorded_server,
 )
 
 SECRET = "sk-" + "test-SECRETabcdefghijklmnop0123456789"  # a fake key, assembled at run time
@@ -78,11 +77,7 @@ def passages() -> list[Passage]:
 
 @pytest.fixture
 def cassette_provider(monkeypatch: pytest.MonkeyPatch) -> OpenAIProvider:
-    monkeypatch.setenv("OPENAI_BASE_URL", CASSETTE_BASE_URL)
-    monkeypatch.setenv("BOT_LLM", "openai")
-    monkeypatch.setenv("BOT_OPENAI_MODEL", CASSETTE_MODEL)
-    monkeypatch.setenv("BOT_LLM_MAX_RETRIES", "0")  # an unmatched replay fails at once
-    monkeypatch.setenv("BOT_LLM_TIMEOUT", "300")
+    use_recorded_server(monkeypatch, BOT_LLM="openai")
     provider = get_provider(Settings())
     assert isinstance(provider, OpenAIProvider)
     return provider

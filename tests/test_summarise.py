@@ -20,7 +20,7 @@ from bot.settings import Settings
 from bot.summarise import SummariseOptions, SummaryResult, summarise
 
 from .conftest import SEEDS
-from .llm_server import CASSETTE_BASE_URL, CASSETTE_MODEL
+from .llm_server import CASSETTE_MODEL, use_recorded_server
 
 # --- the corpus ----------------------------------------------------------------------------------
 
@@ -752,17 +752,12 @@ def test_a_thousand_articles_map_reduce(tmp_path: Path) -> None:
 
 
 def _cassette_env(monkeypatch: pytest.MonkeyPatch, **extra: str) -> None:
-    from bot.settings import get_settings
-
-    monkeypatch.setenv("OPENAI_BASE_URL", CASSETTE_BASE_URL)
-    monkeypatch.setenv("BOT_OPENAI_MODEL", CASSETTE_MODEL)
-    monkeypatch.setenv("BOT_LLM_MAX_RETRIES", "0")
-    monkeypatch.setenv("BOT_LLM_TIMEOUT", "300")
-    monkeypatch.setenv("BOT_LLM_CONTEXT_TOKENS", "4096")  # the recording server's n_ctx
-    monkeypatch.setenv("BOT_SUMMARY_CONCURRENCY", "1")  # one request at a time: stable order
-    for key, value in extra.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
+    use_recorded_server(
+        monkeypatch,
+        BOT_LLM_CONTEXT_TOKENS="4096",  # the recording server's n_ctx
+        BOT_SUMMARY_CONCURRENCY="1",  # one request at a time: stable order
+        **extra,
+    )
 
 
 @pytest.mark.cassette

@@ -7,6 +7,7 @@ passages.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -59,31 +60,71 @@ def clean_question(question: str) -> str:
 
 def _import_heavy(settings: Settings) -> None:
     """Import the big libraries up front, so the stage timings show what they cost."""
-    import numpy  # noqa: F401
-
     from bot.store import import_chromadb
 
     import_chromadb()
 
 
-def _embed_ahead(settings: Settings, question: str) -> threading.Thread | None:
-    """Load the local embedding model and embed the question in a thread while chromadb is
-    imported: the model runs in C++ without the GIL, so a cold `bot ask` waits for the slower of
-    the two rather than for both. The vector lands in the embedder's memo for retrieval."""
+class _Ahead:
+    """`fn()` in a daemon thread, started at once; `result()` waits and returns its value or
+    raises its error. ONNX Runtime runs without the GIL, so its work overlaps with the main
+    thread's."""
+
+    def __init__(self, fn: Callable[[], Any], name: str) -> None:
+        self._fn = fn
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def wait(self) -> None:
+        """Wait for it to end, whatever the outcome: never exit while a model is half-loaded."""
+        self._thread.join()
+
+
+def _embed_ahead(settings: Settings, question: str) -> _Ahead | None:
+    """Load the local embedding model and embed the question while chromadb is imported: a cold
+    `bot ask` then waits for the slower of the two rather than for both. The vector lands in the
+    embedder's memo, where retrieval finds it; an error here is left for retrieval to report."""
     if settings.embedding != "local":
         return None
 
     def run() -> None:
-        try:
-            from bot.embeddings import get_embedder
+        from bot.embeddings import get_embedder
 
+        with contextlib.suppress(Exception):
             get_embedder(settings).embed([question])
-        except Exception:  # noqa: S110 - retrieval makes the same call and reports the error
-            pass
 
-    thread = threading.Thread(target=run, name="embed-ahead", daemon=True)
-    thread.start()
-    return thread
+    return _Ahead(run, "embed-ahead")
+
+
+def _embed_while_waiting(provider: str, embedder: Any, passages: list[Passage]) -> _Ahead | None:
+    """While a remote model (openai) writes the answer and this machine's CPU idles, embed the
+    passage sentences the checker will compare the answer with: checking then embeds only the
+    answer's own sentences. Not for the local model, which needs the CPU itself."""
+    if provider != "openai" or getattr(embedder, "memo", None) is None:
+        return None
+    from bot.citations import sentence_texts
+
+    texts = sentence_texts(passages)[: getattr(embedder, "memo_max_call", 256)]
+
+    def run() -> None:
+        with contextlib.suppress(Exception):  # the checker embeds what is missing itself
+            embedder.embed(texts)
+
+    return _Ahead(run, "embed-passages")
 
 
 def open_index(settings: Settings, notify: Callable[[str], None] | None = None) -> Any:
@@ -91,7 +132,7 @@ def open_index(settings: Settings, notify: Callable[[str], None] | None = None) 
     from bot.store import open_store
 
     store = open_store(settings, create=False)
-    if store.exists and store.articles.count() > 0:
+    if not store.is_empty():
         return store
     from bot.ingest import ingest_paths
 
@@ -166,45 +207,59 @@ def answer_question(
     notify: Callable[[str], None] | None = None,
 ) -> AnswerResult:
     """Answer `question` from the index with checked citations."""
+    started = time.perf_counter()
     from bot.citations import check_answer
     from bot.prompts import NO_ANSWER, answer_prompt_texts, build_answer_messages, prompt_hash
-    from bot.providers import get_provider
+    from bot.providers import check_provider, get_provider
     from bot.retrieval import Filters, parse_date_bound, resolve_source, retrieve_passages
 
     options = options or AskOptions()
     settings = settings or get_settings()
     timings: dict[str, float] = {}
     question = clean_question(question)
-    t0 = time.perf_counter()
-    ahead = _embed_ahead(settings, question) if store is None else None
-    _import_heavy(settings)
-    if ahead is not None:
-        ahead.join()
-    timings["imports"] = (time.perf_counter() - t0) * 1000
     filters = Filters(
         source=options.source,
         since_ts=parse_date_bound(options.since, end=False),
         until_ts=parse_date_bound(options.until, end=True),
     )
-    provider = provider or get_provider(settings, options.llm)
-    k = options.k or settings.top_k
-
     t0 = time.perf_counter()
-    store = store or open_index(settings, notify)
-    filters.source = resolve_source(store, filters.source)
-    timings["open_index"] = (time.perf_counter() - t0) * 1000
+    timings["prepare"] = (t0 - started) * 1000
+    import numpy  # noqa: F401 - before any thread: two threads importing numpy at once can fail
 
-    t0 = time.perf_counter()
-    found = retrieve_passages(question, store, k=k, filters=filters, mmr_lambda=settings.mmr_lambda)
-    timings["retrieval"] = (time.perf_counter() - t0) * 1000
+    # No key, no model file: say so before any work. The model itself is loaded only when asked.
+    name, model = (
+        (provider.name, provider.model) if provider else check_provider(settings, options.llm)
+    )
+    embedding = _embed_ahead(settings, question) if store is None else None
+    try:
+        _import_heavy(settings)
+        if embedding is not None:
+            embedding.result()
+        timings["imports"] = (time.perf_counter() - t0) * 1000
+        k = options.k or settings.top_k
+
+        t0 = time.perf_counter()
+        store = store or open_index(settings, notify)
+        filters.source = resolve_source(store, filters.source)
+        timings["open_index"] = (time.perf_counter() - t0) * 1000
+
+        t0 = time.perf_counter()
+        found = retrieve_passages(
+            question, store, k=k, filters=filters, mmr_lambda=settings.mmr_lambda
+        )
+        timings["retrieval"] = (time.perf_counter() - t0) * 1000
+    except BaseException:
+        if embedding is not None:
+            embedding.wait()  # never exit while the model runs in another thread
+        raise
     passages = found.passages
 
     system_text, user_text = answer_prompt_texts()
     phash = prompt_hash(
         system_text,
         user_text,
-        provider.name,
-        provider.model,
+        name,
+        model,
         str(k),
         store.embedder.name,
         f"{settings.min_relevance}/{settings.min_support}",
@@ -215,13 +270,21 @@ def answer_question(
             if not passages
             else f"the closest passage is a weak match (similarity {found.best_dense:.2f})"
         )
-        result = refusal(question, passages, provider.name, provider.model, phash, why)
+        result = refusal(question, passages, name, model, phash, why)
         result.timings_ms = timings
         return result
 
+    if provider is None and name != "extractive":
+        # Loaded here, not in a thread during the imports: llama-cpp-python's own import needs
+        # the GIL, and the two slowed each other down more than the overlap saved (measured).
+        t0 = time.perf_counter()
+        provider = get_provider(settings, options.llm)
+        timings["llm_load"] = (time.perf_counter() - t0) * 1000
+
     t0 = time.perf_counter()
     usage: dict[str, int] = {}
-    if provider.name == "extractive":
+    prefetch = None
+    if name == "extractive":
         from bot.extractive import extractive_answer
 
         text = extractive_answer(
@@ -231,15 +294,23 @@ def answer_question(
             on_delta(text)
     else:
         passages = _fit_passages(provider, question, passages)
-        completion = provider.complete(
-            build_answer_messages(question, passages),
-            max_tokens=ANSWER_MAX_TOKENS,
-            on_delta=on_delta,
-        )
+        prefetch = _embed_while_waiting(name, store.embedder, passages)
+        try:
+            completion = provider.complete(
+                build_answer_messages(question, passages),
+                max_tokens=ANSWER_MAX_TOKENS,
+                on_delta=on_delta,
+            )
+        except BaseException:
+            if prefetch is not None:
+                prefetch.wait()
+            raise
         text, usage = completion.text, completion.usage
     timings["llm"] = (time.perf_counter() - t0) * 1000
 
     t0 = time.perf_counter()
+    if prefetch is not None:
+        prefetch.wait()  # what it has not finished yet is checking time
     checked = check_answer(
         text, passages, embedder=store.embedder, min_support=settings.min_support
     )
@@ -255,8 +326,8 @@ def answer_question(
             question=question,
             answer=NO_ANSWER,
             refused=True,
-            provider=provider.name,
-            model=provider.model,
+            provider=name,
+            model=model,
             prompt_hash=phash,
             passages=passages,
             timings_ms=timings,
@@ -269,8 +340,8 @@ def answer_question(
         question=question,
         answer=checked.answer,
         refused=False,
-        provider=provider.name,
-        model=provider.model,
+        provider=name,
+        model=model,
         prompt_hash=phash,
         sentences=sentences,
         passages=passages,

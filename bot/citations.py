@@ -177,6 +177,16 @@ def passage_sentences(body: str) -> list[tuple[int, str]]:
     return out
 
 
+def sentence_texts(passages: Sequence[Passage]) -> list[str]:
+    """Every passage sentence the checker may embed, as it will embed it (at most
+    MAX_SENTENCES_PER_PASSAGE each): embedded ahead, they wait in the embedder's memo."""
+    texts: list[str] = []
+    for passage in passages:
+        body = clean_text(passage.text)
+        texts.extend(text for _, text in passage_sentences(body)[:MAX_SENTENCES_PER_PASSAGE])
+    return texts
+
+
 def _fallback_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     start = 0

@@ -82,6 +82,11 @@ def local_model_files() -> tuple[Path, Path]:
     return model, tokenizer
 
 
+# A batch takes texts up to this many times as long as its first, plus a few tokens.
+PAD_RATIO = 1.3
+PAD_SLACK = 4
+
+
 def _normalise(vectors: np.ndarray) -> np.ndarray:
     import numpy as np
 
@@ -101,6 +106,10 @@ class VectorMemo:
         self.capacity = capacity
         self._items: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
     def get(self, text: str) -> np.ndarray | None:
         with self._lock:
@@ -257,13 +266,19 @@ class LocalMiniLM:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         start = 0
         while start < len(order):
-            # Ascending lengths: the batch's last text is its widest. Long texts go fewer at a
-            # time, so no batch holds more than `batch_tokens` (attention memory grows with it).
-            stop = min(start + self.batch_size, len(order))
-            while stop - start > 1 and (stop - start) * int(lengths[order[stop - 1]]) > (
-                self.batch_tokens
+            # Ascending lengths: the batch's last text is its widest, and every text is padded to
+            # it. A batch ends before a text much longer than its first (padding is wasted work:
+            # 10 sentences of 9-41 tokens took 155 ms in one batch, 124 ms split this way), and
+            # never holds more than `batch_tokens` (attention memory grows with it).
+            first = int(lengths[order[start]])
+            stop = start + 1
+            while (
+                stop < len(order)
+                and stop - start < self.batch_size
+                and int(lengths[order[stop]]) <= first * PAD_RATIO + PAD_SLACK
+                and (stop - start + 1) * int(lengths[order[stop]]) <= self.batch_tokens
             ):
-                stop -= 1
+                stop += 1
             idx = order[start:stop]
             out[idx] = self._run_batch([encodings[i] for i in idx], int(lengths[idx].max()))
             start = stop

@@ -343,15 +343,6 @@ def _build_keyword_index(store: Any, report: IngestReport) -> None:
         )
 
 
-def index_is_empty(settings: Settings | None = None) -> bool:
-    """True when the index has no articles (so `ask` should ingest the seeds first)."""
-    from bot.store import open_store
-
-    settings = settings or get_settings()
-    store = open_store(settings, create=False)
-    return not store.exists or store.articles.count() == 0
-
-
 def list_sources(settings: Settings | None = None) -> list[dict[str, Any]]:
     """The indexed articles for `bot sources`, newest first."""
     from bot.store import open_store
@@ -379,4 +370,4 @@ def list_sources(settings: Settings | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["IngestReport", "Progress", "ingest_paths", "index_is_empty", "list_sources"]
+__all__ = ["IngestReport", "Progress", "ingest_paths", "list_sources"]

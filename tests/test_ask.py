@@ -171,3 +171,77 @@ def test_ask_through_a_recorded_openai_compatible_server(monkeypatch: pytest.Mon
     assert result.usage.get("completion_tokens", 0) > 0
     numbers = {p.n for p in result.passages}
     assert all(set(s.citations) <= numbers for s in result.sentences)
+
+
+class RemoteChat(QueuedChat):
+    """A queued model that, like a remote server, answers only after a while: here, once the
+    bot's passage-embedding thread has finished (so the test does not depend on timing)."""
+
+    def complete(self, messages, *, max_tokens=None, on_delta=None) -> Completion:
+        import threading
+        import time
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(
+            t.name == "embed-passages" for t in threading.enumerate()
+        ):
+            time.sleep(0.01)
+        self.embedded_before_reply = list(self.log)
+        return super().complete(messages, max_tokens=max_tokens, on_delta=on_delta)
+
+
+def test_passage_sentences_are_embedded_while_a_remote_model_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.ask import open_index
+    from bot.citations import sentence_texts
+    from bot.settings import get_settings
+
+    store = open_index(get_settings())
+    log: list[str] = []
+    embed = store.embedder._embed
+
+    def logged(texts: list[str]):  # type: ignore[no-untyped-def]
+        log.extend(texts)
+        return embed(texts)
+
+    monkeypatch.setattr(store.embedder, "_embed", logged)
+    store.embedder.memo.clear()  # the embedder is shared: earlier tests filled its memo
+    answer = "Zelensky announced that prisoners with combat experience would be released [1]."
+    model = RemoteChat(answer)
+    model.log = log
+    result = answer_question(QUESTION, provider=model, store=store)
+    assert not result.refused and result.sentences[0].supported
+    ahead = set(sentence_texts(result.passages))
+    assert ahead and ahead <= set(model.embedded_before_reply)
+    # After the reply, checking embedded only the answer's own sentence: nothing twice.
+    after = log[len(model.embedded_before_reply) :]
+    assert after == [result.sentences[0].text]
+
+
+def test_a_missing_local_model_is_reported_before_the_seeds_are_indexed(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.settings import get_settings
+    from bot.store import open_store
+
+    monkeypatch.setenv("BOT_LOCAL_MODEL", str(tmp_path / "nope.gguf"))
+    get_settings.cache_clear()
+    with pytest.raises(BotError, match="nope.gguf does not exist"):
+        answer_question(QUESTION, AskOptions(llm="local"))
+    store = open_store(get_settings(), create=False)
+    assert not store.exists or store.articles.count() == 0, "nothing was indexed"
+
+
+def test_timings_cover_every_stage_of_a_cold_ask() -> None:
+    from bot.cli import app
+
+    result = CliRunner().invoke(app, ["ask", QUESTION, "--llm", "extractive", "--timings"])
+    assert result.exit_code == 0, result.output
+    line = [x for x in result.stderr.splitlines() if x.startswith('{"timings_ms"')][-1]
+    stages = json.loads(line)["timings_ms"]
+    named = ["cli", "setup", "prepare", "imports", "open_index", "retrieval", "llm", "checking"]
+    assert set(named) | {"render", "total"} <= set(stages)
+    assert all(stages[k] >= 0 for k in stages)
+    # The stages account for the whole command (the rest is Python between them: < 5%).
+    assert sum(stages[k] for k in [*named, "render"]) >= 0.95 * stages["total"]

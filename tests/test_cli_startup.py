@@ -33,19 +33,25 @@ def test_help_lists_the_commands() -> None:
         assert command in out.stdout
 
 
-def test_chromadb_is_imported_without_overrides_checks_and_the_decorator_is_restored() -> None:
+def test_chromadb_is_imported_without_overrides_checks_or_the_otlp_exporter() -> None:
     code = (
-        "import overrides, sys\n"
-        "before = (overrides.override, overrides.overrides)\n"
-        "from bot.store import import_chromadb\n"
-        "chromadb = import_chromadb()\n"
+        "import sys, overrides\n"
+        "from bot import store\n"
+        "chromadb = store.import_chromadb()\n"
+        "assert overrides.override is overrides.overrides is store._mark_override\n"
         "from chromadb.api.rust import RustBindingsAPI\n"
-        "assert (overrides.override, overrides.overrides) == before\n"
         "assert getattr(RustBindingsAPI.heartbeat, '__override__', False)\n"
-        "assert import_chromadb() is sys.modules['chromadb']\n"
-        "client = chromadb.EphemeralClient()\n"
-        "print(client.heartbeat() > 0)\n"
+        "assert store.import_chromadb() is sys.modules['chromadb']\n"
+        "assert 'grpc' not in sys.modules\n"
+        "assert store._OTLP_EXPORTER not in sys.modules\n"
+        "print(chromadb.EphemeralClient().heartbeat() > 0)\n"
+        # Asked for (CHROMA_OTEL_COLLECTION_ENDPOINT), the real exporter is imported and made.
+        "from chromadb.telemetry import opentelemetry as otel\n"
+        "exporter = otel.OTLPSpanExporter(endpoint='http://127.0.0.1:9', insecure=True)\n"
+        "real = sys.modules[store._OTLP_EXPORTER].OTLPSpanExporter\n"
+        "print(type(exporter) is real, 'grpc' in sys.modules)\n"
+        "exporter.shutdown()\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "True"
+    assert out.stdout.split() == ["True", "True", "True"]

@@ -282,3 +282,24 @@ def test_retrieval_hands_its_passage_vectors_to_the_checker(
         "Zelensky announced a prisoner release [1].", found.passages, embedder=store.embedder
     )
     assert not set(computed) & {p.text for p in found.passages}  # bodies came from the memo
+
+
+def test_batches_end_before_a_much_longer_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot import embeddings
+
+    model = LocalMiniLM(batch_size=32)
+    batches: list[tuple[int, int]] = []
+    run = model._run_batch
+
+    def spy(encodings, width):  # type: ignore[no-untyped-def]
+        batches.append((len(encodings[0].ids), width))
+        return run(encodings, width)
+
+    monkeypatch.setattr(model, "_run_batch", spy)
+    texts = [LONG[: 30 * (i + 1)] for i in range(12)]  # about 7 to 80 tokens
+    vectors = model.embed(texts)
+    assert 1 < len(batches) < len(texts)
+    for first, width in batches:  # padding never more than PAD_RATIO x the batch's shortest text
+        assert width <= first * embeddings.PAD_RATIO + embeddings.PAD_SLACK
+    one_by_one = np.vstack([LocalMiniLM(batch_size=1).embed([t]) for t in texts])
+    np.testing.assert_allclose(vectors, one_by_one, atol=1e-4)

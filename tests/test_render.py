@@ -206,6 +206,70 @@ def test_emphasis_and_lists_still_render() -> None:
     assert "Bold point [1]" in out and "•" in out and "**" not in out
 
 
+PLAIN_ANSWERS = [
+    "Zelensky announced that prisoners with combat experience would be released [1][3]. "
+    "He also addressed Russian soldiers directly [2].",
+    "Line one of a paragraph\ncontinues here [1].\n\nA second paragraph that is long enough to "
+    "wrap at sixty columns, with a number: 2,000 troops [2].",
+    "The articles don't say.",
+]
+
+
+def _terminal(render, width: int = 60) -> str:  # type: ignore[no-untyped-def]
+    buf = io.StringIO()
+    render(Console(width=width, file=buf, force_terminal=True, color_system="truecolor"))
+    text = re.sub(r"\x1b\[[0-9;]*m", "", buf.getvalue())
+    return "\n".join(line.rstrip() for line in text.split("\n"))
+
+
+@pytest.mark.parametrize("answer", PLAIN_ANSWERS)
+def test_plain_answers_look_the_same_without_the_markdown_renderer(
+    answer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot import render
+
+    flagged = [CheckedSentence("He also addressed Russian soldiers directly.", [2], False, 0.2)]
+    marked, _ = render._mark_unsupported(sanitize(answer), flagged)
+    assert render._plain_paragraphs(marked) is not None
+    fast = _terminal(lambda c: render_answer_text(answer, c, sentences=flagged))
+    monkeypatch.setattr(render, "_plain_paragraphs", lambda text: None)  # markdown for all
+    slow = _terminal(lambda c: render_answer_text(answer, c, sentences=flagged))
+    assert fast == slow
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "**Bold** claim [1].",
+        "- a list item [1]",
+        "1. first [1]",
+        "Intro [1].\n\n# Heading",
+        "Two spaces end this line  \nthen a hard break [1].",
+        "See [the report](http://x.example) [1].",
+        "Title\n=====",
+        "    indented code",
+        "A <b>tag</b> and &amp; [1].",
+        "A [bracket] that is not a citation.",
+    ],
+)
+def test_anything_markdown_could_read_goes_through_markdown(answer: str) -> None:
+    from bot import render
+
+    assert render._plain_paragraphs(sanitize(answer)) is None
+
+
+def test_a_plain_answer_does_not_import_the_markdown_renderer() -> None:
+    code = (
+        "import io, sys\n"
+        "from rich.console import Console\n"
+        "from bot.render import render_answer_text\n"
+        "render_answer_text('A plain answer [1].', Console(file=io.StringIO()))\n"
+        "print('rich.markdown' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 # --- answer display -------------------------------------------------------------------------------
 
 

@@ -245,3 +245,31 @@ def test_timings_cover_every_stage_of_a_cold_ask() -> None:
     assert all(stages[k] >= 0 for k in stages)
     # The stages account for the whole command (the rest is Python between them: < 5%).
     assert sum(stages[k] for k in [*named, "render"]) >= 0.95 * stages["total"]
+
+
+def test_the_bot_command_ends_at_once_with_all_its_output(tmp_path) -> None:
+    """`bot` (bot.cli:run) skips the interpreter's teardown after a read-only ask: the output
+    must still arrive whole, through a pipe, with exit code 0. The first ask also indexes the
+    seeds, and then the process exits the ordinary way."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "BOT_DATA_DIR": str(tmp_path / "data"), "BOT_LLM": "extractive"}
+    for run in ("indexes the seeds first", "only reads"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "ask", QUESTION, "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert proc.returncode == 0, (run, proc.stderr[-2000:])
+        data = json.loads(proc.stdout)
+        assert data["passages"] and not data["refused"], run
+        assert ("seed" in proc.stderr) == (run == "indexes the seeds first")
+    text = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "ask", QUESTION], capture_output=True, text=True, env=env
+    )
+    assert text.returncode == 0 and "Sources" in text.stdout
+    footer = text.stdout[text.stdout.rindex("extractive/none") :]
+    assert "total" in footer and footer.rstrip().endswith("ms"), "the footer arrives whole, last"

@@ -161,39 +161,6 @@ SinceOpt = Annotated[str | None, typer.Option("--since", help="Published on or a
 UntilOpt = Annotated[str | None, typer.Option("--until", help="Published on or before (ISO date).")]
 
 
-class _StreamView:
-    """Shows the answer as it streams (terminal only), then gives way to the checked answer."""
-
-    def __init__(self, console: Any, enabled: bool) -> None:
-        self.console = console
-        self.enabled = enabled and console.is_terminal
-        self.text = ""
-        self._live: Any = None
-
-    def __enter__(self) -> _StreamView:
-        return self
-
-    def on_delta(self, delta: str) -> None:
-        if not self.enabled:
-            return
-        from rich.live import Live
-        from rich.text import Text
-
-        from bot.render import sanitize
-
-        self.text += delta
-        view = Text(sanitize(self.text), style="dim")
-        if self._live is None:
-            self._live = Live(view, console=self.console, transient=True, refresh_per_second=12)
-            self._live.start()
-        else:
-            self._live.update(view)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._live is not None:
-            self._live.stop()
-
-
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question, in quotes.")],
@@ -211,7 +178,7 @@ def ask(
     """Answer a question from the articles, citing a checked passage for every claim."""
     command_started = time.perf_counter()
     from bot.ask import AskOptions, answer_question
-    from bot.render import render_answer, to_json
+    from bot.render import StreamPane, render_answer, to_json
 
     out = _stdout_console()
     err = _stderr_console()
@@ -223,7 +190,7 @@ def ask(
         indexed.append(message)
         err.print(message, markup=False)
 
-    with _StreamView(out, enabled=not as_json) as view:
+    with StreamPane(out, enabled=not as_json) as view:
         result = answer_question(question, options, on_delta=view.on_delta, notify=notify)
     render_started = time.perf_counter()
     if as_json:
@@ -272,7 +239,7 @@ def summarise(
     chunks of each article; in extractive mode its first 20 sentences at most, and about 1,200
     sentences in all, shared evenly among the articles.
     """
-    from bot.render import render_summary, to_json
+    from bot.render import StreamPane, render_summary, to_json
     from bot.summarise import SummariseOptions
     from bot.summarise import summarise as run_summary
 
@@ -288,7 +255,7 @@ def summarise(
         llm=llm,
     )
     progress = _BarProgress("Summarising", enabled=not as_json)
-    with _StreamView(out, enabled=not as_json) as view:
+    with StreamPane(out, enabled=not as_json) as view:
         result = run_summary(
             options,
             on_delta=view.on_delta,

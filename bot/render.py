@@ -238,6 +238,82 @@ def _render_markdown(marked: str, console: Console) -> None:
         console.print(Text(marked.replace(_FLAG_SENTINEL, f" ({UNSUPPORTED_FLAG})")))
 
 
+# --- streaming ------------------------------------------------------------------------------------
+
+
+class AnswerCancelled(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error
+    """Raised inside a cancelled answer's callbacks. A BaseException, so that provider code that
+    maps `Exception`s to BotErrors lets it through and the answer simply stops."""
+
+
+class StreamPane:
+    """The answer as it streams, dim, in a live area of the terminal (nothing when the console is
+    not a terminal), until the checked answer replaces it: `stop()` or the end of a `with`.
+    After `cancel()` nothing is drawn any more and every callback raises AnswerCancelled.
+    `redirect`: other output to stdout/stderr meanwhile is printed above the live area."""
+
+    def __init__(self, console: Console, enabled: bool, *, redirect: bool = True) -> None:
+        import threading
+
+        self.console = console
+        self.enabled = enabled and console.is_terminal
+        self.redirect = redirect
+        self.text = ""
+        self._live: Any = None
+        self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+
+    def __enter__(self) -> StreamPane:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def check(self) -> None:
+        if self._cancelled.is_set():
+            raise AnswerCancelled
+
+    def on_delta(self, delta: str) -> None:
+        self.check()
+        if not self.enabled:
+            return
+        from rich.live import Live
+        from rich.text import Text
+
+        with self._lock:
+            self.check()
+            self.text += delta
+            view = Text(sanitize(self.text), style="dim")
+            if self._live is None:
+                self._live = Live(
+                    view,
+                    console=self.console,
+                    transient=True,
+                    refresh_per_second=12,
+                    redirect_stdout=self.redirect,
+                    redirect_stderr=self.redirect,
+                )
+                self._live.start()
+            else:
+                self._live.update(view)
+
+    def print(self, renderable: Any) -> None:
+        """Print (from any thread), unless cancelled."""
+        with self._lock:
+            self.check()
+            (self._live.console if self._live is not None else self.console).print(renderable)
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._live is not None:
+                self._live.stop()
+                self._live = None
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        self.stop()
+
+
 # --- sources --------------------------------------------------------------------------------------
 
 

@@ -24,12 +24,18 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.live import Live
 from rich.text import Text
 
 from bot.chat import Chat
 from bot.errors import BotError
-from bot.render import render_answer, render_sources, sanitize, to_json_line
+from bot.render import (
+    AnswerCancelled,
+    StreamPane,
+    render_answer,
+    render_sources,
+    sanitize,
+    to_json_line,
+)
 from bot.results import AnswerResult
 
 if TYPE_CHECKING:
@@ -47,11 +53,6 @@ COMMANDS: dict[str, str] = {
     "/exit": "leave (also /quit or Ctrl-D)",
 }
 _COMMAND_NAMES = ("/help", "/sources", "/summarise", "/summarize", "/reset", "/exit", "/quit")
-
-
-class AnswerCancelled(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error
-    """Raised inside a cancelled turn's callbacks. A BaseException, so that provider code that
-    maps `Exception`s to BotErrors lets it through and the turn simply stops."""
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -73,68 +74,10 @@ def help_lines() -> list[tuple[str, str]]:
 # --- one turn at a time ---------------------------------------------------------------------------
 
 
-class _StreamPane:
-    """The answer as it streams (terminal only). After `cancel()` nothing is drawn any more and
-    every callback of the turn raises AnswerCancelled."""
-
-    def __init__(self, console: Console, enabled: bool) -> None:
-        self.console = console
-        self.enabled = enabled and console.is_terminal
-        self.text = ""
-        self._live: Any = None
-        self._lock = threading.Lock()
-        self._cancelled = threading.Event()
-
-    def check(self) -> None:
-        if self._cancelled.is_set():
-            raise AnswerCancelled
-
-    def on_delta(self, delta: str) -> None:
-        self.check()
-        if not self.enabled:
-            return
-
-        with self._lock:
-            self.check()
-            self.text += delta
-            view = Text(sanitize(self.text), style="dim")
-            if self._live is None:
-                self._live = Live(
-                    view,
-                    console=self.console,
-                    transient=True,
-                    refresh_per_second=12,
-                    redirect_stdout=False,
-                    redirect_stderr=False,
-                )
-                self._live.start()
-            else:
-                self._live.update(view)
-
-    def print(self, renderable: Any) -> None:
-        """Print from the turn's thread, unless the turn was cancelled."""
-        with self._lock:
-            self.check()
-            if self._live is not None:
-                self._live.console.print(renderable)
-            else:
-                self.console.print(renderable)
-
-    def stop(self) -> None:
-        with self._lock:
-            if self._live is not None:
-                self._live.stop()
-                self._live = None
-
-    def cancel(self) -> None:
-        self._cancelled.set()
-        self.stop()
-
-
 class _CancelProgress:
     """A silent progress object for /summarise that stops the run once the turn is cancelled."""
 
-    def __init__(self, pane: _StreamPane) -> None:
+    def __init__(self, pane: StreamPane) -> None:
         self.pane = pane
 
     def start(self, total: int) -> None:
@@ -286,7 +229,7 @@ class ChatFrontend:
         render_sources(result.passages, self.console, heading=heading)
 
     def _summarise(self, topic: str) -> None:
-        def job(pane: _StreamPane) -> AnswerResult:
+        def job(pane: StreamPane) -> AnswerResult:
             return self.chat.summarise(
                 topic or None, on_delta=pane.on_delta, progress=_CancelProgress(pane)
             )
@@ -311,7 +254,7 @@ class ChatFrontend:
         if not self.interactive and not self.as_json:
             self.console.print(Text(f"» {sanitize(line)}", style="bold"))
 
-        def job(pane: _StreamPane) -> ChatReply:
+        def job(pane: StreamPane) -> ChatReply:
             def show(rewrite: Rewrite) -> None:
                 if not self.as_json:
                     pane.print(Text(f"↳ {sanitize(rewrite.question)}", style="dim"))
@@ -329,9 +272,9 @@ class ChatFrontend:
         else:
             render_answer(reply.result, self.console)
 
-    def _run(self, job: Callable[[_StreamPane], Any]) -> Any:
+    def _run(self, job: Callable[[StreamPane], Any]) -> Any:
         """Run a turn: in a cancellable worker thread at a terminal, else right here."""
-        pane = _StreamPane(self.console, enabled=not self.as_json)
+        pane = StreamPane(self.console, enabled=not self.as_json, redirect=False)
         if not self.interactive:
             try:
                 return job(pane)

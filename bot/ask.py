@@ -65,36 +65,15 @@ def _import_heavy(settings: Settings) -> None:
     import_chromadb()
 
 
-class _Ahead:
-    """`fn()` in a daemon thread, started at once; `result()` waits and returns its value or
-    raises its error. ONNX Runtime runs without the GIL, so its work overlaps with the main
-    thread's."""
-
-    def __init__(self, fn: Callable[[], Any], name: str) -> None:
-        self._fn = fn
-        self._value: Any = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._value = self._fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
-            self._error = exc
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-    def wait(self) -> None:
-        """Wait for it to end, whatever the outcome: never exit while a model is half-loaded."""
-        self._thread.join()
+def _in_thread(fn: Callable[[], None], name: str) -> threading.Thread:
+    """`fn()` started at once in a daemon thread. ONNX Runtime runs without the GIL, so embedding
+    there overlaps with the main thread's work; `fn` handles its own errors."""
+    thread = threading.Thread(target=fn, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
-def _embed_ahead(settings: Settings, question: str) -> _Ahead | None:
+def _embed_ahead(settings: Settings, question: str) -> threading.Thread | None:
     """Load the local embedding model and embed the question while chromadb is imported: a cold
     `bot ask` then waits for the slower of the two rather than for both. The vector lands in the
     embedder's memo, where retrieval finds it; an error here is left for retrieval to report."""
@@ -107,10 +86,12 @@ def _embed_ahead(settings: Settings, question: str) -> _Ahead | None:
         with contextlib.suppress(Exception):
             get_embedder(settings).embed([question])
 
-    return _Ahead(run, "embed-ahead")
+    return _in_thread(run, "embed-ahead")
 
 
-def _embed_while_waiting(provider: str, embedder: Any, passages: list[Passage]) -> _Ahead | None:
+def _embed_while_waiting(
+    provider: str, embedder: Any, passages: list[Passage]
+) -> threading.Thread | None:
     """While a remote model (openai) writes the answer and this machine's CPU idles, embed the
     passage sentences the checker will compare the answer with: checking then embeds only the
     answer's own sentences. Not for the local model, which needs the CPU itself."""
@@ -124,7 +105,7 @@ def _embed_while_waiting(provider: str, embedder: Any, passages: list[Passage]) 
         with contextlib.suppress(Exception):  # the checker embeds what is missing itself
             embedder.embed(texts)
 
-    return _Ahead(run, "embed-passages")
+    return _in_thread(run, "embed-passages")
 
 
 def open_index(settings: Settings, notify: Callable[[str], None] | None = None) -> Any:
@@ -234,7 +215,7 @@ def answer_question(
     try:
         _import_heavy(settings)
         if embedding is not None:
-            embedding.result()
+            embedding.join()
         timings["imports"] = (time.perf_counter() - t0) * 1000
         k = options.k or settings.top_k
 
@@ -250,7 +231,7 @@ def answer_question(
         timings["retrieval"] = (time.perf_counter() - t0) * 1000
     except BaseException:
         if embedding is not None:
-            embedding.wait()  # never exit while the model runs in another thread
+            embedding.join()  # never exit while the model runs in another thread
         raise
     passages = found.passages
 
@@ -303,14 +284,14 @@ def answer_question(
             )
         except BaseException:
             if prefetch is not None:
-                prefetch.wait()
+                prefetch.join()
             raise
         text, usage = completion.text, completion.usage
     timings["llm"] = (time.perf_counter() - t0) * 1000
 
     t0 = time.perf_counter()
     if prefetch is not None:
-        prefetch.wait()  # what it has not finished yet is checking time
+        prefetch.join()  # what it has not finished yet is checking time
     checked = check_answer(
         text, passages, embedder=store.embedder, min_support=settings.min_support
     )

@@ -30,6 +30,16 @@ fact reported by two outlets cites both; a passage that is merely on the topic i
 cited passage supports a sentence but another does, that one is added and the sentence counts as
 supported: the reader can check it there.
 
+A sentence that passes is then judged clause by clause: it is cut at , ; : dashes and brackets
+and before "and", "but", "which" and the like, and a piece with a single content word stays with
+its neighbour. Each clause needs 0.7 x the threshold against the cited passages, or against
+another passage, which is then cited too. A clause no passage supports makes the sentence
+unsupported and is reported as its `unsupported_part`, so a trailing ", which is now under
+international protection" no longer passes because the rest of the sentence is in the passage.
+Only clauses that their words alone cannot decide are embedded. On bench/check.py this flags 86%
+of on-topic clauses taken from another article (12% when sentences are judged whole), for 1.9
+points fewer reference highlights and 0.2 points fewer BART sentences passing.
+
 Sentences with fewer than two content words (headings, "In short:", "Yes.") are neutral: they are
 never marked unsupported and no citation is attached to them (their own valid markers are kept),
 unless every number they cited was never given. "Zelensky resigned." is two words: it is checked.
@@ -60,6 +70,8 @@ LEXICAL_WEIGHT = 0.6
 COSINE_FLOOR = 0.25
 COSINE_SPAN = 0.6
 EXTRA_CITATION_MARGIN = 0.15
+CLAUSE_MIN_WORDS = 2  # shorter pieces of a sentence are judged with their neighbour
+CLAUSE_BAR = 0.7  # a clause needs this share of min_support (see bench/check.py)
 
 # "[1]", "[1, 2]", "[1-3]", "[1–3]", "[^1]", "[Passage 2]", "［2］", "【2】",
 # and "[-1]" (reported as dropped).
@@ -79,6 +91,13 @@ _SPACE_BEFORE_PUNCT_RE = re.compile(r"\s+([.,;:!?…])")
 _TOKEN_RE = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:['’][^\W\d_]+)?")
 _TERMINAL_RE = re.compile(r"([.!?…]+)$")
 _WORDS_ONLY_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")  # words, blanked to keep only numbers
+# Where a sentence may be cut into clauses: after , ; : and around dashes and brackets, and
+# before a conjunction or relative pronoun that usually opens a new claim.
+_CLAUSE_CUT_RE = re.compile(
+    r"(?<=[,;:])\s+|\s+(?=[—–-]{1,2}\s)|\s+(?=\()|(?<=\))\s+"
+    r"|\s+(?=(?:and|but|while|whereas|although|though|which|who|because)\s)",
+    re.IGNORECASE,
+)
 
 _STOPWORDS_TEXT = """
 a about above after again against all also am an and any are as at be because been before
@@ -482,10 +501,13 @@ def check_answer(
     embedder: Any = None,
     min_support: float = 0.45,
     attach_uncited: bool = True,
+    clauses: bool = True,
 ) -> CheckResult:
-    """Check each sentence of `answer` against the passages (see module docstring). Never raises."""
+    """Check each sentence of `answer` against the passages (see module docstring). Never raises.
+
+    `clauses=False` judges each sentence only as a whole (the clause check is then skipped)."""
     try:
-        return _check(answer, passages, embedder, min_support, attach_uncited)
+        return _check(answer, passages, embedder, min_support, attach_uncited, clauses)
     except Exception:  # noqa: BLE001 - last resort: an unchecked but safe result
         text = _tidy(MARKER_RE.sub(" ", clean_text(answer)))
         return CheckResult(
@@ -502,6 +524,7 @@ def _check(
     embedder: Any,
     min_support: float,
     attach_uncited: bool,
+    clauses: bool = True,
 ) -> CheckResult:
     segments = _segments(answer)
     by_n: dict[int, Passage] = {}
@@ -520,6 +543,7 @@ def _check(
 
     checked: list[CheckedSentence] = []
     citations: list[list[int]] = []
+    clause_checks: list[tuple[int, list[str]]] = []  # (row of `checked`, its clauses)
     for index, segment in enumerate(segments):
         cited = [n for n in segment.numbers if n in by_n]
         words = content_words(segment.text)
@@ -553,9 +577,94 @@ def _check(
         supported = neutral or (bool(cited) and support >= min_support)
         checked.append(CheckedSentence(segment.text, cited, supported, round(support, 4)))
         citations.append(cited)
+        if clauses and supported and not neutral:
+            parts = clauses_of(segment.text)
+            if len(parts) > 1:
+                clause_checks.append((len(checked) - 1, parts))
+    if clause_checks:
+        _check_clauses(clause_checks, checked, passage_words, by_n, embedder, min_support)
     return CheckResult(
         answer=_join(segments, citations) if segments else "",
         sentences=[c for c in checked if c.text],
         dropped=dropped,
         refused=refused,
     )
+
+
+# --- clauses ---------------------------------------------------------------------------------
+
+
+def clauses_of(text: str) -> list[str]:
+    """The clauses of a sentence, each judged on its own: pieces cut at commas, semicolons,
+    colons, dashes, brackets and before words like "and", "but", "which"; a piece with fewer than
+    CLAUSE_MIN_WORDS content words is joined to the piece before it (the first to the one after).
+    A sentence that does not split gives [text]."""
+    pieces = [p.strip() for p in _CLAUSE_CUT_RE.split(text) if p and p.strip()]
+    merged: list[str] = []
+    carry = ""
+    for piece in pieces:
+        piece = f"{carry} {piece}" if carry else piece
+        carry = ""
+        if len(set(content_words(piece))) >= CLAUSE_MIN_WORDS:
+            merged.append(piece)
+        elif merged:
+            merged[-1] = f"{merged[-1]} {piece}"
+        else:
+            carry = piece
+    if carry:
+        merged.append(carry)
+    return merged or [text]
+
+
+def _check_clauses(
+    items: list[tuple[int, list[str]]],
+    checked: list[CheckedSentence],
+    passage_words: dict[int, set[str]],
+    by_n: dict[int, Passage],
+    embedder: Any,
+    min_support: float,
+) -> None:
+    """Judge each clause of the supported sentences in `items` like a sentence of its own.
+
+    A clause no cited passage supports, but another passage does, adds that passage's citation
+    (a sentence that joins two passages' facts). A clause no passage supports makes its sentence
+    unsupported, names the clause in `unsupported_part`, and caps the sentence's support at the
+    clause's. Clauses whose words alone decide are not embedded: only the doubtful ones are."""
+    # (row, clause text, its per-passage lexical scores and number checks)
+    rows: list[tuple[int, str, dict[int, tuple[float, bool]]]] = []
+    for row, parts in items:
+        for part in parts:
+            words, numbers = content_words(part), stated_numbers(part)
+            lexical = {n: lexical_support(words, pw, numbers) for n, pw in passage_words.items()}
+            rows.append((row, part, lexical))
+
+    def score(lexical: tuple[float, bool], cosine: float | None) -> float:
+        return combine_support(lexical[0], cosine, lexical[1])
+
+    min_support *= CLAUSE_BAR
+    floor = COSINE_FLOOR if embedder is not None else None  # "no semantic support" as a cosine
+    doubtful = [
+        i
+        for i, (row, _, lexical) in enumerate(rows)
+        if max((score(lexical[n], floor) for n in checked[row].citations), default=0.0)
+        < min_support
+    ]
+    cosines = _cosines(embedder, [rows[i][1] for i in doubtful], list(by_n.values()))
+    best_cosine = {i: cosines[j] for j, i in enumerate(doubtful)} if cosines else {}
+    for i, (row, part, lexical) in enumerate(rows):
+        sentence = checked[row]
+        if not sentence.supported:
+            continue  # an earlier clause already failed it
+        cos = best_cosine.get(i, {})
+        scores = {n: score(lexical[n], cos.get(n) if cos else None) for n in lexical}
+        if max((scores[n] for n in sentence.citations), default=0.0) >= min_support:
+            continue
+        n, best = max(scores.items(), key=lambda item: (item[1], -item[0]), default=(0, 0.0))
+        if best >= min_support:
+            sentence.citations.append(n)
+            continue
+        sentence.supported = False
+        sentence.unsupported_part = part
+        sentence.support = round(
+            min(sentence.support, max((scores[n] for n in sentence.citations), default=0.0)), 4
+        )

@@ -183,7 +183,9 @@ def _notes_from(
     text = tidy_model_text(reply, instructions)
     if not text:
         return [], False
-    checked = check_answer(text, list(given.values()), embedder=None, min_support=min_support)
+    checked = check_answer(
+        text, list(given.values()), embedder=None, min_support=min_support, clauses=False
+    )
     run.dropped.update(checked.dropped)
     notes = []
     for index, sentence in enumerate(checked.sentences):

@@ -418,6 +418,10 @@ def render_answer(result: AnswerResult, console: Console, *, show_passages: bool
                     style="dim yellow",
                 )
             )
+        for sentence in result.sentences:
+            part = _one_line(sentence.unsupported_part or "") if not sentence.supported else ""
+            if part:
+                console.print(Text.assemble(("  no passage states: ", "dim yellow"), f"“{part}”"))
 
     warnings = [_one_line(w) for w in result.warnings or [] if _one_line(w)]
     dropped = sorted({n for n in result.dropped_citations or [] if isinstance(n, int)})

@@ -54,6 +54,7 @@ class CheckedSentence:
     citations: list[int]
     supported: bool
     support: float = 0.0
+    unsupported_part: str = ""  # the clause no passage supports, when that made it unsupported
 
 
 @dataclass
@@ -82,7 +83,12 @@ class AnswerResult:
             "model": self.model,
             "prompt_hash": self.prompt_hash,
             "sentences": [
-                {"text": s.text, "citations": s.citations, "supported": s.supported}
+                {
+                    "text": s.text,
+                    "citations": s.citations,
+                    "supported": s.supported,
+                    "unsupported_part": s.unsupported_part or None,
+                }
                 for s in self.sentences
             ],
             "passages": [p.to_json() for p in self.passages],

@@ -403,6 +403,7 @@ def _check_summary(
         embedder=None,
         min_support=settings.min_support,
         attach_uncited=False,
+        clauses=False,
     )
     run.dropped.update(first.dropped)
     pool = _cocite_pool(first.answer, given, everything, settings.min_support)

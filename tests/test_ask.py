@@ -130,7 +130,7 @@ def test_ask_json_schema_via_the_cli() -> None:
         "timings_ms",
         "usage",
     }
-    assert set(data["sentences"][0]) == {"text", "citations", "supported"}
+    assert set(data["sentences"][0]) == {"text", "citations", "supported", "unsupported_part"}
     assert set(data["passages"][0]) == {
         "n",
         "article_id",

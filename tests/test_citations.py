@@ -390,3 +390,139 @@ def test_short_claims_are_checked_and_lost_citations_are_never_neutral() -> None
     assert result.dropped == [99]
     heading = check_answer("Yes.", PASSAGES, embedder=HashEmbedder()).sentences[0]
     assert heading.supported and heading.citations == []  # nothing to check: neutral
+
+
+# --- clause by clause -----------------------------------------------------------------------------
+
+LEGION = passage(
+    1,
+    "Ukrainian President Volodymyr Zelensky has temporarily lifted a visa requirement for foreign "
+    "nationals who wish to join Ukraine's International Defence Legion to fight against Russia.",
+)
+HARBOUR = PASSAGES[3]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ("The harbour reopened to fishing boats.", ["The harbour reopened to fishing boats."]),
+        (
+            "The harbour reopened to fishing boats, and the mayor resigned over the budget.",
+            ["The harbour reopened to fishing boats,", "and the mayor resigned over the budget."],
+        ),
+        (  # no comma before "and": still a cut
+            "The harbour reopened to fishing boats and the mayor resigned over the budget.",
+            ["The harbour reopened to fishing boats", "and the mayor resigned over the budget."],
+        ),
+        (  # a piece of one content word stays with its neighbour
+            "Ace, a border collie, jumped over the garden fence and fell.",
+            ["Ace, a border collie,", "jumped over the garden fence and fell."],
+        ),
+        (
+            "The pier (built in 1902) was damaged by the storm — officials said on Monday.",
+            ["The pier (built in 1902)", "was damaged by the storm", "— officials said on Monday."],
+        ),
+        ("It rose, and fell.", ["It rose, and fell."]),
+    ],
+)
+def test_clauses_of(sentence: str, expected: list[str]) -> None:
+    from bot.citations import clauses_of
+
+    assert clauses_of(sentence) == expected
+    assert " ".join(clauses_of(sentence)).split() == sentence.split()  # nothing lost or reordered
+
+
+@pytest.mark.parametrize("embedder", [None, HashEmbedder()], ids=["lexical", "hash"])
+def test_unsupported_trailing_clause_fails_the_sentence(embedder) -> None:
+    answer = (
+        "Zelensky lifted the visa requirement for foreign nationals who wish to join the "
+        "International Defence Legion, which is now guarded by United Nations peacekeepers [1]."
+    )
+    whole = check_answer(answer, [LEGION], embedder=embedder, clauses=False).sentences[0]
+    assert whole.supported  # most words are in the passage: sentence by sentence, it passes
+    result = check_answer(answer, [LEGION], embedder=embedder)
+    sentence = result.sentences[0]
+    assert not sentence.supported
+    assert sentence.unsupported_part == "which is now guarded by United Nations peacekeepers."
+    assert sentence.support < whole.support
+    assert sentence.citations == [1]
+
+
+def test_trailing_clause_with_the_bundled_model() -> None:
+    """The clause SmolLM2 once added: half its content words ("international") are in the
+    passage, so only the embedding tells it apart."""
+    from bot.embeddings import LocalMiniLM
+
+    embedder = LocalMiniLM()
+    answer = (
+        "Zelensky lifted the visa requirement for foreign nationals who wish to join the "
+        "International Defence Legion, which is now under international protection [1]."
+    )
+    assert check_answer(answer, [LEGION]).sentences[0].supported  # words alone: passes
+    sentence = check_answer(answer, [LEGION], embedder=embedder).sentences[0]
+    assert not sentence.supported
+    assert sentence.unsupported_part == "which is now under international protection."
+    for faithful in (
+        "Zelensky has temporarily lifted a visa requirement, so foreign nationals can join the "
+        "International Defence Legion to fight Russia [1].",
+        "Zelensky lifted a visa rule for foreigners who want to fight for Ukraine's International "
+        "Defence Legion against Russia [1].",
+    ):
+        assert check_answer(faithful, [LEGION], embedder=embedder).sentences[0].supported
+
+
+def test_clause_from_another_passage_adds_its_citation() -> None:
+    answer = (
+        "The harbour reopened to fishing boats after the storm, while inflation rose by 14 percent "
+        "in March [4]."
+    )
+    result = check_answer(answer, PASSAGES)
+    sentence = result.sentences[0]
+    assert sentence.supported and sentence.unsupported_part == ""
+    assert sentence.citations == [4, 2]
+    assert result.answer.endswith("[4][2].")
+
+
+def test_clauses_off_and_neutral_sentences() -> None:
+    answer = "In short: the harbour reopened to fishing boats, and the mayor resigned in anger [4]."
+    on = check_answer(answer, PASSAGES).sentences[0]
+    off = check_answer(answer, PASSAGES, clauses=False).sentences[0]
+    assert not on.supported and on.unsupported_part == "and the mayor resigned in anger."
+    assert off.unsupported_part == ""
+    # A refusal and a short sentence are never clause-checked.
+    refusal = check_answer("The articles don't say, and nothing here is cited.", PASSAGES)
+    assert refusal.refused and refusal.sentences[0].supported
+
+
+def test_unsupported_part_in_json_and_terminal() -> None:
+    from rich.console import Console
+
+    from bot.render import render_answer
+    from bot.results import AnswerResult, CheckedSentence
+
+    result = AnswerResult(
+        question="q",
+        answer="The harbour reopened to fishing boats, and the mayor resigned [4].",
+        refused=False,
+        provider="extractive",
+        model="none",
+        prompt_hash="x",
+        sentences=[
+            CheckedSentence(
+                "The harbour reopened to fishing boats, and the mayor resigned.",
+                [4],
+                False,
+                0.2,
+                "and the mayor resigned.",
+            )
+        ],
+        passages=[HARBOUR],
+    )
+    data = result.to_json()
+    assert data["sentences"][0]["unsupported_part"] == "and the mayor resigned."
+    console = Console(record=True, width=200, color_system=None)
+    render_answer(result, console)
+    shown = console.export_text()
+    assert "no passage states: “and the mayor resigned.”" in shown
+    ok = AnswerResult("q", "a", False, "p", "m", "h", [CheckedSentence("a b c.", [1], True)])
+    assert ok.to_json()["sentences"][0]["unsupported_part"] is None

@@ -1,6 +1,7 @@
 """The `bot` command: parse arguments, call one library function, print its result.
 
-Errors: every `BotError` becomes one line on stderr and exit code 1, in `main()` and nowhere else.
+Errors: every `BotError` becomes one line on stderr and exit code 1, in `main()` and nowhere else;
+every `BotWarning` becomes one `warning:` line on stderr, also set up there.
 Heavy libraries (chromadb, onnxruntime, langchain, openai) are imported inside the commands, so that
 `bot --help` stays fast; tests/test_cli_startup.py checks it.
 """
@@ -12,12 +13,13 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from bot.errors import BotError
+from bot.errors import BotError, BotWarning
 
 _STARTED = time.perf_counter()  # `ask --timings` reports the time since this point, stage by stage
 # Set by a command that only read the index, so `run` may end the process at once (see there).
@@ -300,7 +302,9 @@ def main() -> None:
     # bot.store.import_chromadb freezes them and turns the collector back on.
     gc.disable()
     try:
-        app()
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            app()
     except BotError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -333,6 +337,17 @@ def run() -> None:
         except OSError:  # e.g. a closed pipe: let Python's own exit deal with it
             sys.exit(0)
         os._exit(0)
+
+
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    """A BotWarning as one `warning:` line on stderr; other warnings as Python shows them."""
+    if issubclass(category, BotWarning):
+        sys.stderr.write(f"warning: {' '.join(str(message).split())}\n")
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
 
 
 def _fail(message: str, code: int = 1) -> None:

@@ -1,4 +1,5 @@
-"""The one exception type of `bot`. Its message is a single line that names the fix."""
+"""The one exception type of `bot` (its message is a single line that names the fix), and the one
+warning type, which the CLI prints as `warning: <message>` on stderr."""
 
 
 class BotError(Exception):
@@ -11,3 +12,7 @@ class BotError(Exception):
 
 class IngestFileError(BotError):
     """One input file could not be read or parsed; ingestion of the others goes on."""
+
+
+class BotWarning(UserWarning):
+    """Something the user should know that does not stop the command (`warnings.warn` it)."""

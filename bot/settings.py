@@ -233,13 +233,44 @@ class Settings(BaseSettings):
         return self.data_dir / "chroma"
 
 
+# Read straight from the environment, outside Settings: `bot.cli` shows tracebacks with it.
+ENVIRONMENT_ONLY = frozenset({"BOT_DEBUG"})
+
+
+def unknown_environment(environ: dict[str, str] | None = None) -> list[str]:
+    """One line per BOT_* environment variable that bot does not read (a typo is otherwise
+    silently ignored), naming the closest real setting when there is one."""
+    import difflib
+    import os
+
+    known = {
+        str(f.validation_alias).upper()
+        for f in Settings.model_fields.values()
+        if isinstance(f.validation_alias, str)
+    } | ENVIRONMENT_ONLY
+    lines = []
+    for name in sorted(os.environ if environ is None else environ):
+        upper = name.upper()
+        if not upper.startswith("BOT_") or upper in known:
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else "; see .env.example"
+        lines.append(f"{name} is not a bot setting and is ignored{hint}")
+    return lines
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The settings of this process; a bad value becomes a one-line BotError naming the variable."""
+    """The settings of this process; a bad value becomes a one-line BotError naming the variable.
+    A BOT_* environment variable that is not a setting gives a BotWarning."""
+    import warnings
+
     from pydantic import ValidationError
 
-    from bot.errors import BotError
+    from bot.errors import BotError, BotWarning
 
+    for line in unknown_environment():
+        warnings.warn(line, BotWarning, stacklevel=2)
     try:
         return Settings()
     except ValidationError as exc:

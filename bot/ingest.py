@@ -126,6 +126,11 @@ class _Run:
         self.wrote = False
         self.dirty_entries: set[str] = set()  # article records whose path list changed
         self.doomed: set[str] = set()  # article records no path refers to any more
+        # Which articles claim each record path, as the run found them.
+        self.claims: dict[str, set[str]] = {}
+        for article_id, entry in self.articles.items():
+            for record_path in entry.paths:
+                self.claims.setdefault(record_path, set()).add(article_id)
 
     def add_path(self, article: Any, record_path: str) -> None:
         from bot.chunking import chunk_text
@@ -302,6 +307,14 @@ def ingest_paths(
                 if record_path not in new_records:
                     report.removed += 1
                     run.drop_path(article_id, record_path)
+            # An article that claims one of these paths but is not what the path now holds was
+            # left by a run killed after it wrote that article and before the file's record
+            # (which still names the version before): the file changed again since, so nothing
+            # else would ever drop it.
+            for record_path in old_records.keys() | new_records.keys():
+                for article_id in run.claims.get(record_path, ()):
+                    if new_records.get(record_path) != article_id:
+                        run.drop_path(article_id, record_path)
             run.pending_files.append(FileEntry(key, stat.st_size, stat.st_mtime_ns, new_records))
             if run.pending_chunks >= EMBED_BUFFER_CHUNKS:
                 run.flush(embedder)
@@ -324,6 +337,9 @@ def ingest_paths(
         if run.wrote or gone:
             store.set_state(dirty=False, new_generation=True)
             _build_keyword_index(store, report)
+            prepare_questions = getattr(embedder, "prepare_questions", None)
+            if prepare_questions is not None:
+                prepare_questions()  # the fast question model, built once (a warning if not)
         notify.stop()
     finally:
         lock.release()

@@ -156,3 +156,42 @@ def test_four_ingests_at_once_leave_one_exact_index(tmp_path: Path) -> None:
     assert sorted(r["added"] for r in reports) == [0, 0, 0, 25]
     assert sum(r["chunks_embedded"] for r in reports) == expected["chunks"]
     _assert_exact(_run(STATE, data_dir), expected)
+
+
+def test_article_written_before_its_file_record_is_dropped_when_the_file_changes_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window the kill -9 trials above can land in: a run writes a changed file's new article
+    (chunks and manifest) and dies before the file's own record. If the file then changes once
+    more, the next run must drop that middle version, which no file record names."""
+    from bot.ingest import ingest_paths
+    from bot.settings import get_settings
+    from bot.store import ArticleStore, open_store
+
+    corpus = _make_corpus(tmp_path / "corpus", 3)
+    target = corpus / "article_001.txt"
+    settings = get_settings()
+    ingest_paths([corpus], settings)
+    first = set(open_store(settings).article_entries())
+
+    target.write_text(target.read_text(encoding="utf-8") + "Second version.\n", encoding="utf-8")
+    real_upsert_files = ArticleStore.upsert_files
+
+    def die(self, entries):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt  # as if killed: the articles are written, the file record not
+
+    monkeypatch.setattr(ArticleStore, "upsert_files", die)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_paths([corpus], settings)
+    monkeypatch.setattr(ArticleStore, "upsert_files", real_upsert_files)
+    middle = set(open_store(settings).article_entries()) - first
+    assert len(middle) == 1  # the second version is written; the file record still names the first
+
+    target.write_text(target.read_text(encoding="utf-8") + "Third version.\n", encoding="utf-8")
+    report = ingest_paths([corpus], settings)
+    assert report.failed == 0 and report.updated == 1
+    state = _run(STATE, settings.data_dir)
+    assert not middle & set(state["manifest"])
+    reference = tmp_path / "reference"
+    _run(INGEST, reference, str(corpus))
+    _assert_exact(state, _run(STATE, reference))

@@ -84,7 +84,8 @@ def _embed_ahead(settings: Settings, question: str) -> threading.Thread | None:
         from bot.embeddings import get_embedder
 
         with contextlib.suppress(Exception):
-            get_embedder(settings).embed([question])
+            # Loads the index model too (its tokenizer is shared), which the checker needs.
+            get_embedder(settings).embed_question([question])
 
     return _in_thread(run, "embed-ahead")
 
@@ -242,7 +243,7 @@ def answer_question(
         name,
         model,
         str(k),
-        store.embedder.name,
+        getattr(store.embedder, "question_name", store.embedder.name),
         f"{settings.min_relevance}/{settings.min_support}",
     )
     if not passages or found.best_dense < settings.min_relevance:

@@ -375,7 +375,9 @@ class Chat:
         for them (the REPL calls this in the background while the user types)."""
         from bot.retrieval import load_lexical_index
 
-        self.store.embedder.embed(["warm up"])
+        embedder = self.store.embedder
+        embedder.embed(["warm up"])
+        getattr(embedder, "embed_question", embedder.embed)(["warm up"])
         load_lexical_index(self.store)
 
     def remember(self, reply: ChatReply) -> None:

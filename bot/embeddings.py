@@ -147,7 +147,10 @@ class LocalMiniLM:
         threads: int | None = None,
         model_path: Path | None = None,
         tokenizer_path: Path | None = None,
+        question_cache: Path | None = None,
     ) -> None:
+        """`question_cache`: a folder for the fast question model (bot/question_model.py);
+        None embeds questions with the index model itself."""
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.batch_size = batch_size
@@ -171,6 +174,17 @@ class LocalMiniLM:
         self._input_names: tuple[str, ...] = ()
         self._pooled_output = False
         self.memo = VectorMemo()
+        self.question_cache = question_cache
+        self._question_session: Any = None  # the fast copy, or False once it proved unavailable
+        self._question_lock = threading.Lock()
+        self.question_model_note = ""  # why questions use the index model, when they do
+
+    @property
+    def question_name(self) -> str:
+        """The model that embeds questions: this one, or its fast copy (name + "+q8")."""
+        from bot.question_model import SUFFIX
+
+        return self.name if self.question_cache is None else f"{self.name}+{SUFFIX}"
 
     # --- lazy loading -------------------------------------------------------------------
     def _load(self) -> None:
@@ -179,7 +193,6 @@ class LocalMiniLM:
         with self._lock:
             if self._session is not None:
                 return
-            import onnxruntime as ort
             from tokenizers import Tokenizer
 
             tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
@@ -188,20 +201,9 @@ class LocalMiniLM:
             tokenizer.enable_truncation(max_length=self.max_tokens)
             tokenizer.no_padding()
 
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self.threads
-            options.inter_op_num_threads = 1
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            options.log_severity_level = 3
-            # Batch shapes vary with length bucketing: without the arena, freed buffers go back
-            # to the allocator (peak RSS on the benchmark corpus ~780 MB instead of ~1 GB, same
-            # speed). No spin-waiting between batches: ~10% less CPU on a shared machine.
-            options.enable_cpu_mem_arena = False
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             try:
-                session = ort.InferenceSession(
-                    str(self.model_path), sess_options=options, providers=["CPUExecutionProvider"]
-                )
+                # No spin-waiting between batches: ~10% less CPU on a shared machine.
+                session = self._new_session(self.model_path, spin=False)
             except Exception as exc:  # a corrupt or truncated file
                 raise BotError(
                     f"Could not load the local embedding model {self.model_path.name}: "
@@ -215,7 +217,87 @@ class LocalMiniLM:
             self._tokenizer = tokenizer
             self._session = session
 
+    def _new_session(self, path: Path, *, spin: bool) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        # Batch shapes vary with length bucketing: without the arena, freed buffers go back
+        # to the allocator (peak RSS on the benchmark corpus ~780 MB instead of ~1 GB, same
+        # speed).
+        options.enable_cpu_mem_arena = False
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        return ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+
+    def _load_question_session(self) -> Any:
+        """The fast copy's session (built and cached on first use), or None: then questions use
+        the index model, and `question_model_note` says why."""
+        if self._question_session is None:
+            with self._question_lock:  # not self._lock: texts embed meanwhile (first-run ingest)
+                if self._question_session is None:
+                    self._question_session = self._open_fast_copy() or False
+        return self._question_session or None
+
+    def _open_fast_copy(self) -> Any:
+        from bot.question_model import fast_copy
+
+        if self.question_cache is None:
+            return None
+        path, why = fast_copy(self.model_path, self.question_cache)
+        session = None
+        if path is not None:
+            try:
+                # Questions come one at a time and are short: spinning threads pick up each
+                # operator's work at once (about 1 ms of a 62-token question's 15 here).
+                session = self._new_session(path, spin=True)
+            except Exception as exc:  # noqa: BLE001 - a damaged cache file: rebuilt next time
+                path.unlink(missing_ok=True)
+                why = f"the cached fast model was unreadable ({type(exc).__name__})"
+        if session is None:
+            import warnings
+
+            from bot.errors import BotWarning
+
+            self.question_model_note = why
+            warnings.warn(
+                f"questions are embedded with the slower index model: {why}; set BOT_CACHE_DIR "
+                "to a writable folder, or BOT_FAST_QUESTIONS=false to silence this",
+                BotWarning,
+                stacklevel=2,
+            )
+        return session
+
+    def prepare_questions(self) -> None:
+        """Build or load the fast question model now (the end of an ingest calls this), so the
+        first question does not wait for it."""
+        self._load_question_session()
+
     # --- embedding ----------------------------------------------------------------------
+    def embed_question(self, texts: Sequence[str]) -> np.ndarray:
+        """Questions (search queries), through the fast copy when there is one; else `embed`.
+        Their vectors are memoised apart from the index model's."""
+        import numpy as np
+
+        texts = list(texts)
+        session = self._load_question_session() if texts else None
+        if session is None:
+            return self.embed(texts)
+        self._load()  # the tokenizer
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for i, text in enumerate(texts):
+            key = f"\x00question\x00{text}"
+            vector = self.memo.get(key)
+            if vector is None:
+                vector = self._run_batch([self._tokenizer.encode(text)], None, session)[0]
+                self.memo.put(key, vector)
+            out[i] = vector
+        return out
+
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text after truncation, [CLS] and [SEP] included."""
         self._load()
@@ -284,10 +366,13 @@ class LocalMiniLM:
             start = stop
         return out
 
-    def _run_batch(self, encodings: list[Any], width: int) -> np.ndarray:
+    def _run_batch(
+        self, encodings: list[Any], width: int | None, session: Any = None
+    ) -> np.ndarray:
         import numpy as np
 
         n = len(encodings)
+        width = width or max(len(e.ids) for e in encodings)
         input_ids = np.zeros((n, width), dtype=np.int64)  # pad id 0 = [PAD]
         mask = np.zeros((n, width), dtype=np.int64)
         for row, enc in enumerate(encodings):
@@ -298,7 +383,7 @@ class LocalMiniLM:
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(input_ids)
         feeds = {k: v for k, v in feeds.items() if k in self._input_names}
-        hidden = self._session.run(None, feeds)[0]
+        hidden = (session or self._session).run(None, feeds)[0]
         if self._pooled_output:
             pooled = hidden
         else:
@@ -408,13 +493,14 @@ def get_embedder(settings: Settings | None = None) -> Embedder:
             f"#{hash(settings.openai_api_key or '')}",
         )
     else:
-        key = (kind, f"{LocalMiniLM.name}/{settings.embed_batch_size}")
+        fast = settings.cache_dir if settings.use_fast_questions else None
+        key = (kind, f"{LocalMiniLM.name}/{settings.embed_batch_size}/{fast}")
     with _CACHE_LOCK:
         embedder = _CACHE.get(key)
         if embedder is None:
             if kind == "openai":
                 embedder = OpenAIEmbedder(settings)
             else:
-                embedder = LocalMiniLM(batch_size=settings.embed_batch_size)
+                embedder = LocalMiniLM(batch_size=settings.embed_batch_size, question_cache=fast)
             _CACHE[key] = embedder
         return embedder

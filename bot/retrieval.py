@@ -388,7 +388,8 @@ def retrieve_passages(
     fetch_k = fetch_k or max(4 * k, 30)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    qvec = np.asarray(store.embedder.embed([question]), dtype=np.float32)[0]
+    embed = getattr(store.embedder, "embed_question", store.embedder.embed)
+    qvec = np.asarray(embed([question]), dtype=np.float32)[0]
     timings["embed_question"] = (time.perf_counter() - t0) * 1000
 
     dense_ids: list[str] = []

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -17,6 +17,12 @@ def default_data_dir() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("bot", appauthor=False))
+
+
+def default_cache_dir() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("bot", appauthor=False))
 
 
 def bundled_seeds_dir() -> Path:
@@ -106,6 +112,17 @@ class Settings(BaseSettings):
         le=1024,
         validation_alias="BOT_EMBED_BATCH_SIZE",
         description="Texts per embedding batch.",
+    )
+    fast_questions: Literal["auto", "true", "false"] = Field(
+        "auto",
+        validation_alias="BOT_FAST_QUESTIONS",
+        description="Embed questions with an int8 copy of the local model (built once into"
+        " BOT_CACHE_DIR); auto = when the CPU has int8 dot products (VNNI, ARM dotprod).",
+    )
+    cache_dir: Path = Field(
+        default_factory=default_cache_dir,
+        validation_alias="BOT_CACHE_DIR",
+        description="Where models derived from the installed ones are kept.",
     )
 
     # --- LLM provider ------------------------------------------------------------------
@@ -221,12 +238,26 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("data_dir", mode="before")
+    @field_validator("data_dir", "cache_dir", mode="before")
     @classmethod
-    def _empty_data_dir(cls, value: object) -> object:
+    def _empty_dir_is_the_default(cls, value: object, info: ValidationInfo) -> object:
         if value is None or (isinstance(value, str) and not value.strip()):
-            return default_data_dir()
+            return default_data_dir() if info.field_name == "data_dir" else default_cache_dir()
         return Path(str(value)).expanduser()
+
+    @field_validator("fast_questions", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return (value.strip().lower() or "auto") if isinstance(value, str) else value
+
+    @property
+    def use_fast_questions(self) -> bool:
+        """BOT_FAST_QUESTIONS resolved: auto asks the CPU (bot/question_model.py)."""
+        if self.fast_questions == "auto":
+            from bot.question_model import cpu_has_int8_dot
+
+            return cpu_has_int8_dot()
+        return self.fast_questions == "true"
 
     @property
     def chroma_dir(self) -> Path:

@@ -22,14 +22,30 @@ _PROVIDER_VARS = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """BOT_CACHE_DIR for the whole run: models derived from the installed ones (the fast question
+    model) are built once per run, in a temp folder, never in the developer's own cache. Set in
+    the environment for the session, so module fixtures that start `bot` see it too."""
+    folder = tmp_path_factory.mktemp("bot-cache")
+    before = os.environ.get("BOT_CACHE_DIR")
+    os.environ["BOT_CACHE_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("BOT_CACHE_DIR", None)
+    else:
+        os.environ["BOT_CACHE_DIR"] = before
+
+
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path) -> Path:
     """A fresh data dir, no provider keys, no `.env` from the developer's working directory."""
     for name in list(os.environ):
         if name.startswith("BOT_") or name in _PROVIDER_VARS:
             monkeypatch.delenv(name, raising=False)
     data_dir = tmp_path / "bot-data"
     monkeypatch.setenv("BOT_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("BOT_CACHE_DIR", str(model_cache))
     monkeypatch.setenv("ANONYMIZED_TELEMETRY", "False")
     monkeypatch.setenv("BOT_LLM", "extractive")
     work = tmp_path / "cwd"

@@ -361,6 +361,8 @@ def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("BOT_", "OPENAI_", "LANGSMITH_", "LANGCHAIN_"))
     }
+    if os.environ.get("BOT_CACHE_DIR"):  # the run's shared model cache (tests/conftest.py)
+        env["BOT_CACHE_DIR"] = os.environ["BOT_CACHE_DIR"]
     env.update(
         BOT_DATA_DIR=str(data_dir),
         ANONYMIZED_TELEMETRY="False",

@@ -44,6 +44,7 @@ def _env(data_dir: Path, **extra: str) -> dict[str, str]:
         if not k.startswith(("BOT_", "OPENAI_", "LANGSMITH_", "LANGCHAIN_"))
     }
     env.update(BOT_DATA_DIR=str(data_dir), ANONYMIZED_TELEMETRY="False", BOT_LLM="extractive")
+    env.update(BOT_CACHE_DIR=os.environ["BOT_CACHE_DIR"])  # the run's model cache (conftest)
     env.update(extra)
     return env
 

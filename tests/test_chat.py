@@ -575,6 +575,7 @@ def _pty_env(data_dir: Path, **extra: str) -> dict[str, str]:
         ANONYMIZED_TELEMETRY="False",
         TERM="xterm-256color",
         PROMPT_TOOLKIT_NO_CPR="1",  # pexpect does not answer cursor-position requests
+        BOT_CACHE_DIR=os.environ["BOT_CACHE_DIR"],  # the run's model cache (conftest)
         COLUMNS="100",
         LINES="40",
     )

@@ -220,6 +220,22 @@ class LexicalIndex:
     sources: np.ndarray
     published_ts: np.ndarray
     vocab: dict[str, int] = field(default_factory=dict)
+    # The stored vector of every chunk, row i for ids[i] (memory-mapped from the cache), so the
+    # search needs no round trip to Chroma for the vectors MMR compares.
+    vectors: np.ndarray | None = None
+    _rows: dict[str, int] | None = None
+
+    def vectors_of(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of those of `chunk_ids` this index holds."""
+        if self.vectors is None or not chunk_ids:
+            return {}
+        if self._rows is None:
+            self._rows = {cid: i for i, cid in enumerate(self.ids)}
+        found = [(cid, self._rows[cid]) for cid in chunk_ids if cid in self._rows]
+        if not found:
+            return {}
+        rows = np.asarray(self.vectors[[row for _, row in found]], dtype=np.float32)
+        return {cid: rows[i] for i, (cid, _) in enumerate(found)}
 
     def search(self, question: str, k: int, filters: Filters) -> list[tuple[str, float]]:
         tokens = [t for t in tokenize(question) if t in self.vocab]
@@ -253,6 +269,8 @@ def _cache_dir(store: Any) -> Path:
     return store.settings.data_dir / "cache" / "bm25" / safe
 
 
+VECTORS_FILE = "vectors.npy"  # float32, one row per chunk, beside the BM25 files
+
 # The BM25 index last loaded for each store location, with its generation: a process that asks
 # many questions (chat, the benchmarks, a server) loads it once, not once per question.
 _LOADED: dict[str, tuple[str, LexicalIndex]] = {}
@@ -279,22 +297,29 @@ def _load_or_build(store: Any, base: Path, generation: str) -> LexicalIndex:
         try:
             meta = json.loads(meta_file.read_text(encoding="utf-8"))
             retriever = bm25s.BM25.load(str(folder), mmap=False, show_progress=False)
+            vectors = np.load(folder / VECTORS_FILE, mmap_mode="r")
+            if vectors.shape[0] != len(meta["ids"]):
+                raise ValueError("vectors and ids disagree")
             return LexicalIndex(
                 retriever,
                 meta["ids"],
                 np.array(meta["sources"], dtype=object),
                 np.array(meta["published_ts"], dtype=np.int64),
                 retriever.vocab_dict,
+                vectors,
             )
         except Exception:  # a cache from another version or a half-written one: rebuild it
             shutil.rmtree(folder, ignore_errors=True)
 
-    ids, sources, dates, corpus = [], [], [], []
-    for chunk_id, meta, text in store.iter_chunks():
-        ids.append(chunk_id)
-        sources.append(str(meta.get("source", "")))
-        dates.append(int(meta.get("published_ts", -1)))
-        corpus.append(tokenize(f"{meta.get('title', '')}\n{text}"))
+    ids, sources, dates, corpus, pages = [], [], [], [], []
+    for page_ids, metas, texts, page_vectors in store.iter_chunk_pages():
+        pages.append(page_vectors)
+        for chunk_id, meta, text in zip(page_ids, metas, texts, strict=True):
+            ids.append(chunk_id)
+            sources.append(str(meta.get("source", "")))
+            dates.append(int(meta.get("published_ts", -1)))
+            corpus.append(tokenize(f"{meta.get('title', '')}\n{text}"))
+    vectors = np.concatenate(pages) if pages else None
     retriever = bm25s.BM25()
     vocab: dict[str, int] = {}
     if ids:
@@ -304,6 +329,7 @@ def _load_or_build(store: Any, base: Path, generation: str) -> LexicalIndex:
         try:
             tmp.mkdir(parents=True, exist_ok=True)
             retriever.save(str(tmp))
+            np.save(tmp / VECTORS_FILE, vectors)
             (tmp / "chunks.json").write_text(
                 json.dumps({"ids": ids, "sources": sources, "published_ts": dates}),
                 encoding="utf-8",
@@ -320,6 +346,7 @@ def _load_or_build(store: Any, base: Path, generation: str) -> LexicalIndex:
         np.array(sources, dtype=object),
         np.array(dates, dtype=np.int64),
         vocab,
+        vectors,
     )
 
 
@@ -392,27 +419,24 @@ def retrieve_passages(
     qvec = np.asarray(embed([question]), dtype=np.float32)[0]
     timings["embed_question"] = (time.perf_counter() - t0) * 1000
 
+    # The BM25 cache also holds every chunk's stored vector (memory-mapped): MMR's vectors come
+    # from there, so Chroma is asked only for the dense ranking and for the chosen passages.
+    lexical = load_lexical_index(store)
     dense_ids: list[str] = []
-    vectors: dict[str, np.ndarray] = {}
     t0 = time.perf_counter()
     if mode in ("hybrid", "dense"):
-        # Ids and vectors only (no count(), no documents): the texts and metadata of the few
-        # passages finally chosen are fetched once at the end.
         got = store.chunks.query(
             query_embeddings=[qvec.tolist()],
             n_results=fetch_k,
             where=filters.chroma_where(),
-            include=["embeddings"],
+            include=[],  # ids only
         )
-        for i, chunk_id in enumerate(got["ids"][0]):
-            dense_ids.append(chunk_id)
-            vectors[chunk_id] = np.asarray(got["embeddings"][0][i], dtype=np.float32)
+        dense_ids = list(got["ids"][0])
     timings["dense"] = (time.perf_counter() - t0) * 1000
 
     lexical_ids: list[str] = []
     t0 = time.perf_counter()
     if mode in ("hybrid", "bm25"):
-        lexical = load_lexical_index(store)
         lexical_ids = [cid for cid, _ in lexical.search(question, fetch_k, filters)]
     timings["bm25"] = (time.perf_counter() - t0) * 1000
 
@@ -425,9 +449,10 @@ def retrieve_passages(
         fused = rrf_fuse([dense_ids, lexical_ids])
     ranked = sorted(fused, key=fused.get, reverse=True)
     if mode != "hybrid":
-        ranked = ranked[:k]  # no MMR: only the top k are needed
+        ranked = ranked[: 2 * k]  # no MMR: the top k, with spares for chunks that are gone
+    vectors = lexical.vectors_of(ranked)
     missing = [cid for cid in ranked if cid not in vectors]
-    if missing:  # BM25-only hits (a stale BM25 cache may name chunks that are gone: skipped)
+    if missing:  # chunks newer than the cache: from Chroma (chunks that are gone are skipped)
         got = store.chunks.get(ids=missing, include=["embeddings"])
         for i, chunk_id in enumerate(got["ids"]):
             vectors[chunk_id] = np.asarray(got["embeddings"][i], dtype=np.float32)
@@ -438,17 +463,27 @@ def retrieve_passages(
     matrix = np.stack([vectors[c] for c in candidates])
     dense_sim = matrix @ qvec
     relevance = np.array([fused[c] for c in candidates])
-    if mode == "hybrid":
-        groups = _article_groups(candidates)
-        order = mmr_select(relevance, matrix, groups, k, mmr_lambda)
-    else:
-        order = list(range(min(k, len(candidates))))
-    chosen = [candidates[i] for i in order]
-    got = store.chunks.get(ids=chosen, include=["metadatas", "documents"])
-    rows = {
-        cid: (meta or {}, doc or "")
-        for cid, meta, doc in zip(got["ids"], got["metadatas"], got["documents"], strict=True)
-    }
+    groups = _article_groups(candidates)
+    rows: dict[str, tuple[dict, str]] = {}
+    gone: set[int] = set()
+    for _ in range(3):  # a cache older than a deletion may name a chunk that is gone: choose again
+        pool = [i for i in range(len(candidates)) if i not in gone]
+        if mode == "hybrid":
+            picked = mmr_select(
+                relevance[pool], matrix[pool], [groups[i] for i in pool], k, mmr_lambda
+            )
+            order = [pool[i] for i in picked]
+        else:
+            order = pool[:k]
+        wanted = [candidates[i] for i in order if candidates[i] not in rows]
+        if wanted:
+            got = store.chunks.get(ids=wanted, include=["metadatas", "documents"])
+            for cid, meta, doc in zip(got["ids"], got["metadatas"], got["documents"], strict=True):
+                rows[cid] = (meta or {}, doc or "")
+        lost = {i for i in order if candidates[i] not in rows}
+        if not lost:
+            break
+        gone |= lost
     order = [i for i in order if candidates[i] in rows]
     timings["fuse_mmr"] = (time.perf_counter() - t0) * 1000
 

@@ -493,13 +493,16 @@ class ArticleStore:
 
     # -- manifests -------------------------------------------------------------------------
     def _get_all(self, collection: Any, include: list[str]) -> Iterator[tuple[str, Any, Any]]:
-        total = collection.count()
-        page = 5000
-        for offset in range(0, total, page):
-            got = collection.get(include=include, limit=page, offset=offset)
+        for got in self._pages(collection, include):
             metas = got.get("metadatas") or [None] * len(got["ids"])
             docs = got.get("documents") or [None] * len(got["ids"])
             yield from zip(got["ids"], metas, docs, strict=True)
+
+    @staticmethod
+    def _pages(collection: Any, include: list[str], page: int = 5000) -> Iterator[dict]:
+        total = collection.count()
+        for offset in range(0, total, page):
+            yield collection.get(include=include, limit=page, offset=offset)
 
     def file_entries(self) -> dict[str, FileEntry]:
         if self.files is None:
@@ -585,6 +588,17 @@ class ArticleStore:
         include = ["metadatas", "documents"] if include_documents else ["metadatas"]
         for chunk_id, meta, doc in self._get_all(self.chunks, include):
             yield chunk_id, meta or {}, doc or ""
+
+    def iter_chunk_pages(self) -> Iterator[tuple[list[str], list[dict], list[str], Any]]:
+        """Every chunk, a page at a time: (ids, metadatas, texts, vectors as a float32 array)."""
+        import numpy as np
+
+        for got in self._pages(self.chunks, ["metadatas", "documents", "embeddings"]):
+            ids = list(got["ids"])
+            vectors = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(ids), -1)
+            metas = [m or {} for m in got.get("metadatas") or [None] * len(ids)]
+            docs = [d or "" for d in got.get("documents") or [None] * len(ids)]
+            yield ids, metas, docs, vectors
 
     def orphan_chunk_ids(self) -> list[str]:
         """Chunks that no article record claims (left behind by a crash)."""

@@ -185,6 +185,30 @@ def test_a_stale_keyword_index_naming_deleted_chunks_is_harmless(store) -> None:
         )
     )
     store.chunks.delete(ids=[victim])  # behind the cached BM25 index's back
-    found = retrieve_passages("kestrel-7 radar", store, k=3)
-    assert victim not in {p.chunk_id for p in found.passages}
-    assert all(p.text for p in found.passages)
+    assert lexical.vectors_of([victim])  # the cache still holds its vector
+    for mode in ("hybrid", "dense", "bm25"):
+        found = retrieve_passages("kestrel-7 radar", store, k=3, mode=mode)
+        assert victim not in {p.chunk_id for p in found.passages}
+        assert all(p.text for p in found.passages)
+        if mode != "bm25":  # (here BM25 finds no chunk but the victim)
+            assert len(found.passages) == 3  # the gone chunk's place is taken by another
+
+
+def test_cached_vectors_are_the_stored_ones_and_an_old_cache_is_rebuilt(store) -> None:  # type: ignore[no-untyped-def]
+    from bot import retrieval
+
+    lexical = load_lexical_index(store)
+    some = lexical.ids[:5]
+    got = store.chunks.get(ids=some, include=["embeddings"])
+    stored = dict(zip(got["ids"], np.asarray(got["embeddings"], dtype=np.float32), strict=True))
+    cached = lexical.vectors_of(some + ["no-such-chunk"])
+    assert set(cached) == set(some)
+    for cid in some:
+        np.testing.assert_array_equal(cached[cid], stored[cid])
+    # A cache written before the vectors were kept (no vectors.npy) is rebuilt, not trusted.
+    folder = retrieval._cache_dir(store) / (store.generation or "none")
+    (folder / retrieval.VECTORS_FILE).unlink()
+    retrieval._LOADED.clear()
+    again = load_lexical_index(store)
+    assert (folder / retrieval.VECTORS_FILE).is_file()
+    assert again.vectors is not None and again.vectors.shape == (len(again.ids), 384)

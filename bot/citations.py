@@ -32,13 +32,15 @@ supported: the reader can check it there.
 
 A sentence that passes is then judged clause by clause: it is cut at , ; : dashes and brackets
 and before "and", "but", "which" and the like, and a piece with a single content word stays with
-its neighbour. Each clause needs 0.7 x the threshold against the cited passages, or against
+its neighbour. Each clause needs 0.85 x the threshold against the cited passages, or against
 another passage, which is then cited too. A clause no passage supports makes the sentence
 unsupported and is reported as its `unsupported_part`, so a trailing ", which is now under
 international protection" no longer passes because the rest of the sentence is in the passage.
-Only clauses that their words alone cannot decide are embedded. On bench/check.py this flags 86%
-of on-topic clauses taken from another article (12% when sentences are judged whole), for 1.9
-points fewer reference highlights and 0.2 points fewer BART sentences passing.
+Only clauses that their words alone cannot decide are embedded. On bench/check.py this flags 91%
+of on-topic clauses taken from another article (12% when sentences are judged whole), for 5.4
+points fewer reference highlights and 0.2 points fewer BART sentences passing. The bar was 0.7
+until SmolLM2 wrote ", which is now under international protection by Russia and Europe" and it
+passed (0.38 against 0.315): 0.85 flags it, and 0.9 would cost 1.7 more points of highlights.
 
 Sentences with fewer than two content words (headings, "In short:", "Yes.") are neutral: they are
 never marked unsupported and no citation is attached to them (their own valid markers are kept),
@@ -71,7 +73,7 @@ COSINE_FLOOR = 0.25
 COSINE_SPAN = 0.6
 EXTRA_CITATION_MARGIN = 0.15
 CLAUSE_MIN_WORDS = 2  # shorter pieces of a sentence are judged with their neighbour
-CLAUSE_BAR = 0.7  # a clause needs this share of min_support (see bench/check.py)
+CLAUSE_BAR = 0.85  # a clause needs this share of min_support (see bench/check.py)
 
 # "[1]", "[1, 2]", "[1-3]", "[1–3]", "[^1]", "[Passage 2]", "［2］", "【2】",
 # and "[-1]" (reported as dropped).

@@ -91,6 +91,18 @@ def fast_copy(source: Path, cache_dir: Path) -> tuple[Path | None, str]:
 
 def build_fast_copy(source: Path, target: Path) -> None:
     """Write the dynamically quantised copy of `source` to `target` (atomically)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        _build(source, target)
+    finally:
+        # onnxruntime.quantization calls logging.basicConfig() when imported: without this,
+        # every later log record of any library (bm25s's debug lines, say) reached stderr.
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def _build(source: Path, target: Path) -> None:
     import onnx
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic

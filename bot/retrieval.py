@@ -3,7 +3,8 @@
 - Dense: the question's vector against Chroma's HNSW index (with metadata filters in `where`).
 - Lexical: BM25 (bm25s) over every chunk. The BM25 index is built from the store once per index
   generation (every ingest that changes something starts a new one) and cached on disk beside the
-  data, with the chunk ids, sources and dates it needs for the same filters.
+  data, with the chunk ids, sources and dates it needs for the same filters, and every chunk's
+  stored vector (memory-mapped), which MMR compares.
 - Fusion: reciprocal rank fusion, `sum(1 / (60 + rank))` over the two rankings.
 - Diversity: maximal marginal relevance over the candidates' vectors, where two chunks of one
   article count as more alike than their vectors say, so one article does not fill every slot.

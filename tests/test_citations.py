@@ -462,6 +462,13 @@ def test_trailing_clause_with_the_bundled_model() -> None:
     sentence = check_answer(answer, [LEGION], embedder=embedder).sentences[0]
     assert not sentence.supported
     assert sentence.unsupported_part == "which is now under international protection."
+    # Seen in a user trial: a name from the passage ("Russia") lifted the clause past 0.7 x bar.
+    longer = answer.replace("protection [1]", "protection by Russia and Europe [1]")
+    sentence = check_answer(longer, [LEGION], embedder=embedder).sentences[0]
+    assert not sentence.supported
+    assert sentence.unsupported_part == (
+        "which is now under international protection by Russia and Europe."
+    )
     for faithful in (
         "Zelensky has temporarily lifted a visa requirement, so foreign nationals can join the "
         "International Defence Legion to fight Russia [1].",

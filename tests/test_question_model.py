@@ -145,24 +145,29 @@ def test_retrieval_with_fast_questions_finds_the_same_passages(monkeypatch, seed
     assert ranked["true"] == ranked["false"]
 
 
-def test_cli_warns_once_and_answers_when_the_cache_is_unwritable(tmp_path) -> None:
+def _first_ask(tmp_path, cache, *args: str):  # type: ignore[no-untyped-def]
+    """`bot ask` in a child with a fresh data dir (it indexes the seeds first) and `cache`."""
     import subprocess
     import sys
 
     from tests.llm_server import clean_env
 
-    blocker = tmp_path / "file"
-    blocker.write_text("x", encoding="utf-8")
-    env = clean_env(tmp_path / "data", BOT_CACHE_DIR=str(blocker / "cache"))
     out = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "ask", QUESTIONS[0], "--json"],
+        [sys.executable, "-m", "bot.cli", "ask", QUESTIONS[0], *args],
         capture_output=True,
         text=True,
-        env=env,
+        env=clean_env(tmp_path / "data", BOT_CACHE_DIR=str(cache)),
         cwd=tmp_path,
         timeout=300,
     )
     assert out.returncode == 0, out.stderr
+    return out
+
+
+def test_cli_warns_once_and_answers_when_the_cache_is_unwritable(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    out = _first_ask(tmp_path, blocker / "cache", "--json")
     warned = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
     assert len(warned) == 1 and "BOT_CACHE_DIR" in warned[0], out.stderr
     assert "Traceback" not in out.stderr
@@ -202,3 +207,11 @@ def test_ingest_prepares_the_fast_question_model(tmp_path, seeds_dir) -> None:
     ingest_paths([seeds_dir], get_settings(), embedder=model)
     assert model._question_session  # loaded during the ingest: the first question is quick
     assert [p.suffix for p in (cache / "models").iterdir()] == [".onnx"]
+
+
+def test_first_ask_builds_the_model_and_prints_no_library_logs(tmp_path) -> None:
+    """onnxruntime.quantization calls logging.basicConfig() on import: the build must undo it,
+    or every library's log records (bm25s's debug lines) reach the user's terminal."""
+    out = _first_ask(tmp_path, tmp_path / "own-cache")
+    assert list((tmp_path / "own-cache" / "models").glob("*.onnx"))  # built by this run
+    assert "DEBUG" not in out.stderr and "INFO" not in out.stderr, out.stderr

@@ -45,7 +45,7 @@ def stock_chroma_onnx(folder: Path) -> Any:
     """
     from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
 
-    from bot.embeddings import local_model_files
+    from bot.index.embeddings import local_model_files
 
     model, tokenizer = local_model_files()
     onnx_dir = folder / ONNXMiniLM_L6_V2.EXTRACTED_FOLDER_NAME

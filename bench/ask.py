@@ -74,7 +74,7 @@ def _settings(data_dir: Path, **env: str) -> Any:
     os.environ["BOT_DATA_DIR"] = str(data_dir)
     for key, value in env.items():
         os.environ[key] = value
-    from bot.settings import Settings, get_settings
+    from bot.core.settings import Settings, get_settings
 
     get_settings.cache_clear()
     return Settings()
@@ -129,8 +129,8 @@ def write_multihop_corpus(folder: Path) -> int:
 
 
 def _ingest_multihop(data_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
-    from bot.ingest import ingest_paths
-    from bot.store import open_store
+    from bot.app.ingest import ingest_paths
+    from bot.index.store import open_store
 
     settings = _settings(data_dir)
     corpus = data_dir.parent / "multihop-corpus"
@@ -153,8 +153,8 @@ def _ingest_multihop(data_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
 
 
 def part_quality(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from bot.ask import AskOptions, answer_question
-    from bot.retrieval import retrieve_passages
+    from bot.app.ask import AskOptions, answer_question
+    from bot.index.search import retrieve_passages
 
     queries, truth = _load_multihop()
     settings, store, info = _ingest_multihop(work / "quality")
@@ -305,7 +305,7 @@ def build_filler(
     """
     import numpy as np
 
-    from bot.store import ArticleEntry
+    from bot.index.store import ArticleEntry
 
     sentences, vectors = pool
     sources = ["Reuters", "BBC News", "The Verge", "TechCrunch", "CNN", "The Guardian", "Wired"]
@@ -367,7 +367,7 @@ def build_filler(
 
 
 def _measure(store: Any, settings: Any, questions: list[str], warmup: int = 5) -> dict[str, Any]:
-    from bot.retrieval import retrieve_passages
+    from bot.index.search import retrieve_passages
 
     memo = getattr(store.embedder, "memo", None)
     if memo is not None:  # every question is new to a real user: never answer from the memo
@@ -515,8 +515,8 @@ def _cold_indexes(args: argparse.Namespace, work: Path, env: dict[str, str]) -> 
     """Two data dirs: the seeds alone, and the seeds plus filler up to 10,000 chunks."""
     import numpy as np
 
-    from bot.settings import Settings
-    from bot.store import open_store
+    from bot.core.settings import Settings
+    from bot.index.store import open_store
 
     dirs = {"seeds": work / "cold-seeds", "10k": work / "cold-10k"}
     for data in dirs.values():
@@ -533,7 +533,7 @@ def _cold_indexes(args: argparse.Namespace, work: Path, env: dict[str, str]) -> 
     vectors = np.asarray(store.embedder.embed(sentences), dtype=np.float32)
     build_filler(store, 10_000 - have, 0, (sentences, vectors), np.random.default_rng(11))
     store.set_state(dirty=False, new_generation=True)
-    from bot.retrieval import load_lexical_index
+    from bot.index.search import load_lexical_index
 
     load_lexical_index(store)  # as `bot ingest` does at its end
     print(f"  cold indexes: seeds ({have} chunks) and {store.chunks.count()} chunks", flush=True)
@@ -550,7 +550,7 @@ def _cold_runs(cmd: list[str], env: dict[str, str], cwd: Path, runs: int) -> lis
             raise SystemExit(f"{' '.join(cmd[:3])} failed: {proc.stderr[-500:]}")
         line = [x for x in proc.stderr.splitlines() if x.startswith('{"timings_ms"')][-1]
         stages = json.loads(line)["timings_ms"]
-        # Before bot.cli's clock starts (interpreter, site, typer) and after it stops (exit).
+        # Before bot.ui.cli's clock starts (interpreter, site, typer) and after it stops (exit).
         stages["start_exit"] = wall_ms - stages.pop("total")
         stages["wall"] = wall_ms
         stages["outside_llm"] = wall_ms - stages.get("llm", 0.0) - stages.get("llm_load", 0.0)
@@ -593,8 +593,8 @@ def part_cold(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     print(f"\nCold `bot ask \"{COLD_QUESTION}\" --timings` (text output), median of "
           f"{args.cold_runs} processes per cell, ms")  # fmt: skip
-    print("  start_exit = interpreter + typer before bot.cli's clock, and the exit after it;")
-    print("  cli = to the command; setup = bot.ask, consoles; prepare = bot modules, numpy;")
+    print("  start_exit = interpreter + typer before bot.ui.cli's clock, and the exit after it;")
+    print("  cli = to the command; setup = bot.app.ask, consoles; prepare = bot modules, numpy;")
     print("  imports = chromadb, with the embedding model loading and the question embedded in a")
     print("  thread meanwhile; llm_load = making the provider (local: loading the GGUF);")
     print("  llm = the answer (openai: a 127.0.0.1 fake server; incl. importing langchain_openai)")

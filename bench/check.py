@@ -112,8 +112,8 @@ def topic_cases(settings: Any, limit: int) -> list[dict[str, Any]]:
 
 
 def _passages(article: str, doc: int, settings: Any) -> list[Any]:
-    from bot.chunking import chunk_text
-    from bot.results import Passage
+    from bot.core.types import Passage
+    from bot.sources.chunking import chunk_text
 
     return [
         Passage(
@@ -134,7 +134,7 @@ def _passages(article: str, doc: int, settings: Any) -> list[Any]:
 
 
 def _best_passage(sentence: str, passages: list[Any]) -> int:
-    from bot.citations import content_words
+    from bot.core.words import content_words
 
     words = set(content_words(sentence))
     return max(passages, key=lambda p: len(words & set(content_words(p.text)))).n
@@ -172,7 +172,7 @@ def build_cases(docs: int, settings: Any) -> list[dict[str, Any]]:
 
 
 def run(cases: list[dict[str, Any]], embedder: Any, min_support: float, clauses: bool) -> dict:
-    from bot.citations import check_answer
+    from bot.answer.citations import check_answer
 
     out: dict[str, dict[str, Any]] = {}
     examples: dict[str, list[str]] = {}
@@ -208,8 +208,8 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=100)
     args = parser.parse_args()
 
-    from bot.embeddings import LocalMiniLM
-    from bot.settings import Settings
+    from bot.core.settings import Settings
+    from bot.index.embeddings import LocalMiniLM
 
     settings = Settings()
     embedder = LocalMiniLM()

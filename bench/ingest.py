@@ -3,11 +3,12 @@
     python bench/ingest.py [--articles N] [--short N] [--corpus DIR] [--profile]
 
 Stages (each in its own child process, so every stage has its own peak-RSS figure):
-  ingest    fresh `bot.ingest.ingest_paths([corpus], Settings(BOT_DATA_DIR=<temp>))`, default
+  ingest    fresh `bot.app.ingest.ingest_paths([corpus], Settings(BOT_DATA_DIR=<temp>))`, default
             settings (chunk 1000 chars, overlap 150): wall time, articles/s, chunks/s.
   reingest  the same call again on the unchanged corpus (a new process, like a second `bot ingest`).
   raw       `LocalMiniLM.embed` on exactly the chunk texts ingest produces (articles loaded with
-            bot.articles, de-duplicated by article id, chunked with bot.chunking.chunk_text).
+            bot.sources.formats, de-duplicated by article id, chunked with
+            bot.sources.chunking.chunk_text).
   stock     Chroma's stock `ONNXMiniLM_L6_V2` on the same chunks. It cannot download its model
             here, so its DOWNLOAD_PATH/onnx folder is filled with the SAME int8 model.onnx and
             tokenizer.json we use (plus the side files it checks for): the stock code path (pad
@@ -41,16 +42,17 @@ TARGET_REINGEST_S = 3.0
 
 
 def _settings(data_dir: str) -> Any:
-    from bot.settings import Settings
+    from bot.core.settings import Settings
 
     return Settings(BOT_DATA_DIR=data_dir)
 
 
 def stage_chunks(args: dict[str, Any]) -> dict[str, Any]:
     """The chunk texts fresh ingest will embed, and short single-sentence texts."""
-    from bot.articles import discover_files, load_file
-    from bot.chunking import chunk_text, split_sentences
-    from bot.embeddings import LocalMiniLM
+    from bot.index.embeddings import LocalMiniLM
+    from bot.sources.chunking import chunk_text, split_sentences
+    from bot.sources.files import discover_files
+    from bot.sources.formats import load_file
 
     settings = _settings(args["data_dir"])
     files, _ = discover_files([Path(args["corpus"])])
@@ -99,7 +101,7 @@ def stage_chunks(args: dict[str, Any]) -> dict[str, Any]:
 
 def stage_ingest(args: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
-    from bot.ingest import ingest_paths
+    from bot.app.ingest import ingest_paths
 
     import_s = time.perf_counter() - t0
     settings = _settings(args["data_dir"])
@@ -144,8 +146,8 @@ def _texts(args: dict[str, Any]) -> list[str]:
 
 
 def stage_raw(args: dict[str, Any]) -> dict[str, Any]:
-    from bot.embeddings import LocalMiniLM
-    from bot.settings import Settings
+    from bot.core.settings import Settings
+    from bot.index.embeddings import LocalMiniLM
 
     texts = _texts(args)
     model = LocalMiniLM(batch_size=Settings(BOT_DATA_DIR=args["data_dir"]).embed_batch_size)

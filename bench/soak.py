@@ -5,7 +5,8 @@
 Setup: a temporary BOT_DATA_DIR indexed from the seed articles (or --corpus), and a fake
 OpenAI-compatible server on 127.0.0.1 in its own process (`python -m tests.llm_server --fake-text`),
 answering every request at once with one cited sentence. Every ask is
-`bot.ask.answer_question(question, settings=...)` with BOT_LLM=openai and OPENAI_BASE_URL at that
+`bot.app.ask.answer_question(question, settings=...)` with BOT_LLM=openai and OPENAI_BASE_URL at
+that
 server: the whole pipeline each time (open the index, retrieve, prompt, stream the completion,
 check citations), questions taken in turn from a fixed list of ten.
 
@@ -78,8 +79,8 @@ def ask_loop(asks: int, warmup: int, sample_every: int, label: str) -> dict[str,
     """`asks` asks in a row in this process; errors, latencies and resource samples."""
     import psutil
 
-    from bot.ask import answer_question
-    from bot.settings import get_settings
+    from bot.app.ask import answer_question
+    from bot.core.settings import get_settings
 
     me = psutil.Process()
     settings = get_settings()
@@ -173,7 +174,7 @@ def start_fake_server(cwd: Path) -> tuple[subprocess.Popen[str], str]:
 
 def build_index(corpus: Path | None, env: dict[str, str], cwd: Path) -> dict[str, Any]:
     code = (
-        "import json, sys; from bot.ingest import ingest_paths; "
+        "import json, sys; from bot.app.ingest import ingest_paths; "
         "r = ingest_paths([sys.argv[1]] if sys.argv[1] else None); print(json.dumps(r.to_json()))"
     )
     out = subprocess.run(

@@ -24,7 +24,8 @@ Parts (results merged into bench/out/summarise.json, so parts can run separately
           once (latency 0), and again after waiting 0.1 s per call (--latencies), which shows the
           bounded concurrency at work. This measures the orchestration, not a model: wall time
           per stage, LLM calls, map calls, merge levels, prompt/completion tokens (estimated by
-          the server at 3.5 characters per token, like bot.providers.estimate_tokens), the most
+          the server at 3.5 characters per token, like
+          bot.answer.providers.estimate_tokens), the most
           calls the server saw at once, and the size of the checked summary. Plus the extractive
           provider on the same index (no LLM).
 Indexes and corpora are cached in bench/out/ (git-ignored); delete them to start over.
@@ -65,15 +66,15 @@ _BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)])\s+", re.M)
 
 
 def _settings(data_dir: Path, **values: Any) -> Any:
-    from bot.settings import Settings
+    from bot.core.settings import Settings
 
     return Settings(_env_file=None, BOT_DATA_DIR=str(data_dir), **values)
 
 
 def _indexed(corpus: Path, name: str) -> tuple[Any, Any, float]:
     """A store holding `corpus`, ingested once and cached; (settings, store, ingest seconds)."""
-    from bot.ingest import ingest_paths
-    from bot.store import open_store
+    from bot.app.ingest import ingest_paths
+    from bot.index.store import open_store
 
     data_dir = INDEX_DIR / name
     settings = _settings(data_dir)
@@ -128,7 +129,7 @@ def lead3(src_line: str) -> list[str]:
 
 def summary_sentences(answer: str) -> list[str]:
     """A summary's sentences without [n] markers and bullets, for ROUGE."""
-    from bot.chunking import split_sentences
+    from bot.sources.chunking import split_sentences
 
     text = _MARKERS.sub("", _BULLET.sub("", answer))
     out = []
@@ -155,8 +156,8 @@ class Rouge:
 def _summarise_docs(
     provider_name: str, paths: list[Path], settings: Any, store: Any
 ) -> tuple[list[list[str]], dict[str, Any]]:
-    from bot.providers import get_provider
-    from bot.summarise import SummariseOptions, summarise
+    from bot.answer.providers import get_provider
+    from bot.app.summarise import SummariseOptions, summarise
 
     provider = get_provider(settings, provider_name)
     outputs: list[list[str]] = []
@@ -360,7 +361,7 @@ class InstantServer:
 
 def _cold_memo(store: Any) -> None:
     """Load the embedding model, then forget remembered vectors: every run embeds for real."""
-    from bot.embeddings import VectorMemo
+    from bot.index.embeddings import VectorMemo
 
     store.embedder.embed(["warm up"])
     if hasattr(store.embedder, "memo"):
@@ -379,7 +380,7 @@ def _scale_corpus(size: int) -> Path:
 
 
 def part_scale(args: argparse.Namespace) -> dict[str, Any]:
-    from bot.summarise import SummariseOptions, summarise
+    from bot.app.summarise import SummariseOptions, summarise
 
     rows = []
     for size, latency in [(size, lat) for size in args.sizes for lat in args.latencies]:

@@ -51,7 +51,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: P
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)  # so no stray .env is read by pydantic-settings or Chroma
-    from bot.settings import get_settings
+    from bot.core.settings import get_settings
 
     get_settings.cache_clear()
     yield data_dir

@@ -238,7 +238,7 @@ class FakeOpenAIServer:
 
 
 def bundled_model() -> Path:
-    from bot.settings import bundled_gguf_path
+    from bot.core.settings import bundled_gguf_path
 
     path = bundled_gguf_path()
     if path is None:
@@ -378,7 +378,7 @@ def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
 def use_recorded_server(monkeypatch: pytest.MonkeyPatch, **extra: str) -> None:
     """Settings that send LLM calls to the recorded SmolLM2 server (the cassettes replay it): an
     unmatched replay fails at once (no retries); `extra` adds or overrides settings."""
-    from bot.settings import get_settings
+    from bot.core.settings import get_settings
 
     monkeypatch.setenv("OPENAI_BASE_URL", CASSETTE_BASE_URL)
     monkeypatch.setenv("BOT_OPENAI_MODEL", CASSETTE_MODEL)

@@ -11,16 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.articles import (
-    SUPPORTED_SUFFIXES,
-    ArticleRecord,
-    discover_files,
-    load_file,
-    make_article_id,
-    normalise_date,
-    normalise_text,
-)
-from bot.errors import IngestFileError
+from bot.core.dates import normalise_date
+from bot.core.errors import IngestFileError
+from bot.sources.article import ArticleRecord, make_article_id, normalise_text
+from bot.sources.files import SUPPORTED_SUFFIXES, discover_files
+from bot.sources.formats import load_file
 from tests.bad_input_corpus import without_file_override
 
 MB = 1024 * 1024
@@ -474,8 +469,8 @@ def test_unreadable_file(tmp_path: Path) -> None:
     try:
         message = _as_user(
             "import sys\n"
-            "from bot.articles import load_file\n"
-            "from bot.errors import IngestFileError\n"
+            "from bot.sources.formats import load_file\n"
+            "from bot.core.errors import IngestFileError\n"
             "try:\n"
             "    load_file(sys.argv[1], max_bytes=1000)\n"
             "except IngestFileError as exc:\n"
@@ -495,7 +490,7 @@ def test_missing_file_and_folder(tmp_path: Path) -> None:
 
 
 def test_unexpected_exception_is_wrapped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bot.articles as articles
+    import bot.sources.formats as articles
 
     def boom(*args: object, **kwargs: object) -> None:
         raise KeyError("weird\nthing")
@@ -586,7 +581,7 @@ def test_unreadable_folder(tmp_path: Path) -> None:
     try:
         found = _as_user(
             "import json, sys\n"
-            "from bot.articles import discover_files\n"
+            "from bot.sources.files import discover_files\n"
             "files, errors = discover_files([sys.argv[1]])\n"
             "print(json.dumps([[str(f) for f in files], errors]))\n",
             str(tmp_path),

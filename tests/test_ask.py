@@ -7,10 +7,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from bot.ask import AskOptions, answer_question
-from bot.errors import BotError
-from bot.prompts import NO_ANSWER
-from bot.providers import Completion, Message
+from bot.answer.prompts import NO_ANSWER
+from bot.answer.providers import Completion, Message
+from bot.app.ask import AskOptions, answer_question
+from bot.core.errors import BotError
 
 from .llm_server import CASSETTE_MODEL, use_recorded_server
 
@@ -113,7 +113,7 @@ def test_extractive_answer_cites_the_prisoner_release() -> None:
 
 
 def test_ask_json_schema_via_the_cli() -> None:
-    from bot.cli import app
+    from bot.ui.cli import app
 
     result = CliRunner().invoke(app, ["ask", QUESTION, "--llm", "extractive", "--json"])
     assert result.exit_code == 0, result.output
@@ -148,7 +148,7 @@ def test_ask_json_schema_via_the_cli() -> None:
 
 
 def test_ask_renders_answer_and_sources_in_the_terminal() -> None:
-    from bot.cli import app
+    from bot.ui.cli import app
 
     result = CliRunner().invoke(app, ["ask", QUESTION, "--llm", "extractive"])
     assert result.exit_code == 0, result.output
@@ -193,9 +193,9 @@ class RemoteChat(QueuedChat):
 def test_passage_sentences_are_embedded_while_a_remote_model_answers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from bot.ask import open_index
-    from bot.citations import sentence_texts
-    from bot.settings import get_settings
+    from bot.answer.citations import sentence_texts
+    from bot.app.ask import open_index
+    from bot.core.settings import get_settings
 
     store = open_index(get_settings())
     log: list[str] = []
@@ -222,8 +222,8 @@ def test_passage_sentences_are_embedded_while_a_remote_model_answers(
 def test_a_missing_local_model_is_reported_before_the_seeds_are_indexed(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.settings import get_settings
-    from bot.store import open_store
+    from bot.core.settings import get_settings
+    from bot.index.store import open_store
 
     monkeypatch.setenv("BOT_LOCAL_MODEL", str(tmp_path / "nope.gguf"))
     get_settings.cache_clear()
@@ -234,7 +234,7 @@ def test_a_missing_local_model_is_reported_before_the_seeds_are_indexed(
 
 
 def test_timings_cover_every_stage_of_a_cold_ask() -> None:
-    from bot.cli import app
+    from bot.ui.cli import app
 
     result = CliRunner().invoke(app, ["ask", QUESTION, "--llm", "extractive", "--timings"])
     assert result.exit_code == 0, result.output
@@ -248,7 +248,7 @@ def test_timings_cover_every_stage_of_a_cold_ask() -> None:
 
 
 def test_the_bot_command_ends_at_once_with_all_its_output(tmp_path) -> None:
-    """`bot` (bot.cli:run) skips the interpreter's teardown after a read-only ask: the output
+    """`bot` (bot.ui.cli:run) skips the interpreter's teardown after a read-only ask: the output
     must still arrive whole, through a pipe, with exit code 0. The first ask also indexes the
     seeds, and then the process exits the ordinary way."""
     import os
@@ -258,7 +258,7 @@ def test_the_bot_command_ends_at_once_with_all_its_output(tmp_path) -> None:
     env = {**os.environ, "BOT_DATA_DIR": str(tmp_path / "data"), "BOT_LLM": "extractive"}
     for run in ("indexes the seeds first", "only reads"):
         proc = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "ask", QUESTION, "--json"],
+            [sys.executable, "-m", "bot", "ask", QUESTION, "--json"],
             capture_output=True,
             text=True,
             env=env,
@@ -268,7 +268,7 @@ def test_the_bot_command_ends_at_once_with_all_its_output(tmp_path) -> None:
         assert data["passages"] and not data["refused"], run
         assert ("seed" in proc.stderr) == (run == "indexes the seeds first")
     text = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "ask", QUESTION], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "bot", "ask", QUESTION], capture_output=True, text=True, env=env
     )
     assert text.returncode == 0 and "Sources" in text.stdout
     footer = text.stdout[text.stdout.rindex("extractive/none") :]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bot.articles import safe_path
+from bot.core.text import safe_path
 from tests.bad_input_corpus import (
     EXPECTED,
     SECRET_TOKEN,
@@ -52,7 +52,7 @@ def _env(data_dir: Path, **extra: str) -> dict[str, str]:
 def _bot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """`bot ARGS` in a child that obeys file modes even when the tests run as root."""
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "bot", *args],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -216,15 +216,17 @@ class _CheapEmbedder:
 @pytest.fixture
 def cheap_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process runs embed with a trivial model (the files, not the vectors, are under test)."""
-    import bot.embeddings
+    import bot.index.embeddings
 
-    monkeypatch.setattr(bot.embeddings, "get_embedder", lambda settings=None: _CheapEmbedder())
+    monkeypatch.setattr(
+        bot.index.embeddings, "get_embedder", lambda settings=None: _CheapEmbedder()
+    )
 
 
 def test_ingest_paths_bad_corpus(tmp_path: Path, cheap_embedder: None) -> None:
-    from bot.ingest import ingest_paths, list_sources
-    from bot.settings import get_settings
-    from bot.store import open_store
+    from bot.app.ingest import ingest_paths, list_sources
+    from bot.core.settings import get_settings
+    from bot.index.store import open_store
 
     folder = tmp_path / "corpus"
     kinds = write_bad_corpus(folder)
@@ -266,7 +268,7 @@ def test_failed_line_for_a_path_with_a_newline_is_one_line(tmp_path: Path) -> No
 
 
 def test_good_index_survives_bad_corpus(tmp_path: Path, cheap_embedder: None) -> None:
-    from bot.ingest import ingest_paths, list_sources
+    from bot.app.ingest import ingest_paths, list_sources
 
     folder = tmp_path / "corpus"
     write_bad_corpus(folder, bad=False)
@@ -288,8 +290,8 @@ def test_good_index_survives_bad_corpus(tmp_path: Path, cheap_embedder: None) ->
 
 
 def test_ten_mb_single_line_ingests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.ingest import ingest_paths
-    from bot.settings import get_settings
+    from bot.app.ingest import ingest_paths
+    from bot.core.settings import get_settings
 
     monkeypatch.setenv("BOT_MAX_FILE_MB", "30")
     monkeypatch.setenv("BOT_CHUNK_SIZE", "20000")  # fewer chunks: the point is "no hang"
@@ -304,7 +306,7 @@ def test_ten_mb_single_line_ingests(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_fifty_mb_file_one_clear_failure(tmp_path: Path) -> None:
-    from bot.ingest import ingest_paths
+    from bot.app.ingest import ingest_paths
 
     folder = tmp_path / "big"
     folder.mkdir()

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot.chat import (
+from bot.answer.providers import Completion, Message
+from bot.app.chat import (
     MAX_TURNS,
     Chat,
     ChatSession,
@@ -29,10 +30,9 @@ from bot.chat import (
     rewrite_question,
     validate_rewrite,
 )
-from bot.citations import MARKER_RE
-from bot.providers import Completion, Message
-from bot.repl import AnswerCancelled, ChatFrontend, TurnRunner
-from bot.results import AnswerResult
+from bot.core.markers import MARKER_RE
+from bot.core.types import AnswerResult
+from bot.ui.repl import AnswerCancelled, ChatFrontend, TurnRunner
 
 from .conftest import REPO, SEEDS
 from .llm_server import CASSETTE_MODEL, FakeOpenAIServer, Reply, chat_chunk, use_recorded_server
@@ -97,7 +97,7 @@ SOLDIERS_ANSWER = (
 
 
 def _invoke(args: list[str], lines: list[str]):  # type: ignore[no-untyped-def]
-    from bot.cli import app
+    from bot.ui.cli import app
 
     return CliRunner().invoke(app, ["chat", *args], input="\n".join(lines) + "\n")
 
@@ -165,7 +165,7 @@ def test_json_lines_one_object_per_line() -> None:
 def test_json_lines_escape_line_separators(tmp_path: Path) -> None:
     """U+2028/U+2029 in an article end lines at ingest and in a question become spaces: every
     JSON row is one line with no raw separator (a terminal or a line reader would split there)."""
-    from bot.ingest import ingest_paths
+    from bot.app.ingest import ingest_paths
 
     folder = tmp_path / "tram"
     folder.mkdir()
@@ -190,10 +190,10 @@ def test_json_lines_escape_line_separators(tmp_path: Path) -> None:
 def test_fake_model_rewrites_and_the_answer_uses_the_rewrite(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import bot.providers
+    import bot.answer.providers
 
     model = RecordingChat(ZELENSKY_ANSWER, f'Standalone question: "{STANDALONE}"', SOLDIERS_ANSWER)
-    monkeypatch.setattr(bot.providers, "get_provider", lambda settings, override=None: model)
+    monkeypatch.setattr(bot.answer.providers, "get_provider", lambda settings, override=None: model)
     result = _invoke(["--llm", "openai"], [FIRST, FOLLOW_UP, "/sources"])
     assert result.exit_code == 0, result.output
     assert len(model.seen) == 3  # answer, rewrite, answer: the first question needs no rewrite
@@ -213,7 +213,7 @@ def test_fake_model_rewrites_and_the_answer_uses_the_rewrite(
 
 
 def test_summarise_command() -> None:
-    pytest.importorskip("bot.summarise")
+    pytest.importorskip("bot.app.summarise")
     result = _invoke(["--llm", "extractive"], ["/summarise", "/summarise prisoners", "/sources"])
     assert result.exit_code == 0, result.output
     assert "error" not in result.stderr
@@ -223,7 +223,7 @@ def test_summarise_command() -> None:
 
 
 def test_summarise_command_json() -> None:
-    pytest.importorskip("bot.summarise")
+    pytest.importorskip("bot.app.summarise")
     result = _invoke(["--llm", "extractive", "--json"], ["/summarise prisoners"])
     assert result.exit_code == 0, result.output
     (row,) = [json.loads(line) for line in result.stdout.splitlines()]
@@ -233,11 +233,11 @@ def test_summarise_command_json() -> None:
 
 
 def test_control_characters_never_reach_the_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    import bot.providers
+    import bot.answer.providers
 
     evil = "\x1b]0;pwned\x07What did \x1b[2JZelensky tell Russian\x9b31m soldiers?\x07"
     model = RecordingChat(ZELENSKY_ANSWER, evil, SOLDIERS_ANSWER + "\x1b[5m")
-    monkeypatch.setattr(bot.providers, "get_provider", lambda settings, override=None: model)
+    monkeypatch.setattr(bot.answer.providers, "get_provider", lambda settings, override=None: model)
     result = _invoke(["--llm", "openai"], ["what did \x1b[31mZelensky\x07 announce?", FOLLOW_UP])
     assert result.exit_code == 0, result.output
     for stream in (result.stdout, result.stderr):
@@ -357,8 +357,8 @@ def test_names_come_from_the_answer_when_the_question_had_none() -> None:
 def test_follow_up_retrieves_the_zelensky_passage(tmp_path: Path) -> None:
     """Extractive mode, real index: the seeds plus articles where Putin and Lukashenko talk to
     Russian soldiers. Alone, the follow-up finds those; in the conversation it finds Zelensky's."""
-    from bot.ask import AskOptions, answer_question
-    from bot.ingest import ingest_paths
+    from bot.app.ask import AskOptions, answer_question
+    from bot.app.ingest import ingest_paths
 
     others = tmp_path / "others"
     others.mkdir()
@@ -393,7 +393,7 @@ def _result(answer: str) -> AnswerResult:
 
 
 def test_memory_is_bounded() -> None:
-    from bot.prompts import build_rewrite_messages
+    from bot.answer.prompts import build_rewrite_messages
 
     session = ChatSession()
     for i in range(100):
@@ -421,7 +421,7 @@ def test_character_cap_drops_the_oldest_turns() -> None:
 
 
 def test_chat_keeps_the_last_turns_and_the_last_result() -> None:
-    from bot.ask import AskOptions
+    from bot.app.ask import AskOptions
 
     chat = Chat(AskOptions(llm="extractive"), session=ChatSession(max_turns=2))
     questions = [FIRST, "how many Russian soldiers were killed?", FOLLOW_UP]
@@ -462,7 +462,7 @@ class InterruptingChat(RecordingChat):
 def test_ctrl_c_cancels_the_answer_and_nothing_prints_afterwards() -> None:
     from rich.console import Console
 
-    from bot.ask import AskOptions
+    from bot.app.ask import AskOptions
 
     model = InterruptingChat()
     buffer = io.StringIO()
@@ -479,7 +479,7 @@ def test_ctrl_c_cancels_the_answer_and_nothing_prints_afterwards() -> None:
 
 
 def test_turn_runner_hands_errors_to_the_main_thread() -> None:
-    from bot.errors import BotError
+    from bot.core.errors import BotError
 
     def fail() -> None:
         raise BotError("boom")
@@ -495,7 +495,7 @@ def test_turn_runner_hands_errors_to_the_main_thread() -> None:
 def test_history_file_in_the_data_dir_or_in_memory(tmp_path: Path) -> None:
     from prompt_toolkit.history import FileHistory, InMemoryHistory
 
-    from bot.repl import HISTORY_FILE, prompt_history
+    from bot.ui.repl import HISTORY_FILE, prompt_history
 
     history = prompt_history(tmp_path / "data")
     assert isinstance(history, FileHistory)
@@ -520,7 +520,7 @@ def recorded_model(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.block_network
 @pytest.mark.usefixtures("recorded_model")
 def test_follow_up_with_the_recorded_model() -> None:
-    from bot.ask import AskOptions
+    from bot.app.ask import AskOptions
 
     chat = Chat(AskOptions(llm="openai"))
     first = chat.ask(FIRST)
@@ -680,7 +680,7 @@ def test_real_terminal_ctrl_c_cancels_a_slow_answer(tmp_path: Path) -> None:
 
 def test_cli_help_lists_chat() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "chat", "--help"],
+        [sys.executable, "-m", "bot", "chat", "--help"],
         capture_output=True,
         text=True,
         check=True,

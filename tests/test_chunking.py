@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.chunking import Chunk, chunk_text, split_sentences
+from bot.sources.chunking import Chunk, chunk_text, split_sentences
 from tests.conftest import SEEDS
 
 # Text that stresses the splitter: prose pieces, abbreviations, quotes, all kinds of whitespace and

@@ -1,4 +1,4 @@
-"""bot.citations: marker parsing, dropped numbers, support scores, attachment, refusals."""
+"""bot.answer.citations: marker parsing, dropped numbers, support scores, attachment, refusals."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.citations import (
+from bot.answer.citations import (
     CheckResult,
     check_answer,
     combine_support,
-    content_words,
     is_refusal,
     parse_citations,
 )
-from bot.results import Passage
+from bot.core.types import Passage
+from bot.core.words import content_words
 
 
 class HashEmbedder:
@@ -426,7 +426,7 @@ HARBOUR = PASSAGES[3]
     ],
 )
 def test_clauses_of(sentence: str, expected: list[str]) -> None:
-    from bot.citations import clauses_of
+    from bot.answer.citations import clauses_of
 
     assert clauses_of(sentence) == expected
     assert " ".join(clauses_of(sentence)).split() == sentence.split()  # nothing lost or reordered
@@ -451,7 +451,7 @@ def test_unsupported_trailing_clause_fails_the_sentence(embedder) -> None:
 def test_trailing_clause_with_the_bundled_model() -> None:
     """The clause SmolLM2 once added: half its content words ("international") are in the
     passage, so only the embedding tells it apart."""
-    from bot.embeddings import LocalMiniLM
+    from bot.index.embeddings import LocalMiniLM
 
     embedder = LocalMiniLM()
     answer = (
@@ -504,8 +504,8 @@ def test_clauses_off_and_neutral_sentences() -> None:
 def test_unsupported_part_in_json_and_terminal() -> None:
     from rich.console import Console
 
-    from bot.render import render_answer
-    from bot.results import AnswerResult, CheckedSentence
+    from bot.core.types import AnswerResult, CheckedSentence
+    from bot.ui.render import render_answer
 
     result = AnswerResult(
         question="q",

@@ -20,14 +20,14 @@ HEAVY = [
 
 
 def test_importing_the_cli_imports_no_heavy_library() -> None:
-    code = f"import sys, bot.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    code = f"import sys, bot.ui.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
 
 def test_help_lists_the_commands() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, check=True
     )
     for command in ("ingest", "sources", "ask", "summarise", "chat"):
         assert command in out.stdout
@@ -36,7 +36,7 @@ def test_help_lists_the_commands() -> None:
 def test_chromadb_is_imported_without_overrides_checks_or_the_otlp_exporter() -> None:
     code = (
         "import sys, overrides\n"
-        "from bot import store\n"
+        "from bot.index import store\n"
         "chromadb = store.import_chromadb()\n"
         "assert overrides.override is overrides.overrides is store._mark_override\n"
         "from chromadb.api.rust import RustBindingsAPI\n"

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 INGEST = (
-    "import json, sys; from bot.ingest import ingest_paths; "
+    "import json, sys; from bot.app.ingest import ingest_paths; "
     "r = ingest_paths([sys.argv[1]]); print(json.dumps(r.to_json()))"
 )
 STATE = (
-    "import json; from bot.settings import get_settings; from bot.store import open_store; "
+    "import json; from bot.core.settings import get_settings; "
+    "from bot.index.store import open_store; "
     "s = open_store(get_settings()); ids = {}; "
     "[ids.__setitem__(m['article_id'], ids.get(m['article_id'], 0) + 1) "
     " for _, m, _ in s.iter_chunks(include_documents=False)]; "
@@ -164,9 +165,9 @@ def test_article_written_before_its_file_record_is_dropped_when_the_file_changes
     """The window the kill -9 trials above can land in: a run writes a changed file's new article
     (chunks and manifest) and dies before the file's own record. If the file then changes once
     more, the next run must drop that middle version, which no file record names."""
-    from bot.ingest import ingest_paths
-    from bot.settings import get_settings
-    from bot.store import ArticleStore, open_store
+    from bot.app.ingest import ingest_paths
+    from bot.core.settings import get_settings
+    from bot.index.store import ArticleStore, open_store
 
     corpus = _make_corpus(tmp_path / "corpus", 3)
     target = corpus / "article_001.txt"

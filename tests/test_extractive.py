@@ -1,4 +1,4 @@
-"""bot.extractive: the no-LLM answer and summary."""
+"""bot.answer.extractive: the no-LLM answer and summary."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import zlib
 import numpy as np
 import pytest
 
-from bot.citations import check_answer, content_words, parse_citations
-from bot.extractive import extractive_answer, extractive_summary
-from bot.results import Passage
+from bot.answer.citations import check_answer, parse_citations
+from bot.answer.extractive import extractive_answer, extractive_summary
+from bot.core.types import Passage
+from bot.core.words import content_words
 
 NO_ANSWER = "The articles don't say."
 

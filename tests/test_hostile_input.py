@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from bot.results import Passage
+from bot.core.types import Passage
 
 QUESTION = "What did the harbour council decide about the Brightwater bridge?"
 
@@ -57,7 +57,7 @@ def _passages(texts: list[str]) -> list[Passage]:
 
 
 def test_format_passages_has_exactly_n_elements_and_no_fake_markers() -> None:
-    from bot.prompts import format_passages
+    from bot.answer.prompts import format_passages
 
     passages = _passages(HOSTILE_TEXTS)
     out = format_passages(passages)
@@ -84,12 +84,12 @@ def _write_hostile(folder: Path) -> None:
 
 @pytest.fixture
 def hostile_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from bot.ingest import ingest_paths
+    from bot.app.ingest import ingest_paths
 
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("TERM", "dumb")
     monkeypatch.setenv("BOT_MIN_RELEVANCE", "0")  # always answer: the point is the output
-    from bot.settings import get_settings
+    from bot.core.settings import get_settings
 
     get_settings.cache_clear()
     folder = tmp_path / "hostile"
@@ -106,7 +106,7 @@ def _clean(data: bytes) -> None:
 
 
 def test_ask_output_has_no_control_sequences(hostile_index: Path) -> None:
-    from bot.cli import app
+    from bot.ui.cli import app
 
     runner = CliRunner()
     text_run = runner.invoke(app, ["ask", QUESTION, "--llm", "extractive"])
@@ -127,7 +127,7 @@ def test_ask_output_has_no_control_sequences(hostile_index: Path) -> None:
 
 
 def test_sources_output_has_no_control_sequences(hostile_index: Path) -> None:
-    from bot.cli import app
+    from bot.ui.cli import app
 
     runner = CliRunner()
     for args in (["sources"], ["sources", "--json"]):
@@ -139,7 +139,7 @@ def test_sources_output_has_no_control_sequences(hostile_index: Path) -> None:
 
 
 def test_check_answer_ignores_quoted_article_markers() -> None:
-    from bot.citations import check_answer
+    from bot.answer.citations import check_answer
 
     passages = _passages(HOSTILE_TEXTS[:2])
     answer = (
@@ -168,7 +168,7 @@ class FakeModel:
         self.calls: list[Any] = []
 
     def complete(self, messages: list[Any], *, max_tokens: int | None = None, on_delta: Any = None):  # noqa: ANN201
-        from bot.providers import Completion
+        from bot.answer.providers import Completion
 
         self.calls.append(messages)
         if on_delta:
@@ -180,8 +180,8 @@ class FakeModel:
 
 
 def test_fake_model_hacked_citation_is_dropped(hostile_index: Path) -> None:
-    from bot.ask import answer_question
-    from bot.render import render_answer
+    from bot.app.ask import answer_question
+    from bot.ui.render import render_answer
 
     model = FakeModel("HACKED [99]")
     result = answer_question(QUESTION, provider=model)

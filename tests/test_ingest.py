@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import BotError
-from bot.ingest import ingest_paths, list_sources
-from bot.settings import get_settings
-from bot.store import open_store
+from bot.app.ingest import ingest_paths, list_sources
+from bot.core.errors import BotError
+from bot.core.settings import get_settings
+from bot.index.store import open_store
 
 from .conftest import SEEDS
 
@@ -79,7 +79,7 @@ def test_ingest_is_incremental_and_exact(tmp_path: Path) -> None:
 
 
 def test_chunk_offsets_point_into_the_article_text(tmp_path: Path) -> None:
-    from bot.articles import load_file
+    from bot.sources.formats import load_file
 
     settings = get_settings()
     ingest_paths([SEEDS], settings)
@@ -188,7 +188,7 @@ def test_orphan_chunks_from_a_crash_are_repaired(tmp_path: Path) -> None:
 def test_cli_ingest_json_and_sources(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from bot.cli import app
+    from bot.ui.cli import app
 
     runner = CliRunner()
     result = runner.invoke(app, ["ingest", "--json"])
@@ -212,7 +212,7 @@ def test_cli_ingest_json_and_sources(tmp_path: Path) -> None:
 
 
 def test_ingest_builds_the_keyword_index_of_the_new_generation(tmp_path: Path) -> None:
-    from bot.retrieval import _cache_dir
+    from bot.index.search import _cache_dir
 
     settings = get_settings()
     ingest_paths([_corpus(tmp_path)], settings)

@@ -1,10 +1,10 @@
 """`bot ask` and `bot summarise` against an OpenAI-compatible server on 127.0.0.1 that misbehaves
 on purpose.
 
-Every case runs the real CLI entry point, `bot.cli.main`, with BOT_LLM=openai, OPENAI_BASE_URL at
+Every case runs the real CLI entry point, `bot.ui.cli.main`, with BOT_LLM=openai, OPENAI_BASE_URL at
 its own FakeOpenAIServer and a key made up at run time, on one seed index: in this process (so the
 model and the index load once, and every log record can be searched for the key) and, for the
-cases marked `process`, also as its own `python -m bot.cli ask` process, started at once, which
+cases marked `process`, also as its own `python -m bot ask` process, started at once, which
 shows what a user's terminal gets: the bytes, the exit code, no traceback.
 
 For every run: at most one `error:` line on stderr and the exit code the case calls for, no
@@ -58,7 +58,7 @@ class Case:
     replies: list[Reply]
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
-    process: bool = False  # also run as its own `python -m bot.cli` process
+    process: bool = False  # also run as its own `python -m bot` process
     command: list[str] = field(default_factory=lambda: ["ask", QUESTION])
 
 
@@ -235,9 +235,9 @@ class _Records(logging.Handler):
 
 
 def run_in_process(env: dict[str, str], argv: list[str]) -> tuple[int, bytes, bytes, list[str]]:
-    """`bot ARGV` through `bot.cli.main` here, with `env` as the whole BOT_/OPENAI_ environment."""
-    from bot.cli import main
-    from bot.settings import get_settings
+    """`bot ARGV` through `bot.ui.cli.main` here, `env` being the whole BOT_/OPENAI_ environment."""
+    from bot.core.settings import get_settings
+    from bot.ui.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     records = _Records()
@@ -273,9 +273,9 @@ def run_in_process(env: dict[str, str], argv: list[str]) -> tuple[int, bytes, by
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from bot.ask import AskOptions, answer_question
-    from bot.ingest import ingest_paths
-    from bot.settings import Settings
+    from bot.app.ask import AskOptions, answer_question
+    from bot.app.ingest import ingest_paths
+    from bot.core.settings import Settings
 
     base = tmp_path_factory.mktemp("llm-faults")
     data = base / "data"
@@ -299,7 +299,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 server = stack.enter_context(FakeOpenAIServer(*case.replies))
                 key = make_key()
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "bot.cli", *case.command, *case.args],
+                    [sys.executable, "-m", "bot", *case.command, *case.args],
                     env=case_env(data, server, key, case),
                     cwd=work,
                     stdout=subprocess.PIPE,

@@ -7,8 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from bot.errors import BotError
-from bot.prompts import (
+from bot.answer.prompts import (
     NO_ANSWER,
     PROMPT_VARIABLES,
     PromptTemplate,
@@ -22,8 +21,9 @@ from bot.prompts import (
     prompt_hash,
     prompts_dir,
 )
-from bot.providers import Message
-from bot.results import Passage
+from bot.answer.providers import Message
+from bot.core.errors import BotError
+from bot.core.types import Passage
 
 MARKER = re.compile(r"\[\s*\d+(?:\s*[,;-]\s*\d+)*\s*\]")
 

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import providers
-from bot.errors import BotError
-from bot.prompts import NO_ANSWER, build_answer_messages
-from bot.providers import (
+from bot.answer import providers
+from bot.answer.prompts import NO_ANSWER, build_answer_messages
+from bot.answer.providers import (
     Completion,
     ExtractiveProvider,
     LocalProvider,
@@ -21,8 +20,9 @@ from bot.providers import (
     get_provider,
     resolve_provider_name,
 )
-from bot.results import Passage
-from bot.settings import Settings, bundled_gguf_path
+from bot.core.errors import BotError
+from bot.core.settings import Settings, bundled_gguf_path
+from bot.core.types import Passage
 from tests.llm_server import (
     FakeOpenAIServer,
     Reply,
@@ -530,7 +530,7 @@ def test_extractive_provider() -> None:
 
 def test_no_heavy_imports_at_module_level() -> None:
     source = (Path(providers.__file__)).read_text() + Path(
-        importlib.util.find_spec("bot.prompts").origin
+        importlib.util.find_spec("bot.answer.prompts").origin
     ).read_text()
     top_level = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
     for line in top_level:

@@ -1,13 +1,13 @@
-"""bot.question_model and LocalMiniLM.embed_question: the fast int8 copy that embeds questions."""
+"""bot.index.question_model and LocalMiniLM.embed_question: the fast int8 copy for questions."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bot.embeddings import LocalMiniLM, get_embedder, local_model_files
-from bot.errors import BotWarning
-from bot.question_model import SUFFIX, cache_name, fast_copy
+from bot.core.errors import BotWarning
+from bot.index.embeddings import LocalMiniLM, get_embedder, local_model_files
+from bot.index.question_model import SUFFIX, cache_name, fast_copy
 
 QUESTIONS = [
     "what did Zelensky announce?",
@@ -82,20 +82,20 @@ def test_damaged_cached_copy_is_dropped_and_questions_still_embed(tmp_path) -> N
     ],
 )
 def test_setting_chooses_the_question_model(monkeypatch, flag, int8_dot, suffixed) -> None:
-    from bot.settings import get_settings
+    from bot.core.settings import get_settings
 
     monkeypatch.setenv("BOT_FAST_QUESTIONS", flag)
     if not flag:
         monkeypatch.delenv("BOT_FAST_QUESTIONS")
-    monkeypatch.setattr("bot.question_model.cpu_has_int8_dot", lambda: int8_dot)
+    monkeypatch.setattr("bot.index.question_model.cpu_has_int8_dot", lambda: int8_dot)
     get_settings.cache_clear()
     embedder = get_embedder(get_settings())
     assert embedder.question_name.endswith(f"+{SUFFIX}") is suffixed
 
 
 def test_bad_setting_is_one_line_naming_the_choices(monkeypatch) -> None:
-    from bot.errors import BotError
-    from bot.settings import get_settings
+    from bot.core.errors import BotError
+    from bot.core.settings import get_settings
 
     monkeypatch.setenv("BOT_FAST_QUESTIONS", "sometimes")
     get_settings.cache_clear()
@@ -113,7 +113,7 @@ def test_bad_setting_is_one_line_naming_the_choices(monkeypatch) -> None:
     ],
 )
 def test_cpu_detection_reads_the_flags(tmp_path, flags, expected) -> None:
-    from bot.question_model import cpu_has_int8_dot
+    from bot.index.question_model import cpu_has_int8_dot
 
     info = tmp_path / "cpuinfo"
     info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\n", encoding="utf-8")
@@ -127,10 +127,10 @@ def test_cpu_detection_reads_the_flags(tmp_path, flags, expected) -> None:
 def test_retrieval_with_fast_questions_finds_the_same_passages(monkeypatch, seeds_dir) -> None:
     """On the seeds, the fast copy and the index model retrieve the same passages in the same
     order for the seed question (bench/ask.py measures it on MultiHop-RAG)."""
-    from bot.ingest import ingest_paths
-    from bot.retrieval import retrieve_passages
-    from bot.settings import get_settings
-    from bot.store import open_store
+    from bot.app.ingest import ingest_paths
+    from bot.core.settings import get_settings
+    from bot.index.search import retrieve_passages
+    from bot.index.store import open_store
 
     settings = get_settings()
     ingest_paths([seeds_dir], settings)
@@ -153,7 +153,7 @@ def _first_ask(tmp_path, cache, *args: str):  # type: ignore[no-untyped-def]
     from tests.llm_server import clean_env
 
     out = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "ask", QUESTIONS[0], *args],
+        [sys.executable, "-m", "bot", "ask", QUESTIONS[0], *args],
         capture_output=True,
         text=True,
         env=clean_env(tmp_path / "data", BOT_CACHE_DIR=str(cache)),
@@ -183,7 +183,7 @@ def test_nan_guards_are_dropped_without_changing_a_vector(model_cache) -> None:
     scale from the whole batch, which is why questions are embedded one at a time)."""
     import onnx
 
-    from bot.question_model import drop_nan_guards
+    from bot.index.question_model import drop_nan_guards
 
     path, _ = fast_copy(local_model_files()[0], model_cache)
     model = onnx.load(str(path))
@@ -199,8 +199,8 @@ def test_nan_guards_are_dropped_without_changing_a_vector(model_cache) -> None:
 
 
 def test_ingest_prepares_the_fast_question_model(tmp_path, seeds_dir) -> None:
-    from bot.ingest import ingest_paths
-    from bot.settings import get_settings
+    from bot.app.ingest import ingest_paths
+    from bot.core.settings import get_settings
 
     cache = tmp_path / "fresh-cache"
     model = LocalMiniLM(question_cache=cache)

@@ -22,7 +22,7 @@ SEED_QUESTION = "What did Zelensky announce about prisoners?"
 
 def _start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "bot", *args],
         cwd=env["BOT_DATA_DIR"],  # an empty folder: no stray .env is read
         env=env,
         stdout=subprocess.PIPE,
@@ -71,13 +71,13 @@ def test_bad_questions_fail_in_one_line(tmp_path: Path) -> None:
 
 
 def test_question_with_escapes_is_cleaned() -> None:
-    from bot.ask import clean_question
+    from bot.app.ask import clean_question
 
     assert clean_question("\x1b[31mWhat  did\x1b[0m\n Zelensky\u202e say?\x07") == (
         "What did Zelensky say?"
     )
     assert clean_question("x" * 2000) == "x" * 2000
-    from bot.errors import BotError
+    from bot.core.errors import BotError
 
     with pytest.raises(BotError):
         clean_question("x" * 2001)

@@ -1,4 +1,4 @@
-"""bot.render: sanitising, defused markdown, unsupported/refusal display, sources, JSON."""
+"""bot.ui.render: sanitising, defused markdown, unsupported/refusal display, sources, JSON."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import sys
 import pytest
 from rich.console import Console
 
-from bot.render import (
+from bot.core.types import AnswerResult, CheckedSentence, Passage
+from bot.ui.render import (
     defuse_markdown,
     render_answer,
     render_answer_text,
@@ -20,7 +21,6 @@ from bot.render import (
     sanitize,
     to_json,
 )
-from bot.results import AnswerResult, CheckedSentence, Passage
 
 # Hostile sequences as they might appear in article or model text.
 CSI_RED = "\x1b[31m"
@@ -226,7 +226,7 @@ def _terminal(render, width: int = 60) -> str:  # type: ignore[no-untyped-def]
 def test_plain_answers_look_the_same_without_the_markdown_renderer(
     answer: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot import render
+    from bot.ui import render
 
     flagged = [CheckedSentence("He also addressed Russian soldiers directly.", [2], False, 0.2)]
     marked, _ = render._mark_unsupported(sanitize(answer), flagged)
@@ -253,7 +253,7 @@ def test_plain_answers_look_the_same_without_the_markdown_renderer(
     ],
 )
 def test_anything_markdown_could_read_goes_through_markdown(answer: str) -> None:
-    from bot import render
+    from bot.ui import render
 
     assert render._plain_paragraphs(sanitize(answer)) is None
 
@@ -262,7 +262,7 @@ def test_a_plain_answer_does_not_import_the_markdown_renderer() -> None:
     code = (
         "import io, sys\n"
         "from rich.console import Console\n"
-        "from bot.render import render_answer_text\n"
+        "from bot.ui.render import render_answer_text\n"
         "render_answer_text('A plain answer [1].', Console(file=io.StringIO()))\n"
         "print('rich.markdown' in sys.modules)\n"
     )
@@ -410,13 +410,13 @@ def test_json_round_trips_hostile_strings_and_is_terminal_safe() -> None:
 
 
 def test_import_is_light() -> None:
-    code = "import sys, bot.render; print('rich' in sys.modules)"
+    code = "import sys, bot.ui.render; print('rich' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 def test_plain_json_output_is_terminal_safe_and_lossless() -> None:
-    from bot.render import to_json_text
+    from bot.ui.render import to_json_text
 
     data = [{"title": "CSI \x9b2J, line\u2028sep, bidi \u202e, café", "chunks": 2}]
     text = to_json_text(data)

@@ -7,19 +7,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.errors import BotError
-from bot.ingest import ingest_paths
-from bot.retrieval import (
+from bot.app.ingest import ingest_paths
+from bot.core.dates import parse_date_bound
+from bot.core.errors import BotError
+from bot.core.settings import get_settings
+from bot.index.search import (
     Filters,
     load_lexical_index,
     mmr_select,
-    parse_date_bound,
     resolve_source,
     retrieve_passages,
     rrf_fuse,
 )
-from bot.settings import get_settings
-from bot.store import open_store
+from bot.index.store import open_store
 
 ARTICLES = {
     # Three reports of one event from three outlets on three days.
@@ -195,7 +195,7 @@ def test_a_stale_keyword_index_naming_deleted_chunks_is_harmless(store) -> None:
 
 
 def test_cached_vectors_are_the_stored_ones_and_an_old_cache_is_rebuilt(store) -> None:  # type: ignore[no-untyped-def]
-    from bot import retrieval
+    from bot.index import search
 
     lexical = load_lexical_index(store)
     some = lexical.ids[:5]
@@ -206,9 +206,9 @@ def test_cached_vectors_are_the_stored_ones_and_an_old_cache_is_rebuilt(store) -
     for cid in some:
         np.testing.assert_array_equal(cached[cid], stored[cid])
     # A cache written before the vectors were kept (no vectors.npy) is rebuilt, not trusted.
-    folder = retrieval._cache_dir(store) / (store.generation or "none")
-    (folder / retrieval.VECTORS_FILE).unlink()
-    retrieval._LOADED.clear()
+    folder = search._cache_dir(store) / (store.generation or "none")
+    (folder / search.VECTORS_FILE).unlink()
+    search._LOADED.clear()
     again = load_lexical_index(store)
-    assert (folder / retrieval.VECTORS_FILE).is_file()
+    assert (folder / search.VECTORS_FILE).is_file()
     assert again.vectors is not None and again.vectors.shape == (len(again.ids), 384)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import BotError
-from bot.settings import get_settings
+from bot.core.errors import BotError
+from bot.core.settings import get_settings
 
 pytestmark = pytest.mark.server
 
@@ -74,8 +74,8 @@ def chroma_server(tmp_path: Path) -> Iterator[str]:
 def test_ingest_sources_and_ask_against_a_server(
     chroma_server: str, monkeypatch, seeds_dir
 ) -> None:
-    from bot.ask import answer_question
-    from bot.ingest import ingest_paths, list_sources
+    from bot.app.ask import answer_question
+    from bot.app.ingest import ingest_paths, list_sources
 
     monkeypatch.setenv("BOT_CHROMA_URL", chroma_server)
     get_settings.cache_clear()
@@ -95,12 +95,12 @@ def test_a_server_that_is_down_is_one_clear_error(monkeypatch) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("BOT_CHROMA_URL", url)
     get_settings.cache_clear()
-    from bot.store import open_store
+    from bot.index.store import open_store
 
     with pytest.raises(BotError, match=url):
         open_store(get_settings())
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "sources"],
+        [sys.executable, "-m", "bot", "sources"],
         capture_output=True,
         text=True,
         env={**os.environ, "BOT_CHROMA_URL": url},

@@ -1,4 +1,4 @@
-"""bot.settings: .env.example documents every setting; unknown BOT_* variables are reported."""
+"""bot.core.settings: .env.example documents every setting; unknown BOT_* variables are reported."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import cli
-from bot.settings import Settings, get_settings, unknown_environment
+from bot.core.settings import Settings, get_settings, unknown_environment
+from bot.ui import cli
 
 EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
 

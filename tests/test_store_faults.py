@@ -1,7 +1,7 @@
 """Store faults through the real CLI: a data directory that cannot be written, a Chroma server that
 goes away in the middle of an ingest, an index written by another embedding model or a newer bot.
 
-Each command runs as its own process (`python -m bot.cli ...`). For each: exit code 1, one `error:`
+Each command runs as its own process (`python -m bot ...`). For each: exit code 1, one `error:`
 line that names the directory or URL and the fix, no traceback, and an index that is either left
 exactly as it was or, after the fault is gone, brought back to exactly the expected articles and
 chunks. Tests may run as root, for whom chmod does not stop writes: the read-only cases then start
@@ -39,7 +39,7 @@ def start_bot(env: dict[str, str], *args: str, obey_modes: bool = False) -> subp
     while not cwd.is_dir():
         cwd = cwd.parent
     return subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "bot", *args],
         env=env,
         cwd=cwd,
         stdout=subprocess.PIPE,
@@ -64,8 +64,8 @@ def one_error_line(code: int, out: str, err: str) -> str:
 
 
 def ingest_seeds(data: Path) -> None:
-    from bot.ingest import ingest_paths
-    from bot.settings import Settings
+    from bot.app.ingest import ingest_paths
+    from bot.core.settings import Settings
 
     report = ingest_paths([SEEDS], Settings(BOT_DATA_DIR=str(data)))
     assert report.added == 2 and report.failed == 0
@@ -227,9 +227,10 @@ def make_corpus(folder: Path, n: int) -> Path:
 
 def expected_state(corpus: Path) -> dict[str, int]:
     """{article_id: chunks} that ingesting `corpus` with default settings must produce."""
-    from bot.articles import discover_files, load_file
-    from bot.chunking import chunk_text
-    from bot.settings import Settings
+    from bot.core.settings import Settings
+    from bot.sources.chunking import chunk_text
+    from bot.sources.files import discover_files
+    from bot.sources.formats import load_file
 
     settings = Settings()
     files, errors = discover_files([corpus])
@@ -259,8 +260,8 @@ def server_state(server: ChromaServer) -> dict[str, Any]:
 # The CLI itself, with ingest writing every 8 chunks instead of every 512, so that the server can
 # be killed between two writes of a small corpus.
 SMALL_FLUSH_CLI = (
-    "import sys, bot.ingest; bot.ingest.EMBED_BUFFER_CHUNKS = 8; "
-    "from bot.cli import main; sys.argv = ['bot', *sys.argv[1:]]; main()"
+    "import sys, bot.app.ingest; bot.app.ingest.EMBED_BUFFER_CHUNKS = 8; "
+    "from bot.ui.cli import main; sys.argv = ['bot', *sys.argv[1:]]; main()"
 )
 
 
@@ -340,8 +341,8 @@ def test_chroma_server_down_is_one_line_for_every_command(tmp_path: Path) -> Non
 
 
 def _rewrite_index_metadata(data: Path, **changes: Any) -> None:
-    from bot.settings import Settings
-    from bot.store import open_store
+    from bot.core.settings import Settings
+    from bot.index.store import open_store
 
     store = open_store(Settings(BOT_DATA_DIR=str(data)))
     meta = dict(store.chunks.metadata)

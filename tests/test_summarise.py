@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot.errors import BotError
-from bot.prompts import NO_ANSWER
-from bot.providers import Completion, Message
-from bot.settings import Settings
-from bot.summarise import SummariseOptions, SummaryResult, summarise
+from bot.answer.prompts import NO_ANSWER
+from bot.answer.providers import Completion, Message
+from bot.app.summarise import SummariseOptions, SummaryResult, summarise
+from bot.core.errors import BotError
+from bot.core.settings import Settings
 
 from .conftest import SEEDS
 from .llm_server import CASSETTE_MODEL, use_recorded_server
@@ -141,8 +141,8 @@ def make_settings(data_dir: Path, **values: object) -> Settings:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One real index of the corpus above, shared by the tests of this module (read only)."""
-    from bot.ingest import ingest_paths
-    from bot.store import open_store
+    from bot.app.ingest import ingest_paths
+    from bot.index.store import open_store
 
     root = tmp_path_factory.mktemp("summarise")
     paths = write_corpus(root / "articles")
@@ -627,7 +627,7 @@ def test_extractive_length_maps_to_sentences(corpus: dict) -> None:
 
 @pytest.fixture
 def cli_index(corpus: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
-    from bot.settings import get_settings
+    from bot.core.settings import get_settings
 
     monkeypatch.setenv("BOT_DATA_DIR", str(corpus["data_dir"]))
     get_settings.cache_clear()
@@ -635,7 +635,7 @@ def cli_index(corpus: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
 
 
 def test_cli_extractive_summary_with_sources(cli_index: dict) -> None:
-    from bot.cli import app
+    from bot.ui.cli import app
 
     result = CliRunner().invoke(app, ["summarise", "--llm", "extractive", "--length", "short"])
     assert result.exit_code == 0, result.output
@@ -646,7 +646,7 @@ def test_cli_extractive_summary_with_sources(cli_index: dict) -> None:
 
 
 def test_cli_json_keys(cli_index: dict) -> None:
-    from bot.cli import app
+    from bot.ui.cli import app
 
     result = CliRunner().invoke(
         app, ["summarise", "--llm", "extractive", "--topic", "the storm and the bridge", "--json"]
@@ -676,7 +676,7 @@ def test_cli_json_keys(cli_index: dict) -> None:
 
 
 def test_cli_target_argument(cli_index: dict) -> None:
-    from bot.cli import app
+    from bot.ui.cli import app
 
     path = str(cli_index["paths"]["wire"])
     result = CliRunner().invoke(app, ["summarise", path, "--llm", "extractive", "--json"])
@@ -698,7 +698,7 @@ def test_cli_bad_input_is_one_line(
     cli_index: dict, args: list[str], message: str, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    from bot.cli import main
+    from bot.ui.cli import main
 
     monkeypatch.setattr("sys.argv", ["bot", "summarise", "--llm", "extractive", *args])
     with pytest.raises(SystemExit) as exit_info:
@@ -709,7 +709,7 @@ def test_cli_bad_input_is_one_line(
 
 
 def test_first_run_ingests_the_seeds(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.cli import app
+    from bot.ui.cli import app
 
     result = CliRunner().invoke(app, ["summarise", "--llm", "extractive", "--length", "short"])
     assert result.exit_code == 0, result.output
@@ -722,7 +722,7 @@ def test_first_run_ingests_the_seeds(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.slow
 def test_a_thousand_articles_map_reduce(tmp_path: Path) -> None:
-    from bot.ingest import ingest_paths
+    from bot.app.ingest import ingest_paths
 
     outlets = [f"Outlet {i}" for i in range(10)]
     lines = []
@@ -783,7 +783,7 @@ def test_summarise_the_seeds_through_a_recorded_server(monkeypatch: pytest.Monke
 def test_summarise_one_article_on_a_topic_through_a_recorded_server(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from bot.cli import app
+    from bot.ui.cli import app
 
     _cassette_env(monkeypatch)
     seed = str(SEEDS / "000_2a677c025498d731.txt")

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from bot.errors import BotError
-from bot.providers import Message
-from bot.results import Passage
-from bot.settings import PACKAGE_DIR
+from bot.answer.providers import Message
+from bot.core.errors import BotError
+from bot.core.markers import neutralise_markers
+from bot.core.settings import PACKAGE_DIR
+from bot.core.types import NO_ANSWER, Passage
 
 # The exact reply the model is told to give when the passages do not answer the question.
 # citations.py uses it for refusal detection.
-NO_ANSWER = "The articles don't say."
 
 # name -> the variables the code passes to `render` (and so the placeholders the file must use).
 PROMPT_VARIABLES: dict[str, frozenset[str]] = {
@@ -138,19 +138,10 @@ def prompt_hash(*parts: str) -> str:
 
 # --- passages --------------------------------------------------------------------------
 
-# `[2]`, `[ 12, 3 ]`, `[1-3]`, `[4;5]`, and the full-width forms `［2］` `【2】`.
-_MARKER = re.compile(
-    r"[\[\uff3b\u3010]\s*(\d+(?:\s*(?:[,;\u2013\u2014-]|and)\s*\d+)*)\s*[\]\uff3d\u3011]"
-)
 # Body text needs only & < > escaped to stay inside its element; attribute values also need ".
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 _ATTR_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
 _SPACES = re.compile(r"\s+")
-
-
-def neutralise_markers(text: str) -> str:
-    """Turn bracketed numbers in article text into parentheses: `[2]` -> `(2)`."""
-    return _MARKER.sub(lambda m: f"({m.group(1)})", text)
 
 
 def _escape(text: str) -> str:

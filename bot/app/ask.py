@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.errors import BotError
-from bot.results import AnswerResult, CheckedSentence, Passage
-from bot.settings import Settings, get_settings
+from bot.core.errors import BotError
+from bot.core.settings import Settings, get_settings
+from bot.core.text import sanitize
+from bot.core.types import NO_ANSWER, AnswerResult, CheckedSentence, Passage
 
 MAX_QUESTION_CHARS = 2000
 ANSWER_MAX_TOKENS = 512
@@ -34,10 +35,7 @@ class AskOptions:
 def clean_input(value: str | None, *, what: str, limit: int, example: str) -> str:
     """`value` on one line without control characters; a clear error when it is blank or longer
     than `limit` characters. `what` names it in messages ("question"); `example` is the hint."""
-    from bot.articles import normalise_text
-    from bot.render import sanitize
-
-    text = " ".join(normalise_text(sanitize(value or "")).split())
+    text = " ".join(sanitize(value).split())
     if not text:
         raise BotError(f"The {what} is empty", hint=example)
     if len(text) > limit:
@@ -60,7 +58,7 @@ def clean_question(question: str) -> str:
 
 def _import_heavy(settings: Settings) -> None:
     """Import the big libraries up front, so the stage timings show what they cost."""
-    from bot.store import import_chromadb
+    from bot.index.store import import_chromadb
 
     import_chromadb()
 
@@ -81,7 +79,7 @@ def _embed_ahead(settings: Settings, question: str) -> threading.Thread | None:
         return None
 
     def run() -> None:
-        from bot.embeddings import get_embedder
+        from bot.index.embeddings import get_embedder
 
         with contextlib.suppress(Exception):
             # Loads the index model too (its tokenizer is shared), which the checker needs.
@@ -98,7 +96,7 @@ def _embed_while_waiting(
     answer's own sentences. Not for the local model, which needs the CPU itself."""
     if provider != "openai" or getattr(embedder, "memo", None) is None:
         return None
-    from bot.citations import sentence_texts
+    from bot.answer.citations import sentence_texts
 
     texts = sentence_texts(passages)[: getattr(embedder, "memo_max_call", 256)]
 
@@ -111,12 +109,12 @@ def _embed_while_waiting(
 
 def open_index(settings: Settings, notify: Callable[[str], None] | None = None) -> Any:
     """The store, indexing the bundled seeds first when the index is empty (first run)."""
-    from bot.store import open_store
+    from bot.index.store import open_store
 
     store = open_store(settings, create=False)
     if not store.is_empty():
         return store
-    from bot.ingest import ingest_paths
+    from bot.app.ingest import ingest_paths
 
     if notify:
         notify("The index is empty: indexing the bundled seed articles first…")
@@ -126,7 +124,7 @@ def open_index(settings: Settings, notify: Callable[[str], None] | None = None) 
 
 def _fit_passages(provider: Any, question: str, passages: list[Passage]) -> list[Passage]:
     """Drop the least relevant passages until the prompt fits the model's context window."""
-    from bot.prompts import build_answer_messages
+    from bot.answer.prompts import build_answer_messages
 
     budget = provider.context_tokens - ANSWER_MAX_TOKENS - 64
     kept = list(passages)
@@ -145,7 +143,7 @@ def _tidy_model_text(text: str) -> str:
     """Undo entities a model copied from the escaped prompt, and drop sentences it repeated."""
     import html
 
-    from bot.chunking import split_sentences
+    from bot.sources.chunking import split_sentences
 
     text = html.unescape(text)
     seen: set[str] = set()
@@ -163,8 +161,6 @@ def _tidy_model_text(text: str) -> str:
 def refusal(
     question: str, passages: list[Passage], provider: str, model: str, phash: str, why: str
 ) -> AnswerResult:
-    from bot.prompts import NO_ANSWER
-
     return AnswerResult(
         question=question,
         answer=NO_ANSWER,
@@ -190,10 +186,11 @@ def answer_question(
 ) -> AnswerResult:
     """Answer `question` from the index with checked citations."""
     started = time.perf_counter()
-    from bot.citations import check_answer
-    from bot.prompts import NO_ANSWER, answer_prompt_texts, build_answer_messages, prompt_hash
-    from bot.providers import check_provider, get_provider
-    from bot.retrieval import Filters, parse_date_bound, resolve_source, retrieve_passages
+    from bot.answer.citations import check_answer
+    from bot.answer.prompts import answer_prompt_texts, build_answer_messages, prompt_hash
+    from bot.answer.providers import check_provider, get_provider
+    from bot.core.dates import parse_date_bound
+    from bot.index.search import Filters, resolve_source, retrieve_passages
 
     options = options or AskOptions()
     settings = settings or get_settings()
@@ -267,7 +264,7 @@ def answer_question(
     usage: dict[str, int] = {}
     prefetch = None
     if name == "extractive":
-        from bot.extractive import extractive_answer
+        from bot.answer.extractive import extractive_answer
 
         text = extractive_answer(
             question, passages, store.embedder, min_relevance=settings.min_relevance

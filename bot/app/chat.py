@@ -9,13 +9,14 @@ Each turn:
    "he"/"they"/... when the question has them). A rejected reply, or the extractive provider,
    gives the deterministic rewrite: a follow-up question plus the key words of the last user turn
    ("what did he tell Russian soldiers? (Zelensky, announce)").
-3. The standalone question goes through `bot.ask.answer_question` with the session's provider and
+3. The standalone question goes through `bot.app.ask.answer_question` with the session's provider
+
    store, so the model and the index are opened once.
 
 Memory is bounded: the last MAX_TURNS turns, at most MAX_HISTORY_CHARS characters, each answer kept
 as its first MAX_ANSWER_CHARS characters without citation markers.
 
-The terminal front end (commands, the REPL, Ctrl-C cancellation, stdin line mode) is `bot.repl`.
+The terminal front end (commands, the REPL, Ctrl-C cancellation, stdin line mode) is `bot.ui.repl`.
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bot.errors import BotError
-from bot.providers import Message
-from bot.results import AnswerResult
+from bot.answer.providers import Message
+from bot.core.errors import BotError
+from bot.core.markers import MARKER_RE, strip_markers
+from bot.core.text import clip, sanitize
+from bot.core.types import AnswerResult
+from bot.core.words import content_words
 
 if TYPE_CHECKING:
-    from bot.ask import AskOptions
-    from bot.settings import Settings
+    from bot.app.ask import AskOptions
+    from bot.core.settings import Settings
 
 MAX_TURNS = 6
 MAX_HISTORY_CHARS = 6000
@@ -63,14 +67,14 @@ class ChatSession:
     last_result: AnswerResult | None = None  # for /sources (also set by /summarise)
 
     def add(self, asked: str, standalone: str, result: AnswerResult) -> None:
-        from bot.prompts import NO_ANSWER
+        from bot.core.types import NO_ANSWER
 
         answer = NO_ANSWER if result.refused else _plain_answer(result.answer)
         self.turns.append(
             Turn(
-                asked=_clip(asked, MAX_REMEMBERED_QUESTION_CHARS),
-                standalone=_clip(standalone, MAX_REMEMBERED_QUESTION_CHARS),
-                answer=_clip(answer, MAX_ANSWER_CHARS),
+                asked=clip(asked, MAX_REMEMBERED_QUESTION_CHARS),
+                standalone=clip(standalone, MAX_REMEMBERED_QUESTION_CHARS),
+                answer=clip(answer, MAX_ANSWER_CHARS),
             )
         )
         self.last_result = result
@@ -97,18 +101,7 @@ class ChatSession:
 
 
 def _plain_answer(text: str) -> str:
-    from bot.citations import MARKER_RE
-
-    return " ".join(MARKER_RE.sub(" ", text or "").split())
-
-
-def _clip(text: str, limit: int) -> str:
-    text = " ".join((text or "").split())
-    if len(text) <= limit:
-        return text
-    cut = text[:limit]
-    space = cut.rfind(" ")
-    return (cut[:space] if space > limit * 0.6 else cut).rstrip(" ,;:") + "…"
+    return strip_markers(text or "")
 
 
 # --- rewriting follow-ups -------------------------------------------------------------------------
@@ -157,8 +150,6 @@ _QUOTES = " \t\"'“”‘’`*_«»"
 def looks_like_follow_up(question: str) -> bool:
     """True when the question points back into the conversation ("he", "that deal", "and
     Kyiv?") or is too short to stand on its own."""
-    from bot.citations import content_words
-
     words = {w.lower().replace("’", "'") for w in _WORD_RE.findall(question)}
     if words & _REFERRING or _FOLLOW_UP_START.match(question):
         return True
@@ -166,8 +157,6 @@ def looks_like_follow_up(question: str) -> bool:
 
 
 def _stems(text: str) -> set[str]:
-    from bot.citations import content_words
-
     return set(content_words(text))
 
 
@@ -203,7 +192,7 @@ def _context_terms(history: list[Message], question: str, limit: int = CONTEXT_T
 def keyword_rewrite(history: list[Message], question: str) -> str:
     """The deterministic rewrite: a follow-up plus the key words of the last user turn; any other
     question as it is."""
-    from bot.ask import MAX_QUESTION_CHARS
+    from bot.app.ask import MAX_QUESTION_CHARS
 
     if not history or not looks_like_follow_up(question):
         return question
@@ -217,8 +206,7 @@ def keyword_rewrite(history: list[Message], question: str) -> str:
 def validate_rewrite(candidate: str, question: str, history: list[Message]) -> tuple[str, str]:
     """(the cleaned rewrite, "") when `candidate` is a usable standalone version of `question`;
     ("", why) otherwise."""
-    from bot.citations import MARKER_RE, is_refusal
-    from bot.render import sanitize
+    from bot.answer.citations import is_refusal
 
     lines = [line.strip() for line in sanitize(candidate or "").splitlines() if line.strip()]
     if not lines:
@@ -273,7 +261,7 @@ def rewrite_question(history: list[Message], question: str, provider: Any) -> Re
     The provider's model rewrites it when it has one (validated by `validate_rewrite`); the
     extractive provider, or a rejected rewrite, gives `keyword_rewrite`.
     """
-    from bot.prompts import build_rewrite_messages
+    from bot.answer.prompts import build_rewrite_messages
 
     if not history:
         return Rewrite(question, "none")
@@ -317,10 +305,10 @@ class Chat:
         session: ChatSession | None = None,
         notify: Callable[[str], None] | None = None,
     ) -> None:
-        from bot.ask import AskOptions, open_index
-        from bot.providers import get_provider
-        from bot.retrieval import parse_date_bound
-        from bot.settings import get_settings
+        from bot.answer.providers import get_provider
+        from bot.app.ask import AskOptions, open_index
+        from bot.core.dates import parse_date_bound
+        from bot.core.settings import get_settings
 
         self.options = options or AskOptions()
         self.settings = settings or get_settings()
@@ -354,7 +342,7 @@ class Chat:
 
         `checkpoint` is called between the rewrite and the answer; it may raise to stop the turn.
         """
-        from bot.ask import answer_question, clean_question
+        from bot.app.ask import answer_question, clean_question
 
         question = clean_question(line)
         rewrite = rewrite_question(self.session.history(), question, self.provider)
@@ -373,7 +361,7 @@ class Chat:
     def warm_up(self) -> None:
         """Load the embedding model and the BM25 index now, so the first answer does not wait
         for them (the REPL calls this in the background while the user types)."""
-        from bot.retrieval import load_lexical_index
+        from bot.index.search import load_lexical_index
 
         embedder = self.store.embedder
         embedder.embed(["warm up"])
@@ -390,11 +378,11 @@ class Chat:
         on_delta: Callable[[str], None] | None = None,
         progress: Any = None,
     ) -> AnswerResult:
-        """`/summarise [topic]`: bot.summarise with this chat's filters, provider and store."""
+        """`/summarise [topic]`: bot.app.summarise with this chat's filters, provider and store."""
         try:
-            from bot.summarise import SummariseOptions, summarise
+            from bot.app.summarise import SummariseOptions, summarise
         except ModuleNotFoundError as exc:
-            if exc.name != "bot.summarise":
+            if exc.name != "bot.app.summarise":
                 raise
             raise BotError("/summarise is not available in this version of bot") from None
 

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the `bot` package
 
 
 def default_data_dir() -> Path:
@@ -254,7 +254,7 @@ class Settings(BaseSettings):
     def use_fast_questions(self) -> bool:
         """BOT_FAST_QUESTIONS resolved: auto asks the CPU (bot/question_model.py)."""
         if self.fast_questions == "auto":
-            from bot.question_model import cpu_has_int8_dot
+            from bot.index.question_model import cpu_has_int8_dot
 
             return cpu_has_int8_dot()
         return self.fast_questions == "true"
@@ -264,7 +264,7 @@ class Settings(BaseSettings):
         return self.data_dir / "chroma"
 
 
-# Read straight from the environment, outside Settings: `bot.cli` shows tracebacks with it.
+# Read straight from the environment, outside Settings: `bot.ui.cli` shows tracebacks with it.
 ENVIRONMENT_ONLY = frozenset({"BOT_DEBUG"})
 
 
@@ -298,7 +298,7 @@ def get_settings() -> Settings:
 
     from pydantic import ValidationError
 
-    from bot.errors import BotError, BotWarning
+    from bot.core.errors import BotError, BotWarning
 
     for line in unknown_environment():
         warnings.warn(line, BotWarning, stacklevel=2)

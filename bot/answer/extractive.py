@@ -22,14 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from bot.citations import (
-    clean_text,
-    content_words,
-    no_answer_phrase,
-    passage_sentences,
-    with_markers,
-)
-from bot.results import Passage
+from bot.answer.citations import passage_sentences
+from bot.core.markers import with_markers
+from bot.core.text import replace_surrogates
+from bot.core.types import NO_ANSWER, Passage
+from bot.core.words import content_words
 
 MMR_LAMBDA = 0.7
 DUPLICATE_COSINE = 0.9
@@ -69,7 +66,7 @@ def _candidates(
     for passage in passages:
         article = str(passage.article_id)
         rank = article_rank.setdefault(article, len(article_rank))
-        body = clean_text(passage.text)
+        body = replace_surrogates(passage.text)
         for start, text in passage_sentences(body):
             if not text or len(text) > MAX_SENTENCE_CHARS or text[0].islower():
                 continue  # a lower-case start is a fragment cut at a chunk boundary
@@ -179,11 +176,11 @@ def extractive_answer(
     Returns the no-answer phrase ("The articles don't say.") when no sentence reaches
     `min_relevance`.
     """
-    question = clean_text(question)
+    question = replace_surrogates(question)
     sentences = _candidates(passages)
     question_words = frozenset(content_words(question))
     if not sentences or max_sentences < 1:
-        return no_answer_phrase()
+        return NO_ANSWER
     vectors = _vectors(
         embedder,
         [question] + [s.text for s in sentences],
@@ -200,7 +197,7 @@ def extractive_answer(
     relevance = QUESTION_COSINE_WEIGHT * cosine + (1 - QUESTION_COSINE_WEIGHT) * overlap
     eligible = relevance >= min_relevance
     if not eligible.any():
-        return no_answer_phrase()
+        return NO_ANSWER
     picked = _select(relevance, vectors[1:], sentences, max_sentences, eligible)
     picked.sort(key=lambda i: -float(relevance[i]))
     return " ".join(_cite(sentences[i]) for i in picked)
@@ -225,8 +222,8 @@ def extractive_summary(
     """
     sentences = _candidates(passages, per_article=MAX_PER_ARTICLE, limit=MAX_CANDIDATES)
     if not sentences:
-        return no_answer_phrase()
-    query = clean_text(query).strip() if query else ""
+        return NO_ANSWER
+    query = replace_surrogates(query).strip() if query else ""
     texts = [s.text for s in sentences]
     word_sets = [s.words for s in sentences]
     if query:

@@ -3,7 +3,7 @@
 One pass: discover files, skip those whose size and mtime match the manifest, load and chunk the
 rest, embed only articles the index does not hold yet (in length-sorted batches), write chunks
 before the manifest records that claim them, and forget records whose files disappeared from an
-ingested folder. See `bot.store` for the write order that makes a killed run safe to repeat.
+ingested folder. See `bot.index.store` for the write order that makes a killed run safe to repeat.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.errors import BotError, IngestFileError
-from bot.settings import Settings, bundled_seeds_dir, get_settings
+from bot.core.dates import published_ts
+from bot.core.errors import BotError, IngestFileError
+from bot.core.settings import Settings, bundled_seeds_dir, get_settings
 
 # Chunks collected before one embedding call: large enough for length-sorted batches to be dense.
 EMBED_BUFFER_CHUNKS = 512
@@ -93,21 +94,6 @@ def _lock(settings: Settings, notify: Progress) -> Any:
     return lock
 
 
-def _published_ts(published: str) -> int:
-    """Seconds since the epoch for date filters; -1 when the date is unknown."""
-    if not published:
-        return -1
-    from datetime import UTC, datetime
-
-    try:
-        value = datetime.fromisoformat(published.replace("Z", "+00:00"))
-    except ValueError:
-        return -1
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return int(value.timestamp())
-
-
 def _is_under(path: str, roots: Sequence[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
@@ -133,8 +119,8 @@ class _Run:
                 self.claims.setdefault(record_path, set()).add(article_id)
 
     def add_path(self, article: Any, record_path: str) -> None:
-        from bot.chunking import chunk_text
-        from bot.store import ArticleEntry
+        from bot.index.store import ArticleEntry
+        from bot.sources.chunking import chunk_text
 
         self.doomed.discard(article.article_id)
         entry = self.articles.get(article.article_id)
@@ -186,7 +172,7 @@ class _Run:
         self.begin_write()
         ids, docs, metas = [], [], []
         for article, chunks in self.pending:
-            ts = _published_ts(article.published)
+            ts = published_ts(article.published)
             for i, chunk in enumerate(chunks):
                 ids.append(f"{article.article_id}:{i:05d}")
                 docs.append(chunk.text)
@@ -231,8 +217,9 @@ def ingest_paths(
     embedder: Any = None,
 ) -> IngestReport:
     """Index `paths` (files or folders; the seeds when empty) and return what changed."""
-    from bot.articles import discover_files, load_file
-    from bot.store import FileEntry, drop_index, open_store
+    from bot.index.store import FileEntry, drop_index, open_store
+    from bot.sources.files import discover_files
+    from bot.sources.formats import load_file
 
     settings = settings or get_settings()
     notify = progress or Progress()
@@ -242,7 +229,7 @@ def ingest_paths(
     lock = _lock(settings, notify)
     try:
         if embedder is None:
-            from bot.embeddings import get_embedder
+            from bot.index.embeddings import get_embedder
 
             embedder = get_embedder(settings)
         if rebuild:
@@ -349,7 +336,7 @@ def ingest_paths(
 
 def _build_keyword_index(store: Any, report: IngestReport) -> None:
     """Build the new generation's BM25 index now, so the first question does not wait for it."""
-    from bot.retrieval import load_lexical_index
+    from bot.index.search import load_lexical_index
 
     try:
         load_lexical_index(store)
@@ -361,7 +348,7 @@ def _build_keyword_index(store: Any, report: IngestReport) -> None:
 
 def list_sources(settings: Settings | None = None) -> list[dict[str, Any]]:
     """The indexed articles for `bot sources`, newest first."""
-    from bot.store import open_store
+    from bot.index.store import open_store
 
     settings = settings or get_settings()
     store = open_store(settings, create=False)

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.errors import BotError, BotWarning
+from bot.core.errors import BotError, BotWarning
 
 _STARTED = time.perf_counter()  # `ask --timings` reports the time since this point, stage by stage
 # Set by a command that only read the index, so `run` may end the process at once (see there).
@@ -89,7 +89,7 @@ class _BarProgress:
 
 
 def _print_json(data: Any) -> None:
-    from bot.render import to_json_text
+    from bot.ui.render import to_json_text
 
     sys.stdout.write(to_json_text(data) + "\n")
 
@@ -106,12 +106,8 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Index articles (.txt .md .html .json .jsonl), keeping the index in step with the files."""
-    from bot.articles import safe_path
-    from bot.ingest import ingest_paths
-    from bot.render import sanitize
-
-    def _one_line(text: str) -> str:
-        return " ".join(sanitize(text).split())
+    from bot.app.ingest import ingest_paths
+    from bot.core.text import one_line, safe_path
 
     progress = _BarProgress("Indexing", enabled=not as_json)
     report = ingest_paths(paths or None, rebuild=rebuild, progress=progress)
@@ -121,13 +117,13 @@ def ingest(
         err = _stderr_console()
         for item in report.warnings:
             err.print(
-                f"warning: {safe_path(item['path'])}: {_one_line(item['warning'])}",
+                f"warning: {safe_path(item['path'])}: {one_line(item['warning'])}",
                 markup=False,
                 soft_wrap=True,  # one line per problem, however long: greppable, not re-wrapped
             )
         for item in report.errors:
             err.print(
-                f"failed: {safe_path(item['path'])}: {_one_line(item['error'])}",
+                f"failed: {safe_path(item['path'])}: {one_line(item['error'])}",
                 markup=False,
                 soft_wrap=True,
             )
@@ -143,8 +139,8 @@ def ingest(
 @app.command()
 def sources(as_json: JsonOpt = False) -> None:
     """List the indexed articles."""
-    from bot.ingest import list_sources
-    from bot.render import render_sources_table
+    from bot.app.ingest import list_sources
+    from bot.ui.render import render_sources_table
 
     rows = list_sources()
     if as_json:
@@ -179,8 +175,8 @@ def ask(
 ) -> None:
     """Answer a question from the articles, citing a checked passage for every claim."""
     command_started = time.perf_counter()
-    from bot.ask import AskOptions, answer_question
-    from bot.render import StreamPane, render_answer, to_json
+    from bot.app.ask import AskOptions, answer_question
+    from bot.ui.render import StreamPane, render_answer, to_json
 
     out = _stdout_console()
     err = _stderr_console()
@@ -199,7 +195,7 @@ def ask(
         sys.stdout.write(to_json(result) + "\n")
     else:
         render_answer(result, out)
-    if timings:  # for bench/ask.py: everything after bot.cli started, stage by stage
+    if timings:  # for bench/ask.py: everything after bot.ui.cli started, stage by stage
         stages = {"cli": (command_started - _STARTED) * 1000, "setup": setup_ms}
         stages.update(result.timings_ms)
         stages["render"] = (time.perf_counter() - render_started) * 1000
@@ -241,9 +237,9 @@ def summarise(
     chunks of each article; in extractive mode its first 20 sentences at most, and about 1,200
     sentences in all, shared evenly among the articles.
     """
-    from bot.render import StreamPane, render_summary, to_json
-    from bot.summarise import SummariseOptions
-    from bot.summarise import summarise as run_summary
+    from bot.app.summarise import SummariseOptions
+    from bot.app.summarise import summarise as run_summary
+    from bot.ui.render import StreamPane, render_summary, to_json
 
     out = _stdout_console()
     err = _stderr_console()
@@ -286,8 +282,8 @@ def chat(
     At a terminal: line editing and history, Ctrl-C cancels an answer, Ctrl-D leaves. Otherwise
     it reads one question or command per line and exits at the end of the input.
     """
-    from bot.ask import AskOptions
-    from bot.repl import run_chat
+    from bot.app.ask import AskOptions
+    from bot.ui.repl import run_chat
 
     options = AskOptions(k=k, source=source, since=since, until=until, llm=llm)
     code = run_chat(options, as_json=as_json)
@@ -299,7 +295,7 @@ def main() -> None:
     """Entry point: run the app; turn a BotError into one line on stderr and exit 1."""
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     # Start-up imports (pydantic, chromadb) only create long-lived objects: no collections until
-    # bot.store.import_chromadb freezes them and turns the collector back on.
+    # bot.index.store.import_chromadb freezes them and turns the collector back on.
     gc.disable()
     try:
         with warnings.catch_warnings():

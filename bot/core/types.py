@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+# What every answer says when the articles do not answer the question; the prompts tell the model
+# to reply with exactly this, and the checker recognises it.
+NO_ANSWER = "The articles don't say."
+
 
 @dataclass
 class Passage:

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from bot.embeddings import Embedder
-from bot.errors import BotError
-from bot.settings import Settings
+from bot.core.errors import BotError
+from bot.core.settings import Settings
+from bot.index.embeddings import Embedder
 
 SCHEMA_VERSION = 1
 _MANIFEST_VECTOR = [1.0]
@@ -184,7 +184,7 @@ def import_chromadb() -> Any:
             sys.modules[_OTLP_EXPORTER] = stand_in
         # No garbage collection while the import builds its ~half a million long-lived objects
         # (~80 ms less); then they are frozen, so later collections never walk them again.
-        # `bot.cli.main` starts with the collector off, so this is where commands turn it on.
+        # `bot.ui.cli.main` starts with the collector off, so this is where commands turn it on.
         gc.disable()
         try:
             import chromadb  # noqa: F401
@@ -632,7 +632,7 @@ def open_store(
 ) -> ArticleStore:
     """Open the index named by the settings; with `create`, make its collections if missing."""
     if embedder is None:
-        from bot.embeddings import get_embedder
+        from bot.index.embeddings import get_embedder
 
         embedder = get_embedder(settings)
     client = open_client(settings)

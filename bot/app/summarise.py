@@ -6,14 +6,15 @@ Steps:
    date filters, or the passages retrieved for `topic`. In a multi-article summary each article
    contributes at most its first BOT_SUMMARY_CHUNKS_PER_ARTICLE chunks. The selection is numbered
    ONCE, globally, 1..N; every prompt, note and citation uses these numbers.
-2. Extractive provider: `bot.extractive.extractive_summary` over the selection (no LLM). Each
+2. Extractive provider: `bot.answer.extractive.extractive_summary` over the selection (no LLM). Each
    article offers at most its first 20 sentences; with many articles the budget of candidate
    sentences is shared evenly among them (each article's first ones).
-3. LLM providers: `bot.mapreduce.llm_summary` maps batches of passages that fit the context
+3. LLM providers: `bot.app.mapreduce.llm_summary` maps batches of passages that fit the context
    window to cited notes (bounded concurrency), condenses the notes level after level when they
    do not fit one prompt, and merges them into the summary. Notes carry the original passage
    numbers, so citations survive every level.
-4. Check: the summary is checked with `bot.citations.check_answer` like an answer of `ask`, against
+4. Check: the summary is checked with `bot.answer.citations.check_answer` like an answer of `ask`,
+   against
    the passages it cites plus, for each sentence, a few passages (of other articles when it
    cites one) that share its wording, so a fact reported by several outlets cites all of them.
    Only cited passages are listed, renumbered 1..m in order of first citation, and the text is
@@ -30,10 +31,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.errors import BotError
-from bot.mapreduce import NoProgress, Run, number
-from bot.results import AnswerResult, CheckedSentence, Passage
-from bot.settings import Settings, get_settings
+from bot.app.mapreduce import NoProgress, Run, number
+from bot.core.errors import BotError
+from bot.core.markers import with_markers
+from bot.core.sentences import split_sentences
+from bot.core.settings import Settings, get_settings
+from bot.core.text import clip, sanitize
+from bot.core.types import NO_ANSWER, AnswerResult, CheckedSentence, Passage
+from bot.core.words import content_words, stated_numbers
 
 MAX_TOPIC_CHARS = 500
 # Extractive mode: candidate sentences in all (embedding them dominates the run time).
@@ -128,7 +133,7 @@ def clean_topic(topic: str | None) -> str | None:
     """The topic without control characters; None when not given, an error when blank or huge."""
     if topic is None:
         return None
-    from bot.ask import clean_input
+    from bot.app.ask import clean_input
 
     return clean_input(
         topic,
@@ -246,7 +251,7 @@ def _select(
     scope: str,
 ) -> _Selection:
     if topic and target is None:
-        from bot.retrieval import retrieve_passages
+        from bot.index.search import retrieve_passages
 
         k = max(settings.summary_topic_k, settings.top_k)
         found = retrieve_passages(
@@ -282,8 +287,6 @@ def _meta_of(p: Passage) -> dict:
 
 
 def _describe(target: Any | None, outlet: str | None, since: str | None, until: str | None) -> str:
-    from bot.render import sanitize
-
     if target is not None:
         title = " ".join(sanitize(target.title).split()) or "(untitled)"
         text = f'the article "{title}"'
@@ -315,7 +318,7 @@ def _cocite_pool(
     """The passages a summary is checked against: those it cites, plus for each sentence the few
     passages whose content words cover it best (from other articles when it cites one), so that
     other outlets' reports of the same fact can be co-cited and an uncited sentence attached."""
-    from bot.citations import content_words, lexical_support, parse_citations
+    from bot.answer.citations import lexical_support, parse_citations
 
     pool = {n: given[n] for n in _cited_numbers(text) if n in given}
     limit = len(pool) + COCITE_POOL_LIMIT
@@ -344,7 +347,7 @@ def _cocite_pool(
 
 
 def _cited_numbers(text: str) -> list[int]:
-    from bot.citations import parse_citations
+    from bot.answer.citations import parse_citations
 
     return list(dict.fromkeys(n for _, numbers in parse_citations(text) for n in numbers))
 
@@ -353,8 +356,6 @@ def _renumber(
     answer: str, sentences: list[CheckedSentence], passages: dict[int, Passage]
 ) -> tuple[str, list[CheckedSentence], list[Passage]]:
     """Keep only cited passages, numbered 1..m by first citation; rewrite the text to match."""
-    from bot.citations import with_markers
-
     mapping: dict[int, int] = {}
     for sentence in sentences:
         for n in sentence.citations:
@@ -395,7 +396,7 @@ def _check_summary(
     run: Run,
 ) -> tuple[Any, list[Passage]]:
     """check_answer twice: drop numbers never given, then score against a co-citation pool."""
-    from bot.citations import check_answer
+    from bot.answer.citations import check_answer
 
     first = check_answer(
         text,
@@ -417,8 +418,6 @@ def _check_summary(
 def disagreements(sentences: Sequence[CheckedSentence], passages: Sequence[Passage]) -> list[str]:
     """Pairs of summary sentences from different articles that say the same thing with different
     numbers ("15 people were injured" [1] / "12 people were injured" [2]), as one-line notes."""
-    from bot.citations import content_words, stated_numbers
-
     article_of = {p.n: p.article_id for p in passages}
     facts = []
     for sentence in sentences:
@@ -438,10 +437,9 @@ def disagreements(sentences: Sequence[CheckedSentence], passages: Sequence[Passa
 
 
 def _quote(sentence: CheckedSentence, limit: int = 90) -> str:
-    text = " ".join(sentence.text.split()).rstrip(".")
-    if len(text) > limit:
-        text = text[: limit - 1].rsplit(" ", 1)[0] + "…"
-    return f"“{text}” " + "".join(f"[{n}]" for n in sentence.citations)
+    return f"“{clip(sentence.text.rstrip('.'), limit)}” " + "".join(
+        f"[{n}]" for n in sentence.citations
+    )
 
 
 # --- the pipeline --------------------------------------------------------------------------------
@@ -449,8 +447,6 @@ def _quote(sentence: CheckedSentence, limit: int = 90) -> str:
 
 def _extractive_passages(passages: list[Passage], budget: int) -> list[Passage]:
     """Each article's first sentences, the budget shared evenly, as exact sub-spans."""
-    from bot.citations import sentence_spans
-
     articles = {p.article_id for p in passages}
     share = min(EXTRACTIVE_MAX_PER_ARTICLE, budget // max(1, len(articles)))
     quota = max(EXTRACTIVE_MIN_PER_ARTICLE, share)
@@ -460,7 +456,7 @@ def _extractive_passages(passages: list[Passage], budget: int) -> list[Passage]:
         left = quota - used.get(passage.article_id, 0)
         if left <= 0:
             continue
-        spans = sentence_spans(passage.text)
+        spans = split_sentences(passage.text)
         if len(spans) > left:
             end = spans[left - 1][1]
             passage = replace(passage, text=passage.text[:end], end=passage.start + end)
@@ -471,7 +467,7 @@ def _extractive_passages(passages: list[Passage], budget: int) -> list[Passage]:
 
 
 def _prompt_hash(provider: Any, store: Any, settings: Settings, length: str) -> str:
-    from bot.prompts import load_prompt, prompt_hash
+    from bot.answer.prompts import load_prompt, prompt_hash
 
     return prompt_hash(
         load_prompt("summarise_notes").text,
@@ -497,9 +493,9 @@ def summarise(
     progress: Any = None,
 ) -> AnswerResult:
     """A cited summary of the selected articles (see the module docstring)."""
-    from bot.prompts import NO_ANSWER
-    from bot.providers import get_provider
-    from bot.retrieval import Filters, parse_date_bound
+    from bot.answer.providers import get_provider
+    from bot.core.dates import parse_date_bound
+    from bot.index.search import Filters
 
     options = options or SummariseOptions()
     settings = settings or get_settings()
@@ -515,7 +511,7 @@ def summarise(
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    from bot.ask import open_index
+    from bot.app.ask import open_index
 
     store = store or open_index(settings, notify)
     timings["open_index"] = (time.perf_counter() - t0) * 1000
@@ -569,7 +565,7 @@ def summarise(
 
     t0 = time.perf_counter()
     if provider.name == "extractive":
-        from bot.extractive import extractive_summary
+        from bot.answer.extractive import extractive_summary
 
         chosen = _extractive_passages(everything, EXTRACTIVE_SENTENCE_BUDGET)
         text = extractive_summary(chosen, store.embedder, max_sentences=spec.sentences, query=topic)
@@ -581,7 +577,7 @@ def summarise(
             on_delta(text)
         timings["summarise"] = (time.perf_counter() - t0) * 1000
     else:
-        from bot.mapreduce import llm_summary
+        from bot.app.mapreduce import llm_summary
 
         made = llm_summary(
             provider,

@@ -58,13 +58,14 @@ import re
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
-from bot.results import CheckedSentence, Passage
+from bot.core.markers import MARKER_RE, marker_numbers, with_markers
+from bot.core.sentences import split_sentences
+from bot.core.text import replace_surrogates
+from bot.core.types import NO_ANSWER, CheckedSentence, Passage
+from bot.core.words import content_words, stated_numbers
 
-NO_ANSWER_FALLBACK = "The articles don't say."
-MAX_RANGE = 20  # "[1-3]" expands; "[1-500]" keeps only its two ends
 MAX_EMBEDDED_SENTENCES = 200  # longer answers: the rest is scored lexically only
 MAX_SENTENCES_PER_PASSAGE = 40
 MIN_SHARED_WORDS = 2  # a passage sentence is embedded only when it shares this many with the answer
@@ -77,24 +78,10 @@ EXTRA_CITATION_MARGIN = 0.15
 CLAUSE_MIN_WORDS = 2  # shorter pieces of a sentence are judged with their neighbour
 CLAUSE_BAR = 0.85  # a clause needs this share of min_support (see bench/check.py)
 
-# "[1]", "[1, 2]", "[1-3]", "[1–3]", "[^1]", "[Passage 2]", "［2］", "【2】",
-# and "[-1]" (reported as dropped).
-_NUM = r"\^?\s*(?:passage|source|doc(?:ument)?|ref)?\s*#?\s*-?\d+"
-MARKER_RE = re.compile(
-    rf"[\[［【]\s*(?P<body>{_NUM}(?:\s*(?:,|;|-|–|—|\bto\b|\band\b)\s*{_NUM})*)\s*[\]］】]",
-    re.IGNORECASE,
-)
-_MARKER_NUM_RE = re.compile(
-    r"(-?\d+)\s*(?:(?:-|–|—|\bto\b)\s*(?:\^?\s*[a-z]*\s*#?\s*)(\d+))?", re.I
-)
 _QUOTE_RE = re.compile(r'"[^"\n]*"|“[^”\n]*”')
-_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
 _LINE_PREFIX_RE = re.compile(r"^(\s*(?:#{1,6}\s+|>\s*|[-*+•]\s+|\d{1,3}[.)]\s+)*)")
 _WS_RE = re.compile(r"\s+")
 _SPACE_BEFORE_PUNCT_RE = re.compile(r"\s+([.,;:!?…])")
-_TOKEN_RE = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:['’][^\W\d_]+)?")
-_TERMINAL_RE = re.compile(r"([.!?…]+)$")
-_WORDS_ONLY_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")  # words, blanked to keep only numbers
 # Where a sentence may be cut into clauses: after , ; : and around dashes and brackets, and
 # before a conjunction or relative pronoun that usually opens a new claim.
 _CLAUSE_CUT_RE = re.compile(
@@ -102,27 +89,6 @@ _CLAUSE_CUT_RE = re.compile(
     r"|\s+(?=(?:and|but|while|whereas|although|though|which|who|because)\s)",
     re.IGNORECASE,
 )
-
-_STOPWORDS_TEXT = """
-a about above after again against all also am an and any are as at be because been before
-being below between both but by can could did do does doing down during each few for from
-further had has have having he her here hers herself him himself his how i if in into is it
-its itself just me more most my myself no nor not now of off on once only or other our ours
-ourselves out over own same she should so some such than that the their theirs them themselves
-then there these they this those through to too under until up very was we were what when
-where which while who whom why will with would you your yours yourself yourselves said says
-say according told tell may might must shall however mr mrs ms dr s t don't doesn't didn't
-isn't wasn't aren't weren't it's he's she's they're we're i'm that's there's
-"""
-STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
-# Spelled-out numbers match digits in the lexical score; only digits are held to the number check.
-_NUMBER_WORDS = {
-    "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
-    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13",
-    "fourteen": "14", "fifteen": "15", "sixteen": "16", "seventeen": "17", "eighteen": "18",
-    "nineteen": "19", "twenty": "20", "thirty": "30", "forty": "40", "fifty": "50", "sixty": "60",
-    "seventy": "70", "eighty": "80", "ninety": "90",
-}  # fmt: skip
 
 _REFUSAL_RE = re.compile(
     r"""^\W*(?:
@@ -160,30 +126,7 @@ class _Segment:
     numbers: list[int]
 
 
-# --- text helpers (shared with bot.extractive) --------------------------------------------------
-
-
-def clean_text(text: Any) -> str:
-    """A str with lone surrogates replaced, so regexes, encoders and tokenizers never choke."""
-    if not isinstance(text, str):
-        text = "" if text is None else str(text)
-    return _SURROGATE_RE.sub("\ufffd", text)
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Spans from bot.chunking.split_sentences, or a simple regex splitter if that fails."""
-    try:
-        from bot.chunking import split_sentences
-
-        spans = [(int(s), int(e)) for s, e in split_sentences(text)]
-        if spans or not text.strip():
-            return spans
-    except Exception:  # noqa: BLE001 - the splitter is another module's; never fail a check on it
-        pass
-    return _fallback_spans(text)
-
-
-_FALLBACK_END_RE = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9])|\n\s*\n")
+# --- passage sentences (shared with bot.answer.extractive) ----------------------------------
 
 
 def passage_sentences(body: str) -> list[tuple[int, str]]:
@@ -193,7 +136,7 @@ def passage_sentences(body: str) -> list[tuple[int, str]]:
     first's vectors in the embedder's memo.
     """
     out = []
-    for start, end in sentence_spans(body):
+    for start, end in split_sentences(body):
         text = _tidy(MARKER_RE.sub(" ", body[start:end]))
         if text:
             out.append((start, text))
@@ -205,76 +148,9 @@ def sentence_texts(passages: Sequence[Passage]) -> list[str]:
     MAX_SENTENCES_PER_PASSAGE each): embedded ahead, they wait in the embedder's memo."""
     texts: list[str] = []
     for passage in passages:
-        body = clean_text(passage.text)
+        body = replace_surrogates(passage.text)
         texts.extend(text for _, text in passage_sentences(body)[:MAX_SENTENCES_PER_PASSAGE])
     return texts
-
-
-def _fallback_spans(text: str) -> list[tuple[int, int]]:
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for match in _FALLBACK_END_RE.finditer(text):
-        end = match.end()
-        if text[start:end].strip():
-            spans.append(_strip_span(text, start, end))
-        start = end
-    if text[start:].strip():
-        spans.append(_strip_span(text, start, len(text)))
-    return spans
-
-
-def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
-
-
-@lru_cache(maxsize=65536)
-def _stem(word: str) -> str:
-    if len(word) <= 3:
-        return word
-    for suffix, repl in (
-        ("ies", "y"),
-        ("ied", "y"),
-        ("ing", ""),
-        ("edly", ""),
-        ("ed", ""),
-        ("es", ""),
-        ("s", ""),
-        ("ly", ""),
-    ):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            word = word[: -len(suffix)] + repl
-            break
-    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiouls":
-        word = word[:-1]  # "stopped" -> "stopp" -> "stop"
-    return word.rstrip("e") if len(word) > 4 else word
-
-
-def content_words(text: str) -> list[str]:
-    """Lowercased, stemmed content words of `text`; numbers as digit strings without separators."""
-    words: list[str] = []
-    for raw in _TOKEN_RE.findall(text.lower()):
-        token = raw.replace("’", "'")
-        if token[0].isdigit():
-            token = token.replace(",", "")
-            if "." in token:
-                token = token.rstrip("0").rstrip(".") if token.count(".") == 1 else token
-            words.append(token)
-            continue
-        if token.endswith("'s"):
-            token = token[:-2]
-        if token in STOPWORDS or len(token) < 2:
-            continue
-        words.append(_NUMBER_WORDS.get(token) or _stem(token))
-    return words
-
-
-def stated_numbers(text: str) -> set[str]:
-    """The numbers written in digits in `text`, normalised as in `content_words`."""
-    return {w for w in content_words(_WORDS_ONLY_RE.sub(" ", text)) if w[:1].isdigit()}
 
 
 def lexical_support(
@@ -299,51 +175,19 @@ def combine_support(lexical: float, cosine: float | None, numbers_ok: bool) -> f
     return max(0.0, min(1.0, score))
 
 
-def no_answer_phrase() -> str:
-    try:
-        from bot.prompts import NO_ANSWER
-
-        return str(NO_ANSWER)
-    except Exception:  # noqa: BLE001 - prompts.py may not define it yet
-        return NO_ANSWER_FALLBACK
-
-
 def is_refusal(text: str) -> bool:
     """True when `text` is, or starts with, a no-answer statement."""
-    text = clean_text(text).replace("’", "'").strip()
+    text = replace_surrogates(text).replace("’", "'").strip()
     if not text:
         return True
     text = MARKER_RE.sub(" ", _LINE_PREFIX_RE.sub("", text, count=1))
     head = _WS_RE.sub(" ", text).strip().lstrip("*_\"'“ ")
-    phrase = no_answer_phrase().rstrip(".")
-    if head.lower().startswith(phrase.lower()) or head.lower().startswith(
-        NO_ANSWER_FALLBACK.rstrip(".").lower()
-    ):
+    if head.lower().startswith(NO_ANSWER.rstrip(".").lower()):
         return True
     return bool(_REFUSAL_RE.match(head[:300]))
 
 
 # --- parsing --------------------------------------------------------------------------------
-
-
-def _to_int(digits: str) -> int:
-    negative = digits.startswith("-")
-    digits = digits.lstrip("-")
-    value = int(digits) if len(digits) <= 18 else 10**18
-    return -value if negative else value
-
-
-def _marker_numbers(body: str) -> list[int]:
-    numbers: list[int] = []
-    for match in _MARKER_NUM_RE.finditer(body):
-        first = _to_int(match.group(1))
-        if match.group(2) is None:
-            numbers.append(first)
-            continue
-        second = _to_int(match.group(2))
-        lo, hi = min(first, second), max(first, second)
-        numbers.extend(range(lo, hi + 1) if hi - lo <= MAX_RANGE else (first, second))
-    return numbers
 
 
 def _real_markers(text: str) -> list[re.Match[str]]:
@@ -372,12 +216,12 @@ def _dedupe(numbers: Sequence[int]) -> list[int]:
 
 def _segments(answer: str) -> list[_Segment]:
     segments: list[_Segment] = []
-    for line_no, line in enumerate(clean_text(answer).split("\n")):
+    for line_no, line in enumerate(replace_surrogates(answer).split("\n")):
         prefix = _LINE_PREFIX_RE.match(line).group(1)  # type: ignore[union-attr]
         body = line[len(prefix) :]
         if not body.strip() and not prefix.strip():
             continue
-        pieces = [body[s:e] for s, e in sentence_spans(body)] if body.strip() else []
+        pieces = [body[s:e] for s, e in split_sentences(body)] if body.strip() else []
         first_of_line = True
         for piece in pieces:
             markers = _real_markers(piece)
@@ -386,7 +230,7 @@ def _segments(answer: str) -> list[_Segment]:
             cursor = 0
             for match in markers:
                 kept.append(piece[cursor : match.start()])
-                numbers.extend(_marker_numbers(match.group("body")))
+                numbers.extend(marker_numbers(match.group("body")))
                 cursor = match.end()
             kept.append(piece[cursor:])
             text = _tidy(" ".join(kept))
@@ -394,11 +238,11 @@ def _segments(answer: str) -> list[_Segment]:
             leading: list[int] = []
             if markers and not piece[: markers[0].start()].strip():
                 head_end = markers[0].end()
-                leading = _marker_numbers(markers[0].group("body"))
+                leading = marker_numbers(markers[0].group("body"))
                 for match in markers[1:]:
                     if piece[head_end : match.start()].strip():
                         break
-                    leading.extend(_marker_numbers(match.group("body")))
+                    leading.extend(marker_numbers(match.group("body")))
                     head_end = match.end()
             same_line = segments and segments[-1].line == line_no
             if leading and segments and (same_line or not text):
@@ -423,21 +267,10 @@ def parse_citations(answer: str) -> list[tuple[str, list[int]]]:
     try:
         return [(s.text, list(s.numbers)) for s in _segments(answer)]
     except Exception:  # noqa: BLE001 - documented to never raise
-        return [(_tidy(MARKER_RE.sub(" ", clean_text(answer))), [])]
+        return [(_tidy(MARKER_RE.sub(" ", replace_surrogates(answer))), [])]
 
 
 # --- checking --------------------------------------------------------------------------------
-
-
-def with_markers(text: str, numbers: Sequence[int]) -> str:
-    """`text` with `[n]` markers before its final punctuation: "It rose [1][3]."."""
-    if not numbers:
-        return text
-    marks = "".join(f"[{n}]" for n in numbers)
-    match = _TERMINAL_RE.search(text)
-    if match and match.start() > 0:
-        return f"{text[: match.start()]} {marks}{match.group(1)}"
-    return f"{text} {marks}".strip()
 
 
 def _join(segments: Sequence[_Segment], citations: Sequence[Sequence[int]]) -> str:
@@ -468,7 +301,7 @@ def _cosines(
         answer_words = [set(content_words(s)) for s in sentences]
         ranges: dict[int, tuple[int, int]] = {}  # passage n -> its columns in the similarity matrix
         for passage in passages:
-            body = clean_text(passage.text)
+            body = replace_surrogates(passage.text)
             parts = [body] + [
                 text
                 for _, text in passage_sentences(body)
@@ -513,7 +346,7 @@ def check_answer(
     try:
         return _check(answer, passages, embedder, min_support, attach_uncited, clauses)
     except Exception:  # noqa: BLE001 - last resort: an unchecked but safe result
-        text = _tidy(MARKER_RE.sub(" ", clean_text(answer)))
+        text = _tidy(MARKER_RE.sub(" ", replace_surrogates(answer)))
         return CheckResult(
             answer=text,
             sentences=[CheckedSentence(text, [], False, 0.0)] if text else [],
@@ -535,7 +368,7 @@ def _check(
     for passage in passages or []:
         by_n.setdefault(int(passage.n), passage)
     dropped = sorted({n for s in segments for n in s.numbers if n not in by_n})
-    passage_words = {n: set(content_words(clean_text(p.text))) for n, p in by_n.items()}
+    passage_words = {n: set(content_words(replace_surrogates(p.text))) for n, p in by_n.items()}
     cosines = _cosines(
         embedder, [s.text for s in segments[:MAX_EMBEDDED_SENTENCES]], list(by_n.values())
     )

@@ -1,6 +1,7 @@
 """`bot chat`'s terminal front end: commands, the REPL, Ctrl-C cancellation and stdin line mode.
 
-The conversation itself (rewrites, memory, answering) is `bot.chat.Chat`; this module reads lines,
+The conversation itself (rewrites, memory, answering) is `bot.app.chat.Chat`; this module reads
+lines,
 dispatches `/commands` and prints what `Chat` returns, as text (rich) or as JSON lines.
 
 The REPL (prompt_toolkit, terminal only) runs each turn in a worker thread, so Ctrl-C cancels the
@@ -26,21 +27,21 @@ from typing import IO, TYPE_CHECKING, Any
 from rich.console import Console
 from rich.text import Text
 
-from bot.chat import Chat
-from bot.errors import BotError
-from bot.render import (
+from bot.app.chat import Chat
+from bot.core.errors import BotError
+from bot.core.text import sanitize
+from bot.core.types import AnswerResult
+from bot.ui.render import (
     AnswerCancelled,
     StreamPane,
     render_answer,
     render_sources,
-    sanitize,
     to_json_line,
 )
-from bot.results import AnswerResult
 
 if TYPE_CHECKING:
-    from bot.ask import AskOptions
-    from bot.chat import ChatReply, Rewrite
+    from bot.app.ask import AskOptions
+    from bot.app.chat import ChatReply, Rewrite
 
 HISTORY_FILE = "chat_history"
 PROMPT = "bot> "
@@ -242,10 +243,10 @@ class ChatFrontend:
             data["command"] = "summarise"
             self._emit(data)
         else:
-            import bot.render
+            import bot.ui.render
 
             # render_summary adds a heading saying what the summary covers (when it exists)
-            render = getattr(bot.render, "render_summary", bot.render.render_answer)
+            render = getattr(bot.ui.render, "render_summary", bot.ui.render.render_answer)
             render(result, self.console)
 
     # -- questions -------------------------------------------------------------------------------

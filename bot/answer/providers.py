@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from bot.errors import BotError
-from bot.settings import Settings, bundled_gguf_path
+from bot.core.errors import BotError
+from bot.core.settings import Settings, bundled_gguf_path
+from bot.core.text import one_line, replace_surrogates, sanitize
 
 PROVIDER_NAMES = ("auto", "openai", "local", "extractive")
 LOCAL_SEED = 1234
@@ -65,27 +66,16 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / 3.5)
 
 
-def clean_text(text: str) -> str:
-    """Replace lone surrogates and other unencodable code points so printing never crashes."""
-    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-
-
 def clean_completion(text: str) -> str:
     """A whole completion as the pipeline sees it: encodable, with no escape sequences or control
     characters (an answer of nothing but those is empty). Streamed deltas are cleaned only by
-    `clean_text`, since an escape sequence may span two deltas; whoever shows them sanitises."""
-    from bot.articles import strip_terminal_controls
-
-    return strip_terminal_controls(clean_text(text))
+    `replace_surrogates`, since an escape sequence may span two deltas; whoever shows them
+    sanitises."""
+    return sanitize(text)
 
 
 def _retries(n: int) -> str:
     return "1 retry" if n == 1 else f"{n} retries"
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 _KEY_SHAPED = re.compile(r"(sk-[A-Za-z0-9_\-*]{6,}|Bearer\s+\S+)")
@@ -231,7 +221,7 @@ class OpenAIProvider:
                         finished = True
                     model = meta.get("model_name") or model
                     usage = _usage(chunk) or usage
-                    delta = clean_text(_content_text(chunk.content))
+                    delta = replace_surrogates(_content_text(chunk.content))
                     if delta:
                         parts.append(delta)
                         on_delta(delta)
@@ -441,7 +431,7 @@ def _server_message(exc: Any) -> str:
         message = inner.get("message") if isinstance(inner, dict) else inner
     if not message:
         message = getattr(exc, "message", None) or str(exc)
-    return _redact(_one_line(str(message), 160))
+    return _redact(one_line(str(message), 160))
 
 
 def _error_code(exc: Any) -> str | None:
@@ -500,7 +490,7 @@ def _root_reason(exc: BaseException) -> str:
         if needle in text:
             return reason
     inner = chain[-1]
-    detail = _one_line(str(inner), 100)
+    detail = one_line(str(inner), 100)
     name = type(inner).__name__
     return _redact(f"{name}: {detail}" if detail else name)
 
@@ -596,7 +586,7 @@ def _load_llama(path: Path, n_ctx: int, threads: int) -> tuple[Any, threading.Lo
                 llm = load(train_ctx)
         except (ValueError, RuntimeError, OSError) as exc:
             raise BotError(
-                f"Cannot load the local model {path} ({_one_line(str(exc), 120)}); "
+                f"Cannot load the local model {path} ({one_line(str(exc), 120)}); "
                 "set BOT_LOCAL_MODEL to a valid GGUF file"
             ) from None
         entry = (llm, threading.Lock())
@@ -665,7 +655,7 @@ class LocalProvider:
                 parts: list[str] = []
                 for chunk in self._llm.create_chat_completion(**args, stream=True):
                     choices = chunk.get("choices") or [{}]
-                    delta = clean_text((choices[0].get("delta") or {}).get("content") or "")
+                    delta = replace_surrogates((choices[0].get("delta") or {}).get("content") or "")
                     if delta:
                         parts.append(delta)
                         on_delta(delta)
@@ -678,7 +668,7 @@ class LocalProvider:
                         "context: lower BOT_TOP_K or BOT_CHUNK_SIZE"
                     ) from None
                 raise BotError(
-                    f"The local model {self.model} failed ({_one_line(message, 120)}); "
+                    f"The local model {self.model} failed ({one_line(message, 120)}); "
                     "try again or set BOT_LOCAL_MODEL to another GGUF"
                 ) from None
 

@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from bot.errors import BotError
+from bot.core.errors import BotError
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from bot.settings import Settings
+    from bot.core.settings import Settings
 
 __all__ = [
     "Embedder",
@@ -182,7 +182,7 @@ class LocalMiniLM:
     @property
     def question_name(self) -> str:
         """The model that embeds questions: this one, or its fast copy (name + "+q8")."""
-        from bot.question_model import SUFFIX
+        from bot.index.question_model import SUFFIX
 
         return self.name if self.question_cache is None else f"{self.name}+{SUFFIX}"
 
@@ -244,7 +244,7 @@ class LocalMiniLM:
         return self._question_session or None
 
     def _open_fast_copy(self) -> Any:
-        from bot.question_model import fast_copy
+        from bot.index.question_model import fast_copy
 
         if self.question_cache is None:
             return None
@@ -261,7 +261,7 @@ class LocalMiniLM:
         if session is None:
             import warnings
 
-            from bot.errors import BotWarning
+            from bot.core.errors import BotWarning
 
             self.question_model_note = why
             warnings.warn(
@@ -407,7 +407,7 @@ class OpenAIEmbedder:
     batch_size = 256
 
     def __init__(self, settings: Settings | None = None) -> None:
-        from bot.settings import get_settings
+        from bot.core.settings import get_settings
 
         settings = settings or get_settings()
         if not settings.openai_api_key and not settings.openai_base_url:
@@ -482,7 +482,7 @@ _CACHE_LOCK = threading.Lock()
 
 def get_embedder(settings: Settings | None = None) -> Embedder:
     """The embedder chosen by `settings.embedding`, one shared instance per (kind, model)."""
-    from bot.settings import get_settings
+    from bot.core.settings import get_settings
 
     settings = settings or get_settings()
     kind = settings.embedding

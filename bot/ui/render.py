@@ -5,7 +5,7 @@ terminal, and is handed to rich as `Text` (never as a markup string). Model answ
 markdown after `defuse_markdown`: links become `text (url)`, images their alt text and URL, raw
 HTML and entities are shown as typed, and no hyperlink escape codes are emitted.
 
-rich is imported inside the functions: `import bot.render` stays cheap for `bot --help`.
+rich is imported inside the functions: `import bot.ui.render` stays cheap for `bot --help`.
 """
 
 from __future__ import annotations
@@ -15,36 +15,16 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from bot.results import AnswerResult, CheckedSentence, Passage
+from bot.core.markers import MARKER_RE
+from bot.core.text import clip, one_line, sanitize
+from bot.core.types import NO_ANSWER, AnswerResult, CheckedSentence, Passage
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-NO_ANSWER_FALLBACK = "The articles don't say."
 QUOTE_CHARS = 300
 UNSUPPORTED_FLAG = "⚠ unsupported"
 
-# ESC-introduced sequences. String commands (OSC, DCS, SOS, PM, APC) are removed with their payload
-# only when terminated (BEL or ST) within 4096 characters; otherwise only the introducer goes and
-# the rest stays as harmless text. 8-bit C1 forms likewise (a lone \x9d is common mojibake).
-_ESCAPE_RE = re.compile(
-    r"""
-      \x1b\][^\x07\x1b\x9c]{0,4096}(?:\x07|\x1b\\|\x9c)      # OSC (incl. OSC 8 hyperlinks)
-    | \x1b[PX^_][^\x1b\x9c]{0,4096}(?:\x1b\\|\x9c)         # DCS SOS PM APC
-    | \x1b\[[0-?]*[ -/]*[@-~]?                             # CSI
-    | \x1b[ -/]*[0-~]?                                     # other ESC sequences
-    | \x9d[^\x07\x1b\x9c]{0,4096}(?:\x07|\x9c)             # 8-bit OSC
-    | [\x90\x98\x9e\x9f][^\x1b\x9c]{0,4096}\x9c            # 8-bit DCS SOS PM APC
-    | \x9b[0-?]*[ -/]*[@-~]                                # 8-bit CSI
-    """,
-    re.VERBOSE,
-)
-# C0 (but \n and \t), DEL, C1, bidi embeddings/overrides/isolates, Unicode tag characters.
-_CONTROL_RE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]"
-)
-_SURROGATE_RE = re.compile("[\ud800-\udfff]")
-_LINE_BREAK_RE = re.compile("\r\n?|[\u2028\u2029\x85]")
 _JSON_UNSAFE_RE = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029\ud800-\udfff]")
 _WS_RE = re.compile(r"\s+")
 
@@ -67,33 +47,8 @@ _MARKDOWN_SYNTAX_RE = re.compile(
     r"|^(?: {4}|\t)|  +$",
     re.MULTILINE,
 )
-_CITATION_RE = re.compile(r"\[\d+\]")
 _PARAGRAPH_BREAK_RE = re.compile(r"\n[ \t]*\n")
 _AFTER_SENTENCE_RE = re.compile(r"(?:\s*\[\d+\])*[\"'”’)]*[.!?…]*[\"'”’)]*(?:\s*\[\d+\])*")
-
-
-def sanitize(text: Any) -> str:
-    """`text` safe to print: no escape sequences, no control characters but \\n and \\t, no bidi
-    overrides, no lone surrogates (replaced by U+FFFD). Never raises."""
-    if not isinstance(text, str):
-        text = "" if text is None else str(text)
-    text = _SURROGATE_RE.sub("\ufffd", text)
-    text = _LINE_BREAK_RE.sub("\n", text)
-    text = _ESCAPE_RE.sub("", text)
-    return _CONTROL_RE.sub("", text)
-
-
-def _one_line(text: Any) -> str:
-    return _WS_RE.sub(" ", sanitize(text)).strip()
-
-
-def _no_answer() -> str:
-    try:
-        from bot.prompts import NO_ANSWER
-
-        return str(NO_ANSWER)
-    except Exception:  # noqa: BLE001 - prompts.py may be absent or broken; the phrase is fixed
-        return NO_ANSWER_FALLBACK
 
 
 # --- markdown -------------------------------------------------------------------------------------
@@ -168,7 +123,7 @@ def _mark_unsupported(text: str, sentences: Sequence[CheckedSentence]) -> tuple[
         found = text.find(body, cursor) if body else -1
         if found < 0:
             if not sentence.supported and body:
-                missing.append(_one_line(sentence.text))
+                missing.append(one_line(sentence.text))
             continue
         end = found + len(body)
         tail = _AFTER_SENTENCE_RE.match(text, end)
@@ -185,7 +140,7 @@ def _plain_paragraphs(text: str) -> list[str] | None:
     could read any of it as syntax. Citation markers like [3] are plain text to markdown."""
     if _MARKDOWN_SYNTAX_RE.search(text):
         return None
-    uncited = _CITATION_RE.sub("", text)
+    uncited = MARKER_RE.sub("", text)
     if "[" in uncited or "]" in uncited:
         return None
     paragraphs = (
@@ -317,17 +272,6 @@ class StreamPane:
 # --- sources --------------------------------------------------------------------------------------
 
 
-def _quote(text: str, limit: int = QUOTE_CHARS) -> str:
-    text = _one_line(text)
-    if len(text) <= limit:
-        return text
-    cut = text[:limit]
-    space = cut.rfind(" ")
-    if space > limit * 0.6:
-        cut = cut[:space]
-    return cut.rstrip(" ,;:.-") + "…"
-
-
 def render_sources(
     passages: Iterable[Passage], console: Console, *, heading: str = "Sources"
 ) -> None:
@@ -341,19 +285,21 @@ def render_sources(
     console.print(Text(heading, style="bold"))
     for passage in passages:
         meta = [
-            _one_line(passage.source),
-            _one_line(passage.published)[:10] if passage.published else "date unknown",
+            one_line(passage.source),
+            one_line(passage.published)[:10] if passage.published else "date unknown",
         ]
         line = Text.assemble(
             (f"[{passage.n}] ", "bold cyan"),
-            (_one_line(passage.title) or "(untitled)", "bold"),
+            (one_line(passage.title) or "(untitled)", "bold"),
             " — " + " — ".join(m for m in meta if m),
         )
         console.print(line)
-        where = f"{_one_line(passage.path)}:{passage.start}-{passage.end}"
-        url = _one_line(passage.url)
+        where = f"{one_line(passage.path)}:{passage.start}-{passage.end}"
+        url = one_line(passage.url)
         console.print(Padding(Text(where + (f"  {url}" if url else ""), style="dim"), (0, 0, 0, 4)))
-        console.print(Padding(Text(f"“{_quote(passage.text)}”", style="italic"), (0, 0, 0, 4)))
+        console.print(
+            Padding(Text(f"“{clip(passage.text, QUOTE_CHARS)}”", style="italic"), (0, 0, 0, 4))
+        )
 
 
 def render_sources_table(rows: Sequence[dict[str, Any]], console: Console) -> None:
@@ -369,11 +315,11 @@ def render_sources_table(rows: Sequence[dict[str, Any]], console: Console) -> No
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
-            Text(_one_line(row.get("published", ""))[:10]),
-            Text(_one_line(row.get("source", ""))),
-            Text(_one_line(row.get("title", "")) or "(untitled)"),
+            Text(one_line(row.get("published", ""))[:10]),
+            Text(one_line(row.get("source", ""))),
+            Text(one_line(row.get("title", "")) or "(untitled)"),
             Text(str(row.get("chunks", ""))),
-            Text(_one_line(row.get("path", ""))),
+            Text(one_line(row.get("path", ""))),
         )
     console.print(table)
     console.print(Text(f"{len(rows)} article(s)", style="dim"))
@@ -383,18 +329,18 @@ def render_sources_table(rows: Sequence[dict[str, Any]], console: Console) -> No
 
 
 def _footer(result: AnswerResult) -> str:
-    parts = [f"{_one_line(result.provider)}/{_one_line(result.model)}".strip("/")]
+    parts = [f"{one_line(result.provider)}/{one_line(result.model)}".strip("/")]
     timings = dict(result.timings_ms or {})
     if timings:
         shown = [
-            f"{_one_line(k)} {v:.0f} ms" for k, v in timings.items() if isinstance(v, int | float)
+            f"{one_line(k)} {v:.0f} ms" for k, v in timings.items() if isinstance(v, int | float)
         ]
         if "total" not in timings:
             total = sum(v for v in timings.values() if isinstance(v, int | float))
             shown.append(f"total {total:.0f} ms")
         parts.append(", ".join(shown))
     if result.usage:
-        parts.append(", ".join(f"{_one_line(k)} {v}" for k, v in result.usage.items()))
+        parts.append(", ".join(f"{one_line(k)} {v}" for k, v in result.usage.items()))
     return " · ".join(p for p in parts if p)
 
 
@@ -402,7 +348,7 @@ def render_answer(result: AnswerResult, console: Console, *, show_passages: bool
     """The checked answer, warnings, then the numbered sources and a footer."""
     from rich.text import Text
 
-    no_answer = _no_answer()
+    no_answer = NO_ANSWER
     answer = sanitize(result.answer).strip()
     if result.refused or not answer:
         console.print(Text(no_answer, style="bold yellow"))
@@ -419,11 +365,11 @@ def render_answer(result: AnswerResult, console: Console, *, show_passages: bool
                 )
             )
         for sentence in result.sentences:
-            part = _one_line(sentence.unsupported_part or "") if not sentence.supported else ""
+            part = one_line(sentence.unsupported_part or "") if not sentence.supported else ""
             if part:
                 console.print(Text.assemble(("  no passage states: ", "dim yellow"), f"“{part}”"))
 
-    warnings = [_one_line(w) for w in result.warnings or [] if _one_line(w)]
+    warnings = [one_line(w) for w in result.warnings or [] if one_line(w)]
     dropped = sorted({n for n in result.dropped_citations or [] if isinstance(n, int)})
     if dropped and not any("removed citations" in w for w in warnings):
         shown = ", ".join(f"[{n}]" for n in dropped)
@@ -447,8 +393,8 @@ def render_answer(result: AnswerResult, console: Console, *, show_passages: bool
 
 def summary_heading(result: AnswerResult) -> str:
     """One line on what a summary covers: scope or topic, articles, passages and LLM calls."""
-    topic = _one_line(getattr(result, "topic", None) or "")
-    scope = _one_line(getattr(result, "scope", "") or "")
+    topic = one_line(getattr(result, "topic", None) or "")
+    scope = one_line(getattr(result, "scope", "") or "")
     head = f"Summary of {scope}" if scope else "Summary"
     if topic:
         head += f", on: {topic}"

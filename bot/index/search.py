@@ -22,119 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from bot.errors import BotError
-from bot.results import Passage
+from bot.core.errors import BotError
+from bot.core.types import Passage
+from bot.core.words import tokenize
 
 RRF_K = 60
 SAME_ARTICLE_BONUS = 0.15
-_TOKEN = re.compile(r"\w\w+", re.UNICODE)
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "been",
-        "but",
-        "by",
-        "did",
-        "do",
-        "does",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "he",
-        "her",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "no",
-        "not",
-        "of",
-        "on",
-        "or",
-        "our",
-        "she",
-        "so",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "to",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "about",
-        "after",
-        "again",
-        "all",
-        "also",
-        "any",
-        "because",
-        "before",
-        "being",
-        "between",
-        "both",
-        "can",
-        "could",
-        "during",
-        "each",
-        "few",
-        "further",
-        "here",
-        "just",
-        "more",
-        "most",
-        "other",
-        "over",
-        "same",
-        "should",
-        "some",
-        "such",
-        "through",
-        "under",
-        "until",
-        "up",
-        "very",
-    ]
-)
-
-
-def tokenize(text: str) -> list[str]:
-    """Lowercased word tokens without stopwords, as BM25 sees them."""
-    return [t for t in _TOKEN.findall(text.lower()) if t not in _STOPWORDS]
 
 
 @dataclass
@@ -190,26 +83,6 @@ def resolve_source(store: Any, name: str | None) -> str | None:
 def _names(names: list[str], limit: int = 8) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-def parse_date_bound(value: str | None, *, end: bool) -> int | None:
-    """`--since` / `--until` as epoch seconds; a bare date covers its whole day."""
-    if not value:
-        return None
-    from datetime import UTC, datetime, timedelta
-
-    text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise BotError(
-            f"Cannot read the date {value!r}", hint="use ISO 8601, e.g. 2023-11-24"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    if end and len(text) <= 10:
-        parsed = parsed + timedelta(days=1) - timedelta(seconds=1)
-    return int(parsed.timestamp())
 
 
 @dataclass
@@ -390,7 +263,8 @@ def mmr_select(
 
 
 def _article_groups(chunk_ids: list[str]) -> list[str]:
-    """The article of each chunk, from its id (`<article_id>:<index>`, as bot.store writes it)."""
+    """The article of each chunk, from its id (`<article_id>:<index>`, as the store
+    writes it)."""
     return [cid.rsplit(":", 1)[0] for cid in chunk_ids]
 
 

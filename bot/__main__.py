@@ -1,0 +1,5 @@
+"""`python -m bot`: the same as the `bot` command."""
+
+from bot.ui.cli import run
+
+run()

@@ -39,7 +39,9 @@ def _pieces(text: str, start: int, end: int, size: int) -> list[tuple[int, int]]
             pos += size
             continue
         ws = m.end() - 1
-        piece_end = _LAST_NONWS.match(text, pos, ws).end()  # text[pos] is not whitespace
+        last = _LAST_NONWS.match(text, pos, ws)
+        assert last is not None  # text[pos] is not whitespace
+        piece_end = last.end()
         out.append((pos, piece_end))
         nxt = _NONWS.search(text, ws, end)
         assert nxt is not None  # text[end - 1] is not whitespace

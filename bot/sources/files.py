@@ -175,9 +175,10 @@ def _decode(data: bytes, warnings: list[str]) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    encoding = _guess_encoding(data)
-    if encoding is None:
+    guessed = _guess_encoding(data)
+    if guessed is None:
         raise IngestFileError("cannot decode: not UTF-8 and no known text encoding fits")
+    encoding = guessed
     try:
         text = data.decode(encoding)
     except (UnicodeDecodeError, LookupError):

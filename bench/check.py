@@ -172,7 +172,7 @@ def build_cases(docs: int, settings: Any) -> list[dict[str, Any]]:
 
 
 def run(cases: list[dict[str, Any]], embedder: Any, min_support: float, clauses: bool) -> dict:
-    from bot.answer.citations import check_answer
+    from bot.answer.checking import check_answer
 
     out: dict[str, dict[str, Any]] = {}
     examples: dict[str, list[str]] = {}

@@ -10,13 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.answer.citations import (
-    CheckResult,
-    check_answer,
-    combine_support,
-    is_refusal,
-    parse_citations,
-)
+from bot.answer.checking import CheckResult, check_answer, combine_support
+from bot.answer.citations import is_refusal, parse_citations
 from bot.core.types import Passage
 from bot.core.words import content_words
 
@@ -426,7 +421,7 @@ HARBOUR = PASSAGES[3]
     ],
 )
 def test_clauses_of(sentence: str, expected: list[str]) -> None:
-    from bot.answer.citations import clauses_of
+    from bot.answer.checking import clauses_of
 
     assert clauses_of(sentence) == expected
     assert " ".join(clauses_of(sentence)).split() == sentence.split()  # nothing lost or reordered

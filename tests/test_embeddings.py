@@ -270,7 +270,7 @@ def test_remember_takes_stored_vectors_and_rejects_other_dimensions() -> None:
 def test_retrieval_hands_its_passage_vectors_to_the_checker(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from bot.answer.citations import check_answer
+    from bot.answer.checking import check_answer
     from bot.app.ask import open_index
     from bot.core.settings import get_settings
     from bot.index.search import retrieve_passages

@@ -9,7 +9,8 @@ import zlib
 import numpy as np
 import pytest
 
-from bot.answer.citations import check_answer, parse_citations
+from bot.answer.checking import check_answer
+from bot.answer.citations import parse_citations
 from bot.answer.extractive import extractive_answer, extractive_summary
 from bot.core.types import Passage
 from bot.core.words import content_words

@@ -139,7 +139,7 @@ def test_sources_output_has_no_control_sequences(hostile_index: Path) -> None:
 
 
 def test_check_answer_ignores_quoted_article_markers() -> None:
-    from bot.answer.citations import check_answer
+    from bot.answer.checking import check_answer
 
     passages = _passages(HOSTILE_TEXTS[:2])
     answer = (

@@ -186,7 +186,7 @@ def answer_question(
 ) -> AnswerResult:
     """Answer `question` from the index with checked citations."""
     started = time.perf_counter()
-    from bot.answer.citations import check_answer
+    from bot.answer.checking import check_answer
     from bot.answer.prompts import answer_prompt_texts, build_answer_messages, prompt_hash
     from bot.answer.providers import check_provider, get_provider
     from bot.core.dates import parse_date_bound

@@ -177,7 +177,7 @@ def _notes_from(
 
     Numbers outside `given` are dropped and recorded; an uncited note is attached to the passage
     whose words it repeats (lexical support), or left out."""
-    from bot.answer.citations import check_answer
+    from bot.answer.checking import check_answer
 
     text = tidy_model_text(reply, instructions)
     if not text:

@@ -13,7 +13,7 @@ Steps:
    window to cited notes (bounded concurrency), condenses the notes level after level when they
    do not fit one prompt, and merges them into the summary. Notes carry the original passage
    numbers, so citations survive every level.
-4. Check: the summary is checked with `bot.answer.citations.check_answer` like an answer of `ask`,
+4. Check: the summary is checked with `bot.answer.checking.check_answer` like an answer of `ask`,
    against
    the passages it cites plus, for each sentence, a few passages (of other articles when it
    cites one) that share its wording, so a fact reported by several outlets cites all of them.
@@ -318,7 +318,8 @@ def _cocite_pool(
     """The passages a summary is checked against: those it cites, plus for each sentence the few
     passages whose content words cover it best (from other articles when it cites one), so that
     other outlets' reports of the same fact can be co-cited and an uncited sentence attached."""
-    from bot.answer.citations import lexical_support, parse_citations
+    from bot.answer.checking import lexical_support
+    from bot.answer.citations import parse_citations
 
     pool = {n: given[n] for n in _cited_numbers(text) if n in given}
     limit = len(pool) + COCITE_POOL_LIMIT
@@ -396,7 +397,7 @@ def _check_summary(
     run: Run,
 ) -> tuple[Any, list[Passage]]:
     """check_answer twice: drop numbers never given, then score against a co-citation pool."""
-    from bot.answer.citations import check_answer
+    from bot.answer.checking import check_answer
 
     first = check_answer(
         text,

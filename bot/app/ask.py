@@ -12,12 +12,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.core.errors import BotError
 from bot.core.settings import Settings, get_settings
 from bot.core.text import sanitize
 from bot.core.types import NO_ANSWER, AnswerResult, CheckedSentence, Passage
+
+if TYPE_CHECKING:
+    from bot.answer.providers import ChatModel, Provider
+    from bot.index.embeddings import Embedder
 
 MAX_QUESTION_CHARS = 2000
 ANSWER_MAX_TOKENS = 512
@@ -83,26 +87,26 @@ def _embed_ahead(settings: Settings, question: str) -> threading.Thread | None:
 
         with contextlib.suppress(Exception):
             # Loads the index model too (its tokenizer is shared), which the checker needs.
-            get_embedder(settings).embed_question([question])
+            get_embedder(settings).embed_questions([question])
 
     return _in_thread(run, "embed-ahead")
 
 
 def _embed_while_waiting(
-    provider: str, embedder: Any, passages: list[Passage]
+    llm: ChatModel, embedder: Embedder, passages: list[Passage]
 ) -> threading.Thread | None:
-    """While a remote model (openai) writes the answer and this machine's CPU idles, embed the
-    passage sentences the checker will compare the answer with: checking then embeds only the
-    answer's own sentences. Not for the local model, which needs the CPU itself."""
-    if provider != "openai" or getattr(embedder, "memo", None) is None:
+    """While a remote model writes the answer and this machine's CPU idles, embed the passage
+    sentences the checker will compare the answer with: checking then embeds only the answer's
+    own sentences. Not for a model that needs the CPU itself."""
+    if llm.shares_cpu:
         return None
     from bot.answer.citations import sentence_texts
 
-    texts = sentence_texts(passages)[: getattr(embedder, "memo_max_call", 256)]
+    texts = sentence_texts(passages)
 
     def run() -> None:
         with contextlib.suppress(Exception):  # the checker embeds what is missing itself
-            embedder.embed(texts)
+            embedder.warm(texts)
 
     return _in_thread(run, "embed-passages")
 
@@ -122,19 +126,19 @@ def open_index(settings: Settings, notify: Callable[[str], None] | None = None) 
     return open_store(settings, store.embedder, create=False)
 
 
-def _fit_passages(provider: Any, question: str, passages: list[Passage]) -> list[Passage]:
+def _fit_passages(llm: ChatModel, question: str, passages: list[Passage]) -> list[Passage]:
     """Drop the least relevant passages until the prompt fits the model's context window."""
     from bot.answer.prompts import build_answer_messages
 
-    budget = provider.context_tokens - ANSWER_MAX_TOKENS - 64
+    budget = llm.context_tokens - ANSWER_MAX_TOKENS - 64
     kept = list(passages)
     while kept:
         messages = build_answer_messages(question, kept)
-        if sum(provider.count_tokens(m.content) for m in messages) <= budget:
+        if sum(llm.count_tokens(m.content) for m in messages) <= budget:
             return kept
         kept = kept[:-1]
     raise BotError(
-        f"The prompt does not fit the model's context window ({provider.context_tokens} tokens)",
+        f"The prompt does not fit the model's context window ({llm.context_tokens} tokens)",
         hint="raise BOT_LLM_CONTEXT_TOKENS or lower BOT_CHUNK_SIZE and rebuild",
     )
 
@@ -179,16 +183,17 @@ def answer_question(
     options: AskOptions | None = None,
     *,
     settings: Settings | None = None,
-    provider: Any = None,
+    provider: Provider | None = None,
     store: Any = None,
     on_delta: Callable[[str], None] | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> AnswerResult:
-    """Answer `question` from the index with checked citations."""
+    """Answer `question` from the index with checked citations. `provider` defaults to what
+    `options.llm` (or BOT_LLM) chooses; its model is made only when an answer needs it."""
     started = time.perf_counter()
     from bot.answer.citations import check_answer
     from bot.answer.prompts import answer_prompt_texts, build_answer_messages, prompt_hash
-    from bot.answer.providers import check_provider, get_provider
+    from bot.answer.providers import get_provider
     from bot.core.dates import parse_date_bound
     from bot.index.search import Filters, resolve_source, retrieve_passages
 
@@ -206,9 +211,8 @@ def answer_question(
     import numpy  # noqa: F401 - before any thread: two threads importing numpy at once can fail
 
     # No key, no model file: say so before any work. The model itself is loaded only when asked.
-    name, model = (
-        (provider.name, provider.model) if provider else check_provider(settings, options.llm)
-    )
+    provider = provider or get_provider(settings, options.llm)
+    name, model = provider.name, provider.model
     embedding = _embed_ahead(settings, question) if store is None else None
     try:
         _import_heavy(settings)
@@ -240,7 +244,7 @@ def answer_question(
         name,
         model,
         str(k),
-        getattr(store.embedder, "question_name", store.embedder.name),
+        store.embedder.question_name,
         f"{settings.min_relevance}/{settings.min_support}",
     )
     if not passages or found.best_dense < settings.min_relevance:
@@ -253,17 +257,18 @@ def answer_question(
         result.timings_ms = timings
         return result
 
-    if provider is None and name != "extractive":
-        # Loaded here, not in a thread during the imports: llama-cpp-python's own import needs
-        # the GIL, and the two slowed each other down more than the overlap saved (measured).
-        t0 = time.perf_counter()
-        provider = get_provider(settings, options.llm)
+    # Made here, not in a thread during the imports: llama-cpp-python's own import needs the GIL,
+    # and the two slowed each other down more than the overlap saved.
+    t0 = time.perf_counter()
+    fresh = not provider.loaded
+    llm = provider.llm()
+    if llm is not None and fresh:
         timings["llm_load"] = (time.perf_counter() - t0) * 1000
 
     t0 = time.perf_counter()
     usage: dict[str, int] = {}
     prefetch = None
-    if name == "extractive":
+    if llm is None:
         from bot.answer.extractive import extractive_answer
 
         text = extractive_answer(
@@ -272,10 +277,10 @@ def answer_question(
         if on_delta:
             on_delta(text)
     else:
-        passages = _fit_passages(provider, question, passages)
-        prefetch = _embed_while_waiting(name, store.embedder, passages)
+        passages = _fit_passages(llm, question, passages)
+        prefetch = _embed_while_waiting(llm, store.embedder, passages)
         try:
-            completion = provider.complete(
+            completion = llm.complete(
                 build_answer_messages(question, passages),
                 max_tokens=ANSWER_MAX_TOKENS,
                 on_delta=on_delta,

@@ -336,85 +336,114 @@ def _condense(
     llm: ChatModel,
     topic: str,
     notes: list[Note],
+    final_room: int,
+    *,
     by_n: dict[int, Passage],
     settings: Settings,
     run: Run,
     progress: Progress,
-    final_room: int,
 ) -> list[Note]:
     """Merge groups of notes into shorter notes until they fit `final_room` tokens."""
-    from bot.answer.prompts import build_summarise_merge_messages
-
-    out_tokens = min(CONDENSE_MAX_TOKENS, llm.context_tokens // 4)
     level = 1
     while sum(_note_tokens(llm, notes)) > final_room:
         level += 1
         if level > MAX_MERGE_LEVELS:
             break
-        bullets = max(3, out_tokens // 40)
-        instructions = _CONDENSE_INSTRUCTIONS.format(bullets=bullets)
-        room = _budget(llm, out_tokens) - _merge_overhead(llm, topic, instructions)
-        groups: list[list[Note]] = []
-        used = 0
-        for note, cost in zip(notes, _note_tokens(llm, notes), strict=True):
-            if groups and groups[-1] and used + cost <= room:
-                groups[-1].append(note)
-                used += cost
-            else:
-                groups.append([note])
-                used = cost
-        progress.note(f"Merging {len(notes)} notes in {len(groups)} groups (level {level})…")
-        progress.start(len(groups))
-        try:
-            replies = _call_all(
-                llm,
-                [
-                    build_summarise_merge_messages(
-                        topic, "\n".join(n.line() for n in group), instructions
-                    )
-                    for group in groups
-                ],
-                max_tokens=out_tokens,
-                workers=_workers(llm, settings),
-                progress=progress,
-            )
-        finally:
-            progress.stop()
-        merged: list[Note] = []
-        echo = build_summarise_merge_messages(topic, "", instructions)[-1].content
-        failed = 0
-        for group, completion in zip(groups, replies, strict=True):
-            run.add(completion)
-            given = {n: by_n[n] for note in group for n in note.citations if n in by_n}
-            condensed, _ = _notes_from(completion.text, given, run, settings.min_support, echo)
-            if not condensed:  # nothing traceable came back: keep the group's first notes
-                failed += 1
-                condensed = group[: max(1, len(group) // 3)]
-            merged.extend(condensed)
-        if failed:
-            run.warnings.append(
-                f"condensing {failed} of {len(groups)} groups of notes gave nothing traceable; "
-                "their first notes were kept"
-            )
+        merged = _condense_level(
+            llm, topic, notes, level, by_n=by_n, settings=settings, run=run, progress=progress
+        )
         run.levels = level - 1
         if sum(_note_tokens(llm, merged)) >= sum(_note_tokens(llm, notes)):
             notes = merged
             break  # no progress: truncate below rather than loop
         notes = merged
-    costs = _note_tokens(llm, notes)
-    if sum(costs) > final_room:
-        kept, used = [], 0
-        for note, cost in zip(notes, costs, strict=True):
-            if used + cost > final_room:
-                break
-            kept.append(note)
+    return _truncate(llm, notes, final_room, run)
+
+
+def _group(llm: ChatModel, notes: list[Note], room: int) -> list[list[Note]]:
+    """Consecutive notes packed into groups of at most `room` tokens (a longer note alone)."""
+    groups: list[list[Note]] = []
+    used = 0
+    for note, cost in zip(notes, _note_tokens(llm, notes), strict=True):
+        if groups and groups[-1] and used + cost <= room:
+            groups[-1].append(note)
             used += cost
-        run.warnings.append(
-            f"the notes did not fit the model's context; {len(notes) - len(kept)} of "
-            f"{len(notes)} were left out of the final merge"
+        else:
+            groups.append([note])
+            used = cost
+    return groups
+
+
+def _condense_level(
+    llm: ChatModel,
+    topic: str,
+    notes: list[Note],
+    level: int,
+    *,
+    by_n: dict[int, Passage],
+    settings: Settings,
+    run: Run,
+    progress: Progress,
+) -> list[Note]:
+    """One level of the hierarchical merge: each group of notes condensed by one call."""
+    from bot.answer.prompts import build_summarise_merge_messages
+
+    out_tokens = min(CONDENSE_MAX_TOKENS, llm.context_tokens // 4)
+    instructions = _CONDENSE_INSTRUCTIONS.format(bullets=max(3, out_tokens // 40))
+    room = _budget(llm, out_tokens) - _merge_overhead(llm, topic, instructions)
+    groups = _group(llm, notes, room)
+    progress.note(f"Merging {len(notes)} notes in {len(groups)} groups (level {level})…")
+    progress.start(len(groups))
+    try:
+        replies = _call_all(
+            llm,
+            [
+                build_summarise_merge_messages(
+                    topic, "\n".join(n.line() for n in group), instructions
+                )
+                for group in groups
+            ],
+            max_tokens=out_tokens,
+            workers=_workers(llm, settings),
+            progress=progress,
         )
-        notes = kept
-    return notes
+    finally:
+        progress.stop()
+    merged: list[Note] = []
+    echo = build_summarise_merge_messages(topic, "", instructions)[-1].content
+    failed = 0
+    for group, completion in zip(groups, replies, strict=True):
+        run.add(completion)
+        given = {n: by_n[n] for note in group for n in note.citations if n in by_n}
+        condensed, _ = _notes_from(completion.text, given, run, settings.min_support, echo)
+        if not condensed:  # nothing traceable came back: keep the group's first notes
+            failed += 1
+            condensed = group[: max(1, len(group) // 3)]
+        merged.extend(condensed)
+    if failed:
+        run.warnings.append(
+            f"condensing {failed} of {len(groups)} groups of notes gave nothing traceable; "
+            "their first notes were kept"
+        )
+    return merged
+
+
+def _truncate(llm: ChatModel, notes: list[Note], final_room: int, run: Run) -> list[Note]:
+    """The first notes that fit `final_room` tokens; a warning when some are left out."""
+    costs = _note_tokens(llm, notes)
+    if sum(costs) <= final_room:
+        return notes
+    kept, used = [], 0
+    for note, cost in zip(notes, costs, strict=True):
+        if used + cost > final_room:
+            break
+        kept.append(note)
+        used += cost
+    run.warnings.append(
+        f"the notes did not fit the model's context; {len(notes) - len(kept)} of "
+        f"{len(notes)} were left out of the final merge"
+    )
+    return kept
 
 
 def llm_summary(
@@ -451,7 +480,9 @@ def llm_summary(
     instructions += FINAL_FORMAT
     out_tokens = min(max_tokens, llm.context_tokens // 3)
     final_room = _budget(llm, out_tokens) - _merge_overhead(llm, subject, instructions)
-    notes = _condense(llm, subject, notes, by_n, settings, run, progress, final_room)
+    notes = _condense(
+        llm, subject, notes, final_room, by_n=by_n, settings=settings, run=run, progress=progress
+    )
     given = {n: by_n[n] for note in notes for n in note.citations if n in by_n}
     completion = llm.complete(
         build_summarise_merge_messages(

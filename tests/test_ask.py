@@ -3,53 +3,30 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from typer.testing import CliRunner
 
 from bot.answer.prompts import NO_ANSWER
-from bot.answer.providers import Completion, Message
+from bot.answer.providers import Message
 from bot.app.ask import AskOptions, answer_question
 from bot.core.errors import BotError
 
+from .fakes import FakeChatModel, fake_provider
 from .llm_server import CASSETTE_MODEL, use_recorded_server
 
 QUESTION = "what did Zelensky announce?"
 
 
-class QueuedChat:
-    """A deterministic chat model: returns queued replies and records the prompts it saw."""
-
-    name = "openai"
-    model = "fake-chat"
-    context_tokens = 8192
-
-    def __init__(self, *replies: str) -> None:
-        self.replies = list(replies)
-        self.seen: list[list[Message]] = []
-
-    def count_tokens(self, text: str) -> int:
-        return len(text) // 4 + 1
-
-    def complete(self, messages, *, max_tokens=None, on_delta=None) -> Completion:
-        self.seen.append(messages)
-        text = self.replies.pop(0)
-        if on_delta:
-            for word in text.split(" "):
-                on_delta(word + " ")
-        return Completion(
-            text, self.name, self.model, {"prompt_tokens": 10, "completion_tokens": 5}
-        )
-
-
 def test_first_run_ingests_the_seeds_and_answers_with_checked_citations() -> None:
     notes: list[str] = []
-    model = QueuedChat(
+    model = FakeChatModel(
         "Zelensky announced that Ukrainian prisoners with military experience will be released "
         "from custody if they agree to join the fight [1]. The moon is made of cheese [2]. "
         "He also thanked Belgium [99]."
     )
-    result = answer_question(QUESTION, provider=model, notify=notes.append)
+    result = answer_question(QUESTION, provider=fake_provider(model), notify=notes.append)
     assert any("seed" in n for n in notes)
     assert not result.refused
     assert result.provider == "openai" and result.model == "fake-chat"
@@ -67,24 +44,28 @@ def test_first_run_ingests_the_seeds_and_answers_with_checked_citations() -> Non
 
 
 def test_weak_retrieval_refuses_without_calling_the_model() -> None:
-    model = QueuedChat()  # any call would fail: the queue is empty
-    result = answer_question("What is the boiling point of tungsten in kelvin?", provider=model)
+    model = FakeChatModel()  # any call would fail: the queue is empty
+    result = answer_question(
+        "What is the boiling point of tungsten in kelvin?", provider=fake_provider(model)
+    )
     assert result.refused and result.answer == NO_ANSWER
     assert result.passages, "the closest passages are still shown"
     assert model.seen == []
 
 
 def test_model_that_says_the_articles_dont_say_is_a_refusal() -> None:
-    result = answer_question(QUESTION, provider=QueuedChat(NO_ANSWER))
+    result = answer_question(QUESTION, provider=fake_provider(FakeChatModel(NO_ANSWER)))
     assert result.refused and result.answer == NO_ANSWER
 
 
 def test_uncited_sentences_are_attached_to_their_best_passage() -> None:
     result = answer_question(
         QUESTION,
-        provider=QueuedChat(
-            "Zelensky announced that Ukrainian prisoners with real combat experience will be "
-            "released from custody to defend Ukraine."
+        provider=fake_provider(
+            FakeChatModel(
+                "Zelensky announced that Ukrainian prisoners with real combat experience will be "
+                "released from custody to defend Ukraine."
+            )
         ),
     )
     assert result.sentences[0].citations, "a supported uncited sentence gets its passage"
@@ -93,8 +74,12 @@ def test_uncited_sentences_are_attached_to_their_best_passage() -> None:
 
 def test_filters_that_match_nothing_refuse_clearly() -> None:
     with pytest.raises(BotError, match="No indexed article is from 'No Such Outlet'"):
-        answer_question(QUESTION, AskOptions(source="No Such Outlet"), provider=QueuedChat())
-    result = answer_question(QUESTION, AskOptions(until="1999-01-01"), provider=QueuedChat())
+        answer_question(
+            QUESTION, AskOptions(source="No Such Outlet"), provider=fake_provider(FakeChatModel())
+        )
+    result = answer_question(
+        QUESTION, AskOptions(until="1999-01-01"), provider=fake_provider(FakeChatModel())
+    )
     assert result.refused and result.passages == []
     assert "no indexed passage matches the filters" in result.warnings[0]
 
@@ -102,7 +87,7 @@ def test_filters_that_match_nothing_refuse_clearly() -> None:
 @pytest.mark.parametrize("question", ["", "   ", "\x1b[31m\x07", "x" * 100_000])
 def test_bad_questions_are_clear_errors(question: str) -> None:
     with pytest.raises(BotError):
-        answer_question(question, provider=QueuedChat())
+        answer_question(question, provider=fake_provider(FakeChatModel()))
 
 
 def test_extractive_answer_cites_the_prisoner_release() -> None:
@@ -173,21 +158,25 @@ def test_ask_through_a_recorded_openai_compatible_server(monkeypatch: pytest.Mon
     assert all(set(s.citations) <= numbers for s in result.sentences)
 
 
-class RemoteChat(QueuedChat):
-    """A queued model that, like a remote server, answers only after a while: here, once the
-    bot's passage-embedding thread has finished (so the test does not depend on timing)."""
+def _after_the_passage_thread(
+    answer: str, log: list[str], before: list[str]
+) -> Callable[[list[Message]], str]:
+    """A reply that, like a remote server's, comes only after a while: here, once the bot's
+    passage-embedding thread has finished (so the test does not depend on timing). `before`
+    receives what `log` holds by then."""
+    import threading
+    import time
 
-    def complete(self, messages, *, max_tokens=None, on_delta=None) -> Completion:
-        import threading
-        import time
-
+    def reply(messages: list[Message]) -> str:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and any(
             t.name == "embed-passages" for t in threading.enumerate()
         ):
             time.sleep(0.01)
-        self.embedded_before_reply = list(self.log)
-        return super().complete(messages, max_tokens=max_tokens, on_delta=on_delta)
+        before.extend(log)
+        return answer
+
+    return reply
 
 
 def test_passage_sentences_are_embedded_while_a_remote_model_answers(
@@ -208,14 +197,14 @@ def test_passage_sentences_are_embedded_while_a_remote_model_answers(
     monkeypatch.setattr(store.embedder, "_embed", logged)
     store.embedder.memo.clear()  # the embedder is shared: earlier tests filled its memo
     answer = "Zelensky announced that prisoners with combat experience would be released [1]."
-    model = RemoteChat(answer)
-    model.log = log
-    result = answer_question(QUESTION, provider=model, store=store)
+    before_reply: list[str] = []
+    model = FakeChatModel(_after_the_passage_thread(answer, log, before_reply))
+    result = answer_question(QUESTION, provider=fake_provider(model), store=store)
     assert not result.refused and result.sentences[0].supported
     ahead = set(sentence_texts(result.passages))
-    assert ahead and ahead <= set(model.embedded_before_reply)
+    assert ahead and ahead <= set(before_reply)
     # After the reply, checking embedded only the answer's own sentence: nothing twice.
-    after = log[len(model.embedded_before_reply) :]
+    after = log[len(before_reply) :]
     assert after == [result.sentences[0].text]
 
 

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from bot.core.text import safe_path
@@ -24,6 +23,7 @@ from tests.bad_input_corpus import (
     write_long_line,
     written_elsewhere,
 )
+from tests.fakes import HashEmbedder
 
 REPO = Path(__file__).resolve().parent.parent
 GOOD = {"seed", "utf16_bom", "latin1", "crlf", "ansi_control", "utf32_bom", "bidi_override"}
@@ -202,25 +202,12 @@ def test_cli_text_output_one_line_per_failure(cli_runs: dict[str, Any]) -> None:
     assert " failed;" in text_run.stdout
 
 
-class _CheapEmbedder:
-    name = "test-cheap"
-    dimension = 8
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for i, t in enumerate(texts):
-            out[i, len(t) % self.dimension] = 1.0
-        return out
-
-
 @pytest.fixture
 def cheap_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process runs embed with a trivial model (the files, not the vectors, are under test)."""
     import bot.index.embeddings
 
-    monkeypatch.setattr(
-        bot.index.embeddings, "get_embedder", lambda settings=None: _CheapEmbedder()
-    )
+    monkeypatch.setattr(bot.index.embeddings, "get_embedder", lambda settings=None: HashEmbedder())
 
 
 def test_ingest_paths_bad_corpus(tmp_path: Path, cheap_embedder: None) -> None:
@@ -230,7 +217,7 @@ def test_ingest_paths_bad_corpus(tmp_path: Path, cheap_embedder: None) -> None:
 
     folder = tmp_path / "corpus"
     kinds = write_bad_corpus(folder)
-    report = ingest_paths([folder], embedder=_CheapEmbedder())
+    report = ingest_paths([folder], embedder=HashEmbedder())
     rows = list_sources()
     overrides = _in_process_expectations(folder, kinds)
     _check_outcomes(folder, kinds, report.to_json(), _indexed_paths(rows), overrides)
@@ -239,7 +226,7 @@ def test_ingest_paths_bad_corpus(tmp_path: Path, cheap_embedder: None) -> None:
     assert len(ansi) == 1 and ansi[0]["title"] == "Red alert in the Ansitown harbour."
     # stored chunk texts: no escape remnants, no NUL, no leaked external entity
     texts: dict[str, str] = {}
-    store = open_store(get_settings(), _CheapEmbedder())
+    store = open_store(get_settings(), HashEmbedder())
     for _, meta, doc in store.iter_chunks():
         texts[meta["path"]] = texts.get(meta["path"], "") + doc
         assert SECRET_TOKEN not in doc
@@ -252,7 +239,7 @@ def test_ingest_paths_bad_corpus(tmp_path: Path, cheap_embedder: None) -> None:
     assert warned[str(folder / "nul_mid.txt")] == "dropped 1 stray NUL byte"
     assert "aliases" in warned[str(folder / "alias_bomb.md")]
     assert "\u202e" not in texts[str(folder / "bidi.txt")]
-    again = ingest_paths([folder], embedder=_CheapEmbedder())
+    again = ingest_paths([folder], embedder=HashEmbedder())
     assert again.added == again.updated == again.removed == 0
     assert again.failed == report.failed
     assert list_sources() == rows
@@ -272,14 +259,14 @@ def test_good_index_survives_bad_corpus(tmp_path: Path, cheap_embedder: None) ->
 
     folder = tmp_path / "corpus"
     write_bad_corpus(folder, bad=False)
-    first = ingest_paths([folder], embedder=_CheapEmbedder())
+    first = ingest_paths([folder], embedder=HashEmbedder())
     assert first.failed == 0 and first.added >= 2
     before = {r["article_id"]: r for r in list_sources()}
 
     write_bad_corpus(folder, seeds=False)  # the bad files join the same folder
     seed = sorted((folder / "seeds").iterdir())[0]
     seed.write_bytes(b"\x00garbage\x00" * 100)  # and a good file turns bad after indexing
-    report = ingest_paths([folder], embedder=_CheapEmbedder())
+    report = ingest_paths([folder], embedder=HashEmbedder())
     assert report.failed > 0
     assert any(e["path"] == str(seed) for e in report.errors)
     after = {r["article_id"]: r for r in list_sources()}
@@ -299,7 +286,7 @@ def test_ten_mb_single_line_ingests(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     get_settings.cache_clear()
     path = write_long_line(tmp_path / "long")
     started = time.perf_counter()
-    report = ingest_paths([path], embedder=_CheapEmbedder())
+    report = ingest_paths([path], embedder=HashEmbedder())
     assert report.failed == 0 and report.added == 1, report.errors
     assert report.chunks_embedded >= 10 * 1024 * 1024 // 20000
     assert time.perf_counter() - started < 40
@@ -312,7 +299,7 @@ def test_fifty_mb_file_one_clear_failure(tmp_path: Path) -> None:
     folder.mkdir()
     with open(folder / "big.txt", "wb") as fh:
         fh.truncate(50 * 1024 * 1024)
-    report = ingest_paths([folder], embedder=_CheapEmbedder())
+    report = ingest_paths([folder], embedder=HashEmbedder())
     assert report.failed == 1 and len(report.errors) == 1
     message = report.errors[0]["error"]
     assert "too large" in message and "BOT_MAX_FILE_MB" in message and "\n" not in message

@@ -13,14 +13,13 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from bot.answer.providers import Completion, Message
+from bot.answer.providers import Message
 from bot.app.chat import (
     MAX_TURNS,
     Chat,
@@ -35,8 +34,8 @@ from bot.core.types import AnswerResult
 from bot.ui.repl import AnswerCancelled, ChatFrontend, TurnRunner
 
 from .conftest import REPO, SEEDS
+from .fakes import FakeChatModel, fake_provider
 from .llm_server import CASSETTE_MODEL, FakeOpenAIServer, Reply, chat_chunk, use_recorded_server
-from .test_ask import QueuedChat
 
 FIRST = "what did Zelensky announce?"
 FOLLOW_UP = "what did he tell Russian soldiers?"
@@ -77,13 +76,6 @@ def _article(lines: list[str]) -> str:
     """Front matter (title, date, outlet) and the body, one sentence a line."""
     title, published, *body = lines
     return "\n".join(["---", title, published, "source: Example Wire", "---", *body]) + "\n"
-
-
-class RecordingChat(QueuedChat):
-    """test_ask's queued-reply fake, plus the text of each prompt it was sent."""
-
-    def prompt(self, i: int) -> str:
-        return "\n".join(m.content for m in self.seen[i])
 
 
 ZELENSKY_ANSWER = (
@@ -192,8 +184,11 @@ def test_fake_model_rewrites_and_the_answer_uses_the_rewrite(
 ) -> None:
     import bot.answer.providers
 
-    model = RecordingChat(ZELENSKY_ANSWER, f'Standalone question: "{STANDALONE}"', SOLDIERS_ANSWER)
-    monkeypatch.setattr(bot.answer.providers, "get_provider", lambda settings, override=None: model)
+    model = FakeChatModel(ZELENSKY_ANSWER, f'Standalone question: "{STANDALONE}"', SOLDIERS_ANSWER)
+    provider = fake_provider(model)
+    monkeypatch.setattr(
+        bot.answer.providers, "get_provider", lambda settings, override=None: provider
+    )
     result = _invoke(["--llm", "openai"], [FIRST, FOLLOW_UP, "/sources"])
     assert result.exit_code == 0, result.output
     assert len(model.seen) == 3  # answer, rewrite, answer: the first question needs no rewrite
@@ -236,8 +231,11 @@ def test_control_characters_never_reach_the_output(monkeypatch: pytest.MonkeyPat
     import bot.answer.providers
 
     evil = "\x1b]0;pwned\x07What did \x1b[2JZelensky tell Russian\x9b31m soldiers?\x07"
-    model = RecordingChat(ZELENSKY_ANSWER, evil, SOLDIERS_ANSWER + "\x1b[5m")
-    monkeypatch.setattr(bot.answer.providers, "get_provider", lambda settings, override=None: model)
+    model = FakeChatModel(ZELENSKY_ANSWER, evil, SOLDIERS_ANSWER + "\x1b[5m")
+    provider = fake_provider(model)
+    monkeypatch.setattr(
+        bot.answer.providers, "get_provider", lambda settings, override=None: provider
+    )
     result = _invoke(["--llm", "openai"], ["what did \x1b[31mZelensky\x07 announce?", FOLLOW_UP])
     assert result.exit_code == 0, result.output
     for stream in (result.stdout, result.stderr):
@@ -290,8 +288,8 @@ def _history() -> list[Message]:
     ],
 )
 def test_bad_model_rewrites_fall_back_to_keywords(reply: str, why: str) -> None:
-    model = RecordingChat(reply)
-    rewrite = rewrite_question(_history(), FOLLOW_UP, model)
+    model = FakeChatModel(reply)
+    rewrite = rewrite_question(_history(), FOLLOW_UP, fake_provider(model))
     assert rewrite.method == "keywords"
     assert rewrite.rejected and why in rewrite.rejected
     assert rewrite.question == f"{FOLLOW_UP} (Zelensky, announce)"
@@ -309,15 +307,15 @@ def test_bad_model_rewrites_fall_back_to_keywords(reply: str, why: str) -> None:
     ],
 )
 def test_good_model_rewrites_are_used(reply: str) -> None:
-    rewrite = rewrite_question(_history(), FOLLOW_UP, RecordingChat(reply))
+    rewrite = rewrite_question(_history(), FOLLOW_UP, fake_provider(FakeChatModel(reply)))
     assert rewrite.method == "model" and rewrite.rejected is None
     assert rewrite.question.startswith("What did") and rewrite.question.endswith("soldiers?")
     assert "Zelensky" in rewrite.question and '"' not in rewrite.question
 
 
 def test_no_history_means_no_model_call() -> None:
-    model = RecordingChat()
-    rewrite = rewrite_question([], FOLLOW_UP, model)
+    model = FakeChatModel()
+    rewrite = rewrite_question([], FOLLOW_UP, fake_provider(model))
     assert (rewrite.question, rewrite.method) == (FOLLOW_UP, "none")
     assert model.seen == []
 
@@ -435,28 +433,11 @@ def test_chat_keeps_the_last_turns_and_the_last_result() -> None:
 # --- cancellation ---------------------------------------------------------------------------------
 
 
-class InterruptingChat(RecordingChat):
-    """Streams one word, presses Ctrl-C (KeyboardInterrupt in the main thread), then tries to
-    stream more: the cancelled turn must stop there and print nothing more."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stopped = threading.Event()
-        self.raised: BaseException | None = None
-
-    def complete(self, messages, *, max_tokens=None, on_delta=None) -> Completion:
-        self.seen.append(messages)
-        on_delta("Zelensky ")
-        _thread.interrupt_main()
-        time.sleep(0.5)  # the main thread cancels meanwhile
-        try:
-            on_delta("LATEWORD ")
-        except BaseException as exc:
-            self.raised = exc
-            raise
-        finally:
-            self.stopped.set()
-        return Completion("Zelensky LATEWORD.", self.name, self.model, {})
+def _press_ctrl_c() -> None:
+    """Ctrl-C while an answer streams (KeyboardInterrupt in the main thread), then a pause in
+    which the main thread cancels the turn."""
+    _thread.interrupt_main()
+    time.sleep(0.5)
 
 
 def test_ctrl_c_cancels_the_answer_and_nothing_prints_afterwards() -> None:
@@ -464,15 +445,17 @@ def test_ctrl_c_cancels_the_answer_and_nothing_prints_afterwards() -> None:
 
     from bot.app.ask import AskOptions
 
-    model = InterruptingChat()
+    # Streams one word, presses Ctrl-C, then tries to stream more: the cancelled turn must stop
+    # there and print nothing more.
+    model = FakeChatModel(("Zelensky ", _press_ctrl_c, "LATEWORD."))
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=100)
-    chat = Chat(AskOptions(), provider=model)
+    chat = Chat(AskOptions(), provider=fake_provider(model))
     frontend = ChatFrontend(chat, console, interactive=True, err=console)
     assert frontend.handle(FIRST) is True
     assert "(cancelled)" in buffer.getvalue()
     frontend.runner.join(timeout=30)
-    assert model.stopped.is_set() and isinstance(model.raised, AnswerCancelled)
+    assert len(model.errors) == 1 and isinstance(model.errors[0], AnswerCancelled)
     assert "LATEWORD" not in buffer.getvalue()
     assert chat.session.turns == [] and chat.session.last_result is None
     assert not frontend.runner.busy()

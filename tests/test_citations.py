@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import time
-import zlib
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,34 +11,8 @@ from hypothesis import strategies as st
 from bot.answer.checking import CheckResult, check_answer, combine_support
 from bot.answer.citations import is_refusal, parse_citations
 from bot.core.types import Passage
-from bot.core.words import content_words
 
-
-class HashEmbedder:
-    """Deterministic bag-of-words embedder: hashed, stemmed content words, L2-normalised."""
-
-    name = "hash-test"
-    dimension = 256
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def embed(self, texts):
-        self.calls += 1
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in content_words(text):
-                out[row, zlib.crc32(word.encode("utf-8", "replace")) % self.dimension] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms > 0, norms, 1.0)
-
-
-class BrokenEmbedder:
-    name = "broken"
-    dimension = 3
-
-    def embed(self, texts):
-        raise RuntimeError("model file missing")
+from .fakes import HashEmbedder
 
 
 def passage(n: int, text: str, article: str | None = None) -> Passage:
@@ -253,14 +225,16 @@ def test_embedder_helps_and_is_called_once() -> None:
     result = check_answer(
         "Fishing boats returned to the harbour after storm damage [4].", PASSAGES, embedder=embedder
     )
-    assert embedder.calls == 1
+    assert len(embedder.calls) == 1
     assert result.sentences[0].supported
     assert 0.0 <= result.sentences[0].support <= 1.0
 
 
 def test_broken_embedder_falls_back_to_lexical() -> None:
     result = check_answer(
-        "The harbour reopened to fishing boats [4].", PASSAGES, embedder=BrokenEmbedder()
+        "The harbour reopened to fishing boats [4].",
+        PASSAGES,
+        embedder=HashEmbedder(name="broken", failure=RuntimeError("model file missing")),
     )
     assert result.sentences[0].supported
 

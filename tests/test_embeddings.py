@@ -11,13 +11,8 @@ import pytest
 
 from bot.core.errors import BotError
 from bot.core.settings import Settings
-from bot.index.embeddings import (
-    Embedder,
-    LocalMiniLM,
-    OpenAIEmbedder,
-    get_embedder,
-    local_model_files,
-)
+from bot.index.embeddings import Embedder, LocalMiniLM, get_embedder, local_model_files
+from bot.index.openai_embeddings import OpenAIEmbedder
 
 LONG = " ".join(
     f"Paragraph {i}: the city council approved a new budget for schools, roads and parks."
@@ -173,7 +168,8 @@ def test_openai_known_dimensions_and_name_without_network() -> None:
         "sk-" + "test-THIS-IS-SECRET-0123456789"
     )  # built here so no key-shaped literal is committed
     small = OpenAIEmbedder(Settings(OPENAI_API_KEY=secret))
-    assert small.name == "openai:text-embedding-3-small"
+    assert isinstance(small, Embedder)
+    assert small.name == small.question_name == "openai:text-embedding-3-small"
     assert small.dimension == 1536
     large = OpenAIEmbedder(
         Settings(OPENAI_API_KEY=secret, BOT_OPENAI_EMBEDDING_MODEL="text-embedding-3-large")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-import zlib
 
 import numpy as np
 import pytest
@@ -13,28 +12,10 @@ from bot.answer.checking import check_answer
 from bot.answer.citations import parse_citations
 from bot.answer.extractive import extractive_answer, extractive_summary
 from bot.core.types import Passage
-from bot.core.words import content_words
+
+from .fakes import HashEmbedder
 
 NO_ANSWER = "The articles don't say."
-
-
-class HashEmbedder:
-    """Deterministic bag-of-words embedder (hashed stemmed content words, L2-normalised)."""
-
-    name = "hash-test"
-    dimension = 128
-
-    def __init__(self) -> None:
-        self.calls: list[int] = []
-
-    def embed(self, texts):
-        self.calls.append(len(texts))
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in content_words(text):
-                out[row, zlib.crc32(word.encode("utf-8", "replace")) % self.dimension] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms > 0, norms, 1.0)
 
 
 def passage(n: int, text: str, article: str | None = None, published: str = "") -> Passage:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from bot.core.types import Passage
+
+from .fakes import FakeChatModel, fake_provider
 
 QUESTION = "What did the harbour council decide about the Brightwater bridge?"
 
@@ -156,37 +157,14 @@ def test_check_answer_ignores_quoted_article_markers() -> None:
     assert set(result.dropped) <= {3, 7, 99} and result.dropped
 
 
-class FakeModel:
-    """A scripted chat model standing in for an OpenAI one."""
-
-    name = "openai"
-    model = "fake"
-    context_tokens = 8192
-
-    def __init__(self, reply: str) -> None:
-        self.reply = reply
-        self.calls: list[Any] = []
-
-    def complete(self, messages: list[Any], *, max_tokens: int | None = None, on_delta: Any = None):  # noqa: ANN201
-        from bot.answer.providers import Completion
-
-        self.calls.append(messages)
-        if on_delta:
-            on_delta(self.reply)
-        return Completion(text=self.reply, provider=self.name, model=self.model, usage={})
-
-    def count_tokens(self, text: str) -> int:
-        return len(text) // 4 + 1
-
-
 def test_fake_model_hacked_citation_is_dropped(hostile_index: Path) -> None:
     from bot.app.ask import answer_question
     from bot.ui.render import render_answer
 
-    model = FakeModel("HACKED [99]")
-    result = answer_question(QUESTION, provider=model)
-    assert model.calls, "the model was never asked"
-    prompt = model.calls[0][-1].content
+    model = FakeChatModel("HACKED [99]")
+    result = answer_question(QUESTION, provider=fake_provider(model))
+    assert model.seen, "the model was never asked"
+    prompt = model.prompts[0]
     assert len(re.findall(r"<passage\b", prompt)) == len(result.passages)
     assert 99 in result.dropped_citations
     assert any("[99]" in w for w in result.warnings), result.warnings

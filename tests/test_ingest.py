@@ -14,6 +14,7 @@ from bot.core.settings import get_settings
 from bot.index.store import open_store
 
 from .conftest import SEEDS
+from .fakes import HashEmbedder
 
 
 def _corpus(tmp_path: Path) -> Path:
@@ -139,15 +140,9 @@ def test_index_built_with_another_model_is_a_clear_error(tmp_path: Path) -> None
     settings = get_settings()
     ingest_paths([SEEDS], settings)
 
-    class OtherModel:
-        name = "some-other-model"
-        dimension = 384
-
-        def embed(self, texts):  # pragma: no cover - never reached
-            raise AssertionError
-
+    other = HashEmbedder(384, name="some-other-model", failure=AssertionError("never reached"))
     with pytest.raises(BotError, match=r"--rebuild"):
-        open_store(settings, OtherModel())
+        open_store(settings, other)
 
 
 def test_rebuild_starts_from_scratch(tmp_path: Path) -> None:

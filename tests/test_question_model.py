@@ -1,4 +1,4 @@
-"""bot.index.question_model and LocalMiniLM.embed_question: the fast int8 copy for questions."""
+"""bot.index.question_model and LocalMiniLM.embed_questions: the fast int8 copy for questions."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_question_vectors_are_close_to_the_index_model_but_not_the_same(model_ca
     fast = LocalMiniLM(question_cache=model_cache)
     plain = LocalMiniLM()
     assert fast.question_name == f"{fast.name}+{SUFFIX}" and plain.question_name == plain.name
-    got = fast.embed_question(QUESTIONS)
+    got = fast.embed_questions(QUESTIONS)
     index = plain.embed(QUESTIONS)
     assert got.shape == (3, 384) and got.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
@@ -42,9 +42,9 @@ def test_question_vectors_are_close_to_the_index_model_but_not_the_same(model_ca
     assert not np.array_equal(got, index)  # really the other model
     # Questions and texts are remembered apart: the same string embeds by each model.
     np.testing.assert_array_equal(fast.embed(QUESTIONS), index)
-    np.testing.assert_array_equal(fast.embed_question(QUESTIONS[:1])[0], got[0])
+    np.testing.assert_array_equal(fast.embed_questions(QUESTIONS[:1])[0], got[0])
     # Without a cache folder, questions use the index model itself.
-    np.testing.assert_array_equal(plain.embed_question(QUESTIONS), index)
+    np.testing.assert_array_equal(plain.embed_questions(QUESTIONS), index)
 
 
 def test_unwritable_cache_falls_back_to_the_index_model(tmp_path) -> None:
@@ -52,7 +52,7 @@ def test_unwritable_cache_falls_back_to_the_index_model(tmp_path) -> None:
     blocker.write_text("x", encoding="utf-8")  # a file where the cache folder would be
     model = LocalMiniLM(question_cache=blocker / "cache")
     with pytest.warns(BotWarning, match="set BOT_CACHE_DIR to a writable folder"):
-        vectors = model.embed_question(QUESTIONS[:1])
+        vectors = model.embed_questions(QUESTIONS[:1])
     np.testing.assert_array_equal(vectors, LocalMiniLM().embed(QUESTIONS[:1]))
     assert model.question_model_note.startswith("cannot write")
 
@@ -64,7 +64,7 @@ def test_damaged_cached_copy_is_dropped_and_questions_still_embed(tmp_path) -> N
     target.write_bytes(b"not an onnx model")
     model = LocalMiniLM(question_cache=tmp_path)
     with pytest.warns(BotWarning, match="unreadable"):
-        vectors = model.embed_question(QUESTIONS[:1])
+        vectors = model.embed_questions(QUESTIONS[:1])
     np.testing.assert_array_equal(vectors, LocalMiniLM().embed(QUESTIONS[:1]))
     assert "unreadable" in model.question_model_note
     assert not target.exists()  # the next process builds it again
@@ -190,7 +190,7 @@ def test_nan_guards_are_dropped_without_changing_a_vector(model_cache) -> None:
     ops = [n.op_type for n in model.graph.node]
     assert "IsNaN" not in ops and drop_nan_guards(model) == 0
     fast = LocalMiniLM(question_cache=model_cache)
-    alone = fast.embed_question(QUESTIONS[:1])[0]
+    alone = fast.embed_questions(QUESTIONS[:1])[0]
     session = fast._load_question_session()
     encodings = [fast._tokenizer.encode(q) for q in QUESTIONS]
     padded = fast._run_batch(encodings, None, session)  # padded to the longest question

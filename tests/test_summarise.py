@@ -6,20 +6,23 @@ from __future__ import annotations
 import html
 import json
 import re
-import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from bot.answer.prompts import NO_ANSWER
-from bot.answer.providers import Completion, Message
+from bot.answer.providers import Message
 from bot.app.summarise import SummariseOptions, SummaryResult, summarise
 from bot.core.errors import BotError
 from bot.core.settings import Settings
 
 from .conftest import SEEDS
+from .fakes import FakeChatModel, fake_provider
 from .llm_server import CASSETTE_MODEL, use_recorded_server
 
 # --- the corpus ----------------------------------------------------------------------------------
@@ -159,10 +162,17 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"data_dir": data_dir, "paths": paths, "ids": ids, "store": store}
 
 
-def run(corpus: dict, options: SummariseOptions | None = None, **kwargs: object) -> SummaryResult:
-    settings_values = kwargs.pop("settings_values", {})
-    settings = make_settings(corpus["data_dir"], **settings_values)  # type: ignore[arg-type]
-    result = summarise(options, settings=settings, store=corpus["store"], **kwargs)  # type: ignore[arg-type]
+def run(
+    corpus: dict,
+    options: SummariseOptions | None = None,
+    *,
+    model: FakeChatModel | None = None,
+    settings_values: dict[str, object] | None = None,
+) -> SummaryResult:
+    """`summarise` over the corpus, with `model` as the chat model (None: what the options say)."""
+    settings = make_settings(corpus["data_dir"], **(settings_values or {}))  # type: ignore[arg-type]
+    provider = fake_provider(model) if model is not None else None
+    result = summarise(options, settings=settings, store=corpus["store"], provider=provider)
     assert isinstance(result, SummaryResult)
     return result
 
@@ -173,65 +183,22 @@ _PASSAGE_RE = re.compile(r'<passage id="(\d+)"[^>]*>\n(.*?)\n</passage>', re.S)
 _NOTES_RE = re.compile(r"<notes>\n(.*?)\n</notes>", re.S)
 
 
-class EchoChat:
-    """A deterministic chat model that follows the prompts mechanically.
+@dataclass
+class EchoNotes:
+    """Replies that follow the summary prompts mechanically (a `FakeChatModel`'s `respond`).
 
     Notes: the first sentence(s) of every passage it is shown, cited by that passage's id.
     Condensing: the first half of the notes it is shown. Final merge: the first `keep` notes.
-    It records every prompt and how many calls ran at the same time.
     """
 
-    name = "openai"
-    model = "echo-chat"
+    keep: int = 6
+    extra_citation: str = ""
+    final_text: str | None = None
+    skip: str | None = None  # passages containing this text get no note
+    sentences: int = 1  # notes per passage: its first sentences
 
-    def __init__(
-        self,
-        context_tokens: int = 8192,
-        *,
-        delay: float = 0.0,
-        keep: int = 6,
-        extra_citation: str = "",
-        final_text: str | None = None,
-        skip: str | None = None,
-        sentences: int = 1,
-    ) -> None:
-        self.context_tokens = context_tokens
-        self.delay = delay
-        self.keep = keep
-        self.extra_citation = extra_citation
-        self.final_text = final_text
-        self.skip = skip  # passages containing this text get no note
-        self.sentences = sentences  # notes per passage: its first sentences
-        self.prompts: list[str] = []
-        self.max_tokens: list[int | None] = []
-        self.active = 0
-        self.max_active = 0
-        self._lock = threading.Lock()
-
-    def count_tokens(self, text: str) -> int:
-        return len(text) // 4 + 1
-
-    def complete(self, messages: list[Message], *, max_tokens=None, on_delta=None) -> Completion:
+    def __call__(self, messages: list[Message]) -> str:
         prompt = messages[-1].content
-        assert sum(self.count_tokens(m.content) for m in messages) + (max_tokens or 0) <= (
-            self.context_tokens
-        ), "the prompt plus its output budget must fit the context window"
-        with self._lock:
-            self.prompts.append(prompt)
-            self.max_tokens.append(max_tokens)
-            self.active += 1
-            self.max_active = max(self.max_active, self.active)
-        try:
-            time.sleep(self.delay)
-            text = self._reply(prompt)
-        finally:
-            with self._lock:
-                self.active -= 1
-        if on_delta:
-            on_delta(text)
-        return Completion(text, self.name, self.model, {"prompt_tokens": 7, "completion_tokens": 3})
-
-    def _reply(self, prompt: str) -> str:
         passages = _PASSAGE_RE.findall(prompt)
         if passages:
             lines = []
@@ -254,11 +221,28 @@ class EchoChat:
         return "\n".join(notes[: self.keep])
 
 
-def map_prompts(model: EchoChat) -> list[str]:
+def echo_chat(
+    context_tokens: int = 8192,
+    *,
+    delay: float = 0.0,
+    respond: Callable[[list[Message]], str] | None = None,
+    **echo: Any,
+) -> FakeChatModel:
+    """A fake chat model that answers every call with `respond`, by default `EchoNotes(**echo)`."""
+    return FakeChatModel(
+        respond=respond or EchoNotes(**echo),
+        model="echo-chat",
+        context_tokens=context_tokens,
+        delay=delay,
+        usage={"prompt_tokens": 7, "completion_tokens": 3},
+    )
+
+
+def map_prompts(model: FakeChatModel) -> list[str]:
     return [p for p in model.prompts if "<passage id=" in p]
 
 
-def merge_prompts(model: EchoChat) -> list[str]:
+def merge_prompts(model: FakeChatModel) -> list[str]:
     return [p for p in model.prompts if "<notes>" in p]
 
 
@@ -282,11 +266,11 @@ def assert_citations_point_at_quoted_passages(result: SummaryResult) -> None:
 
 
 def test_passages_are_numbered_once_and_citations_survive_map_and_merge(corpus: dict) -> None:
-    model = EchoChat(keep=50)
+    model = echo_chat(keep=50)
     result = run(
         corpus,
         SummariseOptions(length="long"),
-        provider=model,
+        model=model,
         settings_values={"BOT_SUMMARY_BATCH_TOKENS": 700},
     )
     assert not result.refused
@@ -311,8 +295,8 @@ def test_passages_are_numbered_once_and_citations_survive_map_and_merge(corpus: 
 
 
 def test_hierarchical_merge_when_the_notes_do_not_fit_the_context(corpus: dict) -> None:
-    model = EchoChat(context_tokens=1000, keep=50, sentences=20)
-    result = run(corpus, provider=model)
+    model = echo_chat(context_tokens=1000, keep=50, sentences=20)
+    result = run(corpus, model=model)
     assert not result.refused
     assert result.merge_levels >= 2, "the notes had to be condensed before the final merge"
     condense = [p for p in merge_prompts(model) if "condensed notes" in p]
@@ -326,8 +310,8 @@ def test_hierarchical_merge_when_the_notes_do_not_fit_the_context(corpus: dict) 
 
 
 def test_a_passage_too_long_for_the_context_is_split_into_exact_spans(corpus: dict) -> None:
-    model = EchoChat(context_tokens=760, keep=50)
-    result = run(corpus, SummariseOptions(target=str(corpus["paths"]["history"])), provider=model)
+    model = echo_chat(context_tokens=760, keep=50)
+    result = run(corpus, SummariseOptions(target=str(corpus["paths"]["history"])), model=model)
     text = " ".join(corpus["paths"]["history"].read_text(encoding="utf-8").split())
     chunks = corpus["store"].article_entries([corpus["ids"]["history"]])
     n_chunks = chunks[corpus["ids"]["history"]].n_chunks
@@ -343,25 +327,21 @@ def test_a_passage_too_long_for_the_context_is_split_into_exact_spans(corpus: di
 
 @pytest.mark.parametrize("workers", [1, 3])
 def test_map_calls_run_with_bounded_concurrency(corpus: dict, workers: int) -> None:
-    model = EchoChat(delay=0.15, keep=50)
+    model = echo_chat(delay=0.15, keep=50)
     result = run(
         corpus,
-        provider=model,
+        model=model,
         settings_values={"BOT_SUMMARY_BATCH_TOKENS": 600, "BOT_SUMMARY_CONCURRENCY": workers},
     )
     assert result.map_calls >= 4
     assert model.max_active == workers, "as many calls at once as allowed, and never more"
 
 
-class FailingChat(EchoChat):
-    """Fails at once on the map call that holds passage 1; the others take `delay` seconds."""
-
-    def complete(self, messages: list[Message], *, max_tokens=None, on_delta=None) -> Completion:
-        if '<passage id="1"' in messages[-1].content:
-            with self._lock:
-                self.prompts.append(messages[-1].content)
-            raise BotError("The LLM server at http://127.0.0.1:9/v1 did not answer")
-        return super().complete(messages, max_tokens=max_tokens, on_delta=on_delta)
+def failing_on_passage_1(messages: list[Message]) -> str:
+    """Fails at once on the map call that holds passage 1; echoes otherwise."""
+    if '<passage id="1"' in messages[-1].content:
+        raise BotError("The LLM server at http://127.0.0.1:9/v1 did not answer")
+    return EchoNotes()(messages)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -369,11 +349,11 @@ def test_a_failed_call_stops_the_summary_without_running_the_queued_calls(
     corpus: dict, workers: int
 ) -> None:
     values = {"BOT_SUMMARY_BATCH_TOKENS": 600, "BOT_SUMMARY_CONCURRENCY": workers}
-    batches = run(corpus, provider=EchoChat(), settings_values=values).map_calls
-    model = FailingChat(delay=0.3)
+    batches = run(corpus, model=echo_chat(), settings_values=values).map_calls
+    model = echo_chat(delay=0.3, respond=failing_on_passage_1)
     started = time.perf_counter()
     with pytest.raises(BotError, match="did not answer"):
-        run(corpus, provider=model, settings_values=values)
+        run(corpus, model=model, settings_values=values)
     assert time.perf_counter() - started < 0.3 * batches
     assert len(model.prompts) < batches, "queued calls were cancelled"
     if workers == 1:
@@ -381,11 +361,12 @@ def test_a_failed_call_stops_the_summary_without_running_the_queued_calls(
 
 
 def test_local_model_runs_one_call_at_a_time(corpus: dict) -> None:
-    model = EchoChat(delay=0.1)
-    model.name = "local"
+    model = FakeChatModel(
+        respond=EchoNotes(), name="local", max_parallel_calls=1, shares_cpu=True, delay=0.1
+    )
     result = run(
         corpus,
-        provider=model,
+        model=model,
         settings_values={"BOT_SUMMARY_BATCH_TOKENS": 600, "BOT_SUMMARY_CONCURRENCY": 8},
     )
     assert result.map_calls >= 4 and model.max_active == 1
@@ -394,8 +375,8 @@ def test_local_model_runs_one_call_at_a_time(corpus: dict) -> None:
 def test_numbers_never_given_to_a_call_are_dropped_and_reported(corpus: dict) -> None:
     # Every batch's first note also cites [999] (exists nowhere) and [1] (exists, but only the
     # first batch was given passage 1).
-    model = EchoChat(extra_citation="[999][1]", keep=50)
-    result = run(corpus, provider=model, settings_values={"BOT_SUMMARY_BATCH_TOKENS": 700})
+    model = echo_chat(extra_citation="[999][1]", keep=50)
+    result = run(corpus, model=model, settings_values={"BOT_SUMMARY_BATCH_TOKENS": 700})
     assert result.map_calls >= 2
     assert result.dropped_citations == [1, 999]
     assert any("[999]" in w and "never given" in w for w in result.warnings)
@@ -408,8 +389,8 @@ def test_a_final_summary_citing_a_passage_it_never_saw_loses_that_citation(corpu
         "Westport Rovers won the regional cup final on Sunday, beating Eastholm United 3 to 1 "
         "in front of 22,000 fans [1][77]."
     )
-    model = EchoChat(final_text=final)
-    result = run(corpus, SummariseOptions(target=corpus["ids"]["wire"]), provider=model)
+    model = echo_chat(final_text=final)
+    result = run(corpus, SummariseOptions(target=corpus["ids"]["wire"]), model=model)
     assert result.dropped_citations == [77]
     assert result.sentences[0].citations == [1] and result.sentences[0].supported
     assert result.passages[0].title == "Westport Rovers win the cup final"
@@ -422,7 +403,7 @@ def test_instructions_the_model_echoes_are_dropped(corpus: dict) -> None:
         "- Use only facts in the notes."
     )
     result = run(
-        corpus, SummariseOptions(target=corpus["ids"]["wire"]), provider=EchoChat(final_text=final)
+        corpus, SummariseOptions(target=corpus["ids"]["wire"]), model=echo_chat(final_text=final)
     )
     assert result.answer == "- Westport Rovers won the regional cup final on Sunday [1]."
 
@@ -431,9 +412,9 @@ def test_a_fact_reported_by_two_outlets_cites_both(corpus: dict) -> None:
     # The notes come from the Herald only (passage 1 of the two articles of March 2); the final
     # summary cites it alone, but the Coastal Times states the same fact.
     final = "Ferries to Eastholm were cancelled until Sunday [1]."
-    model = EchoChat(final_text=final, skip="Police said 12")
+    model = echo_chat(final_text=final, skip="Police said 12")
     options = SummariseOptions(since="2024-03-02", until="2024-03-02")
-    result = run(corpus, options, provider=model)
+    result = run(corpus, options, model=model)
     assert result.articles == 2
     assert "Police said 12" not in merge_prompts(model)[0]
     sentence = result.sentences[0]
@@ -443,8 +424,8 @@ def test_a_fact_reported_by_two_outlets_cites_both(corpus: dict) -> None:
 
 
 def test_the_prompts_ask_to_report_disagreement_and_cite_each_side(corpus: dict) -> None:
-    model = EchoChat()
-    run(corpus, SummariseOptions(topic="injuries when the barrier collapsed"), provider=model)
+    model = echo_chat()
+    run(corpus, SummariseOptions(topic="injuries when the barrier collapsed"), model=model)
     notes_prompt, merge_prompt = map_prompts(model)[0], merge_prompts(model)[0]
     assert "disagree" in notes_prompt and "each version with its own citation" in notes_prompt
     assert "disagree" in merge_prompt and "each version with its own citations" in merge_prompt
@@ -454,34 +435,33 @@ def test_the_prompts_ask_to_report_disagreement_and_cite_each_side(corpus: dict)
 
 
 def test_empty_selection_is_the_no_answer_result_without_any_llm_call(corpus: dict) -> None:
-    model = EchoChat()
-    result = run(corpus, SummariseOptions(since="2031-01-01"), provider=model)
+    model = echo_chat()
+    result = run(corpus, SummariseOptions(since="2031-01-01"), model=model)
     assert result.refused and result.answer == NO_ANSWER and result.passages == []
     assert model.prompts == []
     assert any("matches the filters" in w for w in result.warnings)
 
 
 def test_a_topic_the_articles_do_not_cover_is_refused_without_any_llm_call(corpus: dict) -> None:
-    model = EchoChat()
-    result = run(corpus, SummariseOptions(topic="quantum chromodynamics lattice"), provider=model)
+    model = echo_chat()
+    result = run(corpus, SummariseOptions(topic="quantum chromodynamics lattice"), model=model)
     assert result.refused and model.prompts == []
     assert result.passages, "the closest passages are shown"
 
 
-class ScriptedNotes(EchoChat):
-    """Answers every map call with `notes`; merges as EchoChat does."""
+def scripted_notes(notes: str, **echo: Any) -> FakeChatModel:
+    """A fake chat model that answers every map call with `notes` and merges as `EchoNotes`."""
+    merge = EchoNotes(**echo)
 
-    def __init__(self, notes: str, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.notes = notes
+    def respond(messages: list[Message]) -> str:
+        return notes if "<passage id=" in messages[-1].content else merge(messages)
 
-    def _reply(self, prompt: str) -> str:
-        return self.notes if "<passage id=" in prompt else super()._reply(prompt)
+    return echo_chat(respond=respond)
 
 
 def test_untraceable_notes_are_replaced_by_the_batch_central_sentences(corpus: dict) -> None:
-    model = ScriptedNotes("1. Quarterly gardening tips for balcony tomatoes.\n2. Misc.", keep=50)
-    result = run(corpus, provider=model, settings_values={"BOT_SUMMARY_BATCH_TOKENS": 700})
+    model = scripted_notes("1. Quarterly gardening tips for balcony tomatoes.\n2. Misc.", keep=50)
+    result = run(corpus, model=model, settings_values={"BOT_SUMMARY_BATCH_TOKENS": 700})
     assert not result.refused
     assert any("could not be traced" in w for w in result.warnings)
     assert f"on {result.map_calls} of {result.map_calls} batches" in " ".join(result.warnings)
@@ -490,41 +470,41 @@ def test_untraceable_notes_are_replaced_by_the_batch_central_sentences(corpus: d
 
 
 def test_a_model_that_finds_nothing_on_the_topic_gets_no_answer(corpus: dict) -> None:
-    model = ScriptedNotes(NO_ANSWER)
-    result = run(corpus, SummariseOptions(topic="the Westport bridge"), provider=model)
+    model = scripted_notes(NO_ANSWER)
+    result = run(corpus, SummariseOptions(topic="the Westport bridge"), model=model)
     assert result.refused and result.answer == NO_ANSWER
     assert len(merge_prompts(model)) == 0, "no notes: nothing to merge"
     assert not any("could not be traced" in w for w in result.warnings)
 
 
 def test_model_saying_the_notes_hold_nothing_is_a_no_answer(corpus: dict) -> None:
-    result = run(corpus, provider=EchoChat(final_text=NO_ANSWER))
+    result = run(corpus, model=echo_chat(final_text=NO_ANSWER))
     assert result.refused and result.answer == NO_ANSWER
 
 
 @pytest.mark.parametrize("length", ["huge", "", "MEDIUMS"])
 def test_bad_length_is_a_clear_error(corpus: dict, length: str) -> None:
     with pytest.raises(BotError, match="short, medium or long"):
-        run(corpus, SummariseOptions(length=length), provider=EchoChat())
+        run(corpus, SummariseOptions(length=length), model=echo_chat())
 
 
 def test_unknown_target_or_outlet_is_a_clear_error_naming_bot_sources(corpus: dict) -> None:
     with pytest.raises(BotError, match="bot sources"):
-        run(corpus, SummariseOptions(target="/no/such/article.md"), provider=EchoChat())
+        run(corpus, SummariseOptions(target="/no/such/article.md"), model=echo_chat())
     with pytest.raises(BotError, match="bot sources"):
-        run(corpus, SummariseOptions(source="No Such Outlet"), provider=EchoChat())
+        run(corpus, SummariseOptions(source="No Such Outlet"), model=echo_chat())
 
 
 @pytest.mark.parametrize("topic", ["   ", "\x1b[31m\x07", "x" * 600])
 def test_bad_topics_are_clear_errors(corpus: dict, topic: str) -> None:
     with pytest.raises(BotError, match="topic"):
-        run(corpus, SummariseOptions(topic=topic), provider=EchoChat())
+        run(corpus, SummariseOptions(topic=topic), model=echo_chat())
 
 
 def test_a_model_that_writes_too_much_is_cut_to_the_length(corpus: dict) -> None:
     counts = {}
     for length in ("short", "medium", "long"):
-        result = run(corpus, SummariseOptions(length=length), provider=EchoChat(keep=50))
+        result = run(corpus, SummariseOptions(length=length), model=echo_chat(keep=50))
         counts[length] = len(result.sentences)
     assert counts == {"short": 4, "medium": 7, "long": 7}, "7 notes in all; cut at length + 1"
 
@@ -532,8 +512,8 @@ def test_a_model_that_writes_too_much_is_cut_to_the_length(corpus: dict) -> None
 def test_length_sets_the_output_budget_and_instructions(corpus: dict) -> None:
     budgets = {}
     for length in ("short", "long"):
-        model = EchoChat()
-        run(corpus, SummariseOptions(length=length), provider=model)
+        model = echo_chat()
+        run(corpus, SummariseOptions(length=length), model=model)
         budgets[length] = model.max_tokens[-1]
         assert ("2 or 3 sentences" in model.prompts[-1]) == (length == "short")
     assert budgets["short"] < budgets["long"]
@@ -550,8 +530,8 @@ def test_one_article_by_path_id_prefix_or_source_value(corpus: dict) -> None:
         SummariseOptions(target=history_id[:8]),
         SummariseOptions(source=str(corpus["paths"]["history"])),
     ):
-        model = EchoChat(keep=50)
-        result = run(corpus, options, provider=model)
+        model = echo_chat(keep=50)
+        result = run(corpus, options, model=model)
         n_chunks = result.passages_considered
         assert result.articles == 1 and n_chunks >= 2
         assert {p.article_id for p in result.passages} == {history_id}
@@ -576,8 +556,8 @@ def test_outlet_and_dates_filter_the_articles(corpus: dict) -> None:
 
 
 def test_topic_summarises_the_retrieved_passages(corpus: dict) -> None:
-    model = EchoChat(keep=50)
-    result = run(corpus, SummariseOptions(topic="the Westport cup final"), provider=model)
+    model = echo_chat(keep=50)
+    result = run(corpus, SummariseOptions(topic="the Westport cup final"), model=model)
     assert result.topic == "the Westport cup final"
     assert result.question == "summary: the Westport cup final"
     assert "Topic: the Westport cup final" in model.prompts[0]
@@ -740,8 +720,8 @@ def test_a_thousand_articles_map_reduce(tmp_path: Path) -> None:
     (folder / "reports.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     settings = make_settings(tmp_path / "data", BOT_SUMMARY_CONCURRENCY=4)
     assert ingest_paths([folder], settings).added == 1000
-    model = EchoChat(keep=12)
-    result = summarise(SummariseOptions(), settings=settings, provider=model)
+    model = echo_chat(keep=12)
+    result = summarise(SummariseOptions(), settings=settings, provider=fake_provider(model))
     assert result.articles == 1000 and result.passages_considered == 1000
     assert result.map_calls >= 10 and result.merge_levels >= 2
     assert not result.refused and len(result.sentences) == 7, "medium: at most 6 + 1"

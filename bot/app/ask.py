@@ -12,12 +12,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.core.errors import BotError
 from bot.core.settings import Settings, get_settings
 from bot.core.text import sanitize
-from bot.core.types import NO_ANSWER, AnswerResult, CheckedSentence, Passage
+from bot.core.types import NO_ANSWER, AnswerResult, Passage
+
+if TYPE_CHECKING:
+    from bot.answer.providers import ChatModel, Provider
+    from bot.index.embeddings import Embedder
+    from bot.index.search import Filters, Retrieval
 
 MAX_QUESTION_CHARS = 2000
 ANSWER_MAX_TOKENS = 512
@@ -83,26 +88,26 @@ def _embed_ahead(settings: Settings, question: str) -> threading.Thread | None:
 
         with contextlib.suppress(Exception):
             # Loads the index model too (its tokenizer is shared), which the checker needs.
-            get_embedder(settings).embed_question([question])
+            get_embedder(settings).embed_questions([question])
 
     return _in_thread(run, "embed-ahead")
 
 
 def _embed_while_waiting(
-    provider: str, embedder: Any, passages: list[Passage]
+    llm: ChatModel, embedder: Embedder, passages: list[Passage]
 ) -> threading.Thread | None:
-    """While a remote model (openai) writes the answer and this machine's CPU idles, embed the
-    passage sentences the checker will compare the answer with: checking then embeds only the
-    answer's own sentences. Not for the local model, which needs the CPU itself."""
-    if provider != "openai" or getattr(embedder, "memo", None) is None:
+    """While a remote model writes the answer and this machine's CPU idles, embed the passage
+    sentences the checker will compare the answer with: checking then embeds only the answer's
+    own sentences. Not for a model that needs the CPU itself."""
+    if llm.shares_cpu:
         return None
     from bot.answer.citations import sentence_texts
 
-    texts = sentence_texts(passages)[: getattr(embedder, "memo_max_call", 256)]
+    texts = sentence_texts(passages)
 
     def run() -> None:
         with contextlib.suppress(Exception):  # the checker embeds what is missing itself
-            embedder.embed(texts)
+            embedder.warm(texts)
 
     return _in_thread(run, "embed-passages")
 
@@ -122,19 +127,19 @@ def open_index(settings: Settings, notify: Callable[[str], None] | None = None) 
     return open_store(settings, store.embedder, create=False)
 
 
-def _fit_passages(provider: Any, question: str, passages: list[Passage]) -> list[Passage]:
+def _fit_passages(llm: ChatModel, question: str, passages: list[Passage]) -> list[Passage]:
     """Drop the least relevant passages until the prompt fits the model's context window."""
     from bot.answer.prompts import build_answer_messages
 
-    budget = provider.context_tokens - ANSWER_MAX_TOKENS - 64
+    budget = llm.context_tokens - ANSWER_MAX_TOKENS - 64
     kept = list(passages)
     while kept:
         messages = build_answer_messages(question, kept)
-        if sum(provider.count_tokens(m.content) for m in messages) <= budget:
+        if sum(llm.count_tokens(m.content) for m in messages) <= budget:
             return kept
         kept = kept[:-1]
     raise BotError(
-        f"The prompt does not fit the model's context window ({provider.context_tokens} tokens)",
+        f"The prompt does not fit the model's context window ({llm.context_tokens} tokens)",
         hint="raise BOT_LLM_CONTEXT_TOKENS or lower BOT_CHUNK_SIZE and rebuild",
     )
 
@@ -179,18 +184,18 @@ def answer_question(
     options: AskOptions | None = None,
     *,
     settings: Settings | None = None,
-    provider: Any = None,
+    provider: Provider | None = None,
     store: Any = None,
     on_delta: Callable[[str], None] | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> AnswerResult:
-    """Answer `question` from the index with checked citations."""
+    """Answer `question` from the index with checked citations. `provider` defaults to what
+    `options.llm` (or BOT_LLM) chooses; its model is made only when an answer needs it."""
     started = time.perf_counter()
-    from bot.answer.checking import check_answer
-    from bot.answer.prompts import answer_prompt_texts, build_answer_messages, prompt_hash
-    from bot.answer.providers import check_provider, get_provider
+    from bot.answer.prompts import answer_prompt_texts, prompt_hash
+    from bot.answer.providers import get_provider
     from bot.core.dates import parse_date_bound
-    from bot.index.search import Filters, resolve_source, retrieve_passages
+    from bot.index.search import Filters
 
     options = options or AskOptions()
     settings = settings or get_settings()
@@ -206,16 +211,74 @@ def answer_question(
     import numpy  # noqa: F401 - before any thread: two threads importing numpy at once can fail
 
     # No key, no model file: say so before any work. The model itself is loaded only when asked.
-    name, model = (
-        (provider.name, provider.model) if provider else check_provider(settings, options.llm)
+    provider = provider or get_provider(settings, options.llm)
+    k = options.k or settings.top_k
+    store, found = _retrieve(
+        question, filters, k, settings, store=store, notify=notify, timings=timings, since=t0
     )
+    phash = prompt_hash(
+        *answer_prompt_texts(),
+        provider.name,
+        provider.model,
+        str(k),
+        store.embedder.question_name,
+        f"{settings.min_relevance}/{settings.min_support}",
+    )
+    weak = _weak_retrieval(found, settings.min_relevance)
+    result = refusal(question, found.passages, provider.name, provider.model, phash, weak)
+    result.timings_ms = timings
+    if weak:
+        return result
+    llm = _load_llm(provider, timings)
+    t0 = time.perf_counter()
+    text, prefetch = _draft(llm, result, store.embedder, settings=settings, on_delta=on_delta)
+    timings["llm"] = (time.perf_counter() - t0) * 1000
+    return _checked(result, text, store.embedder, settings.min_support, prefetch=prefetch)
+
+
+def _weak_retrieval(found: Retrieval, min_relevance: float) -> str:
+    """Why the passages found cannot answer (no passage, or none close enough), or ""."""
+    if not found.passages:
+        return "no indexed passage matches the filters"
+    if found.best_dense < min_relevance:
+        return f"the closest passage is a weak match (similarity {found.best_dense:.2f})"
+    return ""
+
+
+def _load_llm(provider: Provider, timings: dict[str, float]) -> ChatModel | None:
+    """The provider's chat model; the time it took to make adds "llm_load" to `timings`. Made
+    here, not in a thread during the imports: llama-cpp-python's own import needs the GIL, and
+    the two slowed each other down more than the overlap saved."""
+    t0 = time.perf_counter()
+    fresh = not provider.loaded
+    llm = provider.llm()
+    if llm is not None and fresh:
+        timings["llm_load"] = (time.perf_counter() - t0) * 1000
+    return llm
+
+
+def _retrieve(
+    question: str,
+    filters: Filters,
+    k: int,
+    settings: Settings,
+    *,
+    store: Any,
+    notify: Callable[[str], None] | None,
+    timings: dict[str, float],
+    since: float,
+) -> tuple[Any, Retrieval]:
+    """The index (opened here when `store` is None: the seeds are indexed on a first run) and the
+    passages retrieved for `question`. Adds "imports" (counted from `since`), "open_index" and
+    "retrieval" to `timings`."""
+    from bot.index.search import resolve_source, retrieve_passages
+
     embedding = _embed_ahead(settings, question) if store is None else None
     try:
         _import_heavy(settings)
         if embedding is not None:
             embedding.join()
-        timings["imports"] = (time.perf_counter() - t0) * 1000
-        k = options.k or settings.top_k
+        timings["imports"] = (time.perf_counter() - since) * 1000
 
         t0 = time.perf_counter()
         store = store or open_index(settings, notify)
@@ -231,101 +294,71 @@ def answer_question(
         if embedding is not None:
             embedding.join()  # never exit while the model runs in another thread
         raise
-    passages = found.passages
+    return store, found
 
-    system_text, user_text = answer_prompt_texts()
-    phash = prompt_hash(
-        system_text,
-        user_text,
-        name,
-        model,
-        str(k),
-        getattr(store.embedder, "question_name", store.embedder.name),
-        f"{settings.min_relevance}/{settings.min_support}",
-    )
-    if not passages or found.best_dense < settings.min_relevance:
-        why = (
-            "no indexed passage matches the filters"
-            if not passages
-            else f"the closest passage is a weak match (similarity {found.best_dense:.2f})"
-        )
-        result = refusal(question, passages, name, model, phash, why)
-        result.timings_ms = timings
-        return result
 
-    if provider is None and name != "extractive":
-        # Loaded here, not in a thread during the imports: llama-cpp-python's own import needs
-        # the GIL, and the two slowed each other down more than the overlap saved (measured).
-        t0 = time.perf_counter()
-        provider = get_provider(settings, options.llm)
-        timings["llm_load"] = (time.perf_counter() - t0) * 1000
+def _draft(
+    llm: ChatModel | None,
+    result: AnswerResult,
+    embedder: Embedder,
+    *,
+    settings: Settings,
+    on_delta: Callable[[str], None] | None,
+) -> tuple[str, threading.Thread | None]:
+    """The unchecked answer to `result.question` from `result.passages`: the model's (the
+    passages that fit its context and the usage are set on `result`), or quoted sentences when
+    there is no model. Also the thread embedding passage sentences meanwhile, if one runs."""
+    from bot.answer.prompts import build_answer_messages
 
-    t0 = time.perf_counter()
-    usage: dict[str, int] = {}
-    prefetch = None
-    if name == "extractive":
+    if llm is None:
         from bot.answer.extractive import extractive_answer
 
         text = extractive_answer(
-            question, passages, store.embedder, min_relevance=settings.min_relevance
+            result.question, result.passages, embedder, min_relevance=settings.min_relevance
         )
         if on_delta:
             on_delta(text)
-    else:
-        passages = _fit_passages(provider, question, passages)
-        prefetch = _embed_while_waiting(name, store.embedder, passages)
-        try:
-            completion = provider.complete(
-                build_answer_messages(question, passages),
-                max_tokens=ANSWER_MAX_TOKENS,
-                on_delta=on_delta,
-            )
-        except BaseException:
-            if prefetch is not None:
-                prefetch.join()
-            raise
-        text, usage = completion.text, completion.usage
-    timings["llm"] = (time.perf_counter() - t0) * 1000
+        return text, None
+    result.passages = _fit_passages(llm, result.question, result.passages)
+    prefetch = _embed_while_waiting(llm, embedder, result.passages)
+    try:
+        completion = llm.complete(
+            build_answer_messages(result.question, result.passages),
+            max_tokens=ANSWER_MAX_TOKENS,
+            on_delta=on_delta,
+        )
+    except BaseException:
+        if prefetch is not None:
+            prefetch.join()
+        raise
+    result.usage = completion.usage
+    return completion.text, prefetch
+
+
+def _checked(
+    result: AnswerResult,
+    text: str,
+    embedder: Embedder,
+    min_support: float,
+    *,
+    prefetch: threading.Thread | None,
+) -> AnswerResult:
+    """`result` (a refusal so far) with `text` checked against its passages: the answer and its
+    checked sentences, or still a refusal. Adds "checking" to its timings."""
+    from bot.answer.checking import check_answer
 
     t0 = time.perf_counter()
     if prefetch is not None:
         prefetch.join()  # what it has not finished yet is checking time
-    checked = check_answer(
-        text, passages, embedder=store.embedder, min_support=settings.min_support
-    )
-    timings["checking"] = (time.perf_counter() - t0) * 1000
-    warnings = []
+    checked = check_answer(text, result.passages, embedder=embedder, min_support=min_support)
+    result.timings_ms["checking"] = (time.perf_counter() - t0) * 1000
+    result.dropped_citations = checked.dropped
     if checked.dropped:
         shown = ", ".join(f"[{n}]" for n in checked.dropped)
-        warnings.append(f"removed citations to passages that were never given: {shown}")
+        result.warnings.append(f"removed citations to passages that were never given: {shown}")
     if not text.strip():
-        warnings.append("the model returned an empty answer")
-    if checked.refused:
-        return AnswerResult(
-            question=question,
-            answer=NO_ANSWER,
-            refused=True,
-            provider=name,
-            model=model,
-            prompt_hash=phash,
-            passages=passages,
-            timings_ms=timings,
-            usage=usage,
-            dropped_citations=checked.dropped,
-            warnings=warnings,
-        )
-    sentences: list[CheckedSentence] = checked.sentences
-    return AnswerResult(
-        question=question,
-        answer=checked.answer,
-        refused=False,
-        provider=name,
-        model=model,
-        prompt_hash=phash,
-        sentences=sentences,
-        passages=passages,
-        timings_ms=timings,
-        usage=usage,
-        dropped_citations=checked.dropped,
-        warnings=warnings,
-    )
+        result.warnings.append("the model returned an empty answer")
+    if not checked.refused:
+        result.answer, result.refused = checked.answer, False
+        result.sentences = checked.sentences
+    return result

@@ -30,10 +30,11 @@ from bot.answer.providers import Message
 from bot.core.errors import BotError
 from bot.core.markers import MARKER_RE, strip_markers
 from bot.core.text import clip, sanitize
-from bot.core.types import AnswerResult
+from bot.core.types import AnswerResult, Progress
 from bot.core.words import content_words
 
 if TYPE_CHECKING:
+    from bot.answer.providers import Provider
     from bot.app.ask import AskOptions
     from bot.core.settings import Settings
 
@@ -255,19 +256,20 @@ def _same(a: str, b: str) -> bool:
     return norm(a) == norm(b)
 
 
-def rewrite_question(history: list[Message], question: str, provider: Any) -> Rewrite:
+def rewrite_question(history: list[Message], question: str, provider: Provider | None) -> Rewrite:
     """`question` as a standalone question, given the conversation `history`.
 
-    The provider's model rewrites it when it has one (validated by `validate_rewrite`); the
-    extractive provider, or a rejected rewrite, gives `keyword_rewrite`.
+    The provider's chat model rewrites it when it has one (validated by `validate_rewrite`); no
+    model (extractive), or a rejected rewrite, gives `keyword_rewrite`.
     """
     from bot.answer.prompts import build_rewrite_messages
 
     if not history:
         return Rewrite(question, "none")
-    if provider is None or getattr(provider, "name", "") == "extractive":
+    llm = provider.llm() if provider is not None else None
+    if llm is None:
         return Rewrite(keyword_rewrite(history, question), "keywords")
-    completion = provider.complete(
+    completion = llm.complete(
         build_rewrite_messages(history, question), max_tokens=REWRITE_MAX_TOKENS
     )
     text, why = validate_rewrite(completion.text, question, history)
@@ -300,7 +302,7 @@ class Chat:
         options: AskOptions | None = None,
         *,
         settings: Settings | None = None,
-        provider: Any = None,
+        provider: Provider | None = None,
         store: Any = None,
         session: ChatSession | None = None,
         notify: Callable[[str], None] | None = None,
@@ -365,7 +367,7 @@ class Chat:
 
         embedder = self.store.embedder
         embedder.embed(["warm up"])
-        getattr(embedder, "embed_question", embedder.embed)(["warm up"])
+        embedder.embed_questions(["warm up"])
         load_lexical_index(self.store)
 
     def remember(self, reply: ChatReply) -> None:
@@ -376,7 +378,7 @@ class Chat:
         topic: str | None,
         *,
         on_delta: Callable[[str], None] | None = None,
-        progress: Any = None,
+        progress: Progress | None = None,
     ) -> AnswerResult:
         """`/summarise [topic]`: bot.app.summarise with this chat's filters, provider and store."""
         try:

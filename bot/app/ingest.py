@@ -13,11 +13,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.core.dates import published_ts
 from bot.core.errors import BotError, IngestFileError
 from bot.core.settings import Settings, bundled_seeds_dir, get_settings
+from bot.core.types import Progress, SilentProgress
+
+if TYPE_CHECKING:
+    from bot.index.embeddings import Embedder
 
 # Chunks collected before one embedding call: large enough for length-sorted batches to be dense.
 EMBED_BUFFER_CHUNKS = 512
@@ -47,15 +51,6 @@ class IngestReport:
             "errors": self.errors,
             "warnings": self.warnings,
         }
-
-
-class Progress:
-    """What ingest tells the user while it works. The CLI passes a rich-backed one."""
-
-    def start(self, total: int) -> None: ...
-    def advance(self, n: int = 1) -> None: ...
-    def note(self, message: str) -> None: ...
-    def stop(self) -> None: ...
 
 
 def _lock(settings: Settings, notify: Progress) -> Any:
@@ -160,7 +155,7 @@ class _Run:
             self.store.set_state(dirty=True)
             self.wrote = True
 
-    def flush(self, embedder: Any) -> None:
+    def flush(self, embedder: Embedder) -> None:
         """Embed and write the pending chunks, then the manifest records that claim them."""
         if (
             not self.pending
@@ -214,7 +209,7 @@ def ingest_paths(
     *,
     rebuild: bool = False,
     progress: Progress | None = None,
-    embedder: Any = None,
+    embedder: Embedder | None = None,
 ) -> IngestReport:
     """Index `paths` (files or folders; the seeds when empty) and return what changed."""
     from bot.index.store import FileEntry, drop_index, open_store
@@ -222,7 +217,7 @@ def ingest_paths(
     from bot.sources.formats import load_file
 
     settings = settings or get_settings()
-    notify = progress or Progress()
+    notify = progress or SilentProgress()
     started = time.perf_counter()
     paths = [Path(p) for p in paths] if paths else [bundled_seeds_dir()]
     report = IngestReport()
@@ -324,9 +319,7 @@ def ingest_paths(
         if run.wrote or gone:
             store.set_state(dirty=False, new_generation=True)
             _build_keyword_index(store, report)
-            prepare_questions = getattr(embedder, "prepare_questions", None)
-            if prepare_questions is not None:
-                prepare_questions()  # the fast question model, built once (a warning if not)
+            embedder.prepare_questions()  # the fast question model, built once (a warning if not)
         notify.stop()
     finally:
         lock.release()
@@ -373,4 +366,4 @@ def list_sources(settings: Settings | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["IngestReport", "Progress", "ingest_paths", "list_sources"]
+__all__ = ["IngestReport", "ingest_paths", "list_sources"]

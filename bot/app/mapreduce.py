@@ -1,13 +1,13 @@
 """The LLM side of `bot summarise`: map passages to cited notes, condense, merge.
 
 1. Map: the passages (numbered once, globally, 1..N by the caller) are packed in order into
-   batches whose prompt fits the context window (counted with `provider.count_tokens`, output
+   batches whose prompt fits the context window (counted with the model's `count_tokens`, output
    budget reserved, at most BOT_SUMMARY_BATCH_TOKENS), and each batch becomes cited bullet notes.
-   Calls run in a thread pool of BOT_SUMMARY_CONCURRENCY workers (one for the local model). A
-   note's numbers that were not in its batch are dropped and reported; a note left without a
-   citation is dropped. When none of a batch's notes can be traced (and the model did not say the
-   batch is off topic), the batch's central sentences (extractive) stand in for them, with a
-   warning.
+   Calls run in a thread pool of BOT_SUMMARY_CONCURRENCY workers, no more than the model serves
+   at once (the local model: one). A note's numbers that were not in its batch are dropped and
+   reported; a note left without a citation is dropped. When none of a batch's notes can be
+   traced (and the model did not say the batch is off topic), the batch's central sentences
+   (extractive) stand in for them, with a warning.
 2. Reduce: when the notes do not fit one final prompt, groups of notes that fit are condensed
    into shorter notes first, level after level (hierarchical merge). Notes carry the original
    passage numbers, so citations survive every level. The final merge writes the summary.
@@ -21,13 +21,17 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.core.errors import BotError
 from bot.core.markers import with_markers
 from bot.core.sentences import split_sentences
 from bot.core.settings import Settings
-from bot.core.types import Passage
+from bot.core.types import Passage, Progress
+
+if TYPE_CHECKING:
+    from bot.answer.providers import ChatModel, Completion, Message
+    from bot.index.embeddings import Embedder
 
 NOTES_MAX_TOKENS = 400  # output budget of one map call
 CONDENSE_MAX_TOKENS = 600  # output budget of one intermediate merge call
@@ -71,17 +75,10 @@ class Run:
     map_calls: int = 0
     levels: int = 0
 
-    def add(self, completion: Any) -> None:
+    def add(self, completion: Completion) -> None:
         self.calls += 1
         for key, value in (completion.usage or {}).items():
             self.usage[key] = self.usage.get(key, 0) + int(value)
-
-
-class NoProgress:
-    def start(self, total: int) -> None: ...
-    def advance(self, n: int = 1) -> None: ...
-    def note(self, message: str) -> None: ...
-    def stop(self) -> None: ...
 
 
 # --- calling the model ---------------------------------------------------------------------------
@@ -125,26 +122,26 @@ def tidy_model_text(text: str, instructions: str = "", max_sentences: int | None
 
 
 def _call_all(
-    provider: Any,
-    jobs: Sequence[list[Any]],
+    llm: ChatModel,
+    jobs: Sequence[list[Message]],
     *,
     max_tokens: int,
     workers: int,
-    progress: Any,
-) -> list[Any]:
+    progress: Progress,
+) -> list[Completion]:
     """Completions of `jobs` (message lists) in order, at most `workers` at a time."""
     if not jobs:
         return []
-    results: list[Any] = [None] * len(jobs)
+    results: list[Any] = [None] * len(jobs)  # filled in job order as calls finish
     if workers <= 1 or len(jobs) == 1:
         for i, messages in enumerate(jobs):
-            results[i] = provider.complete(messages, max_tokens=max_tokens)
+            results[i] = llm.complete(messages, max_tokens=max_tokens)
             progress.advance()
         return results
     pool = ThreadPoolExecutor(max_workers=min(workers, len(jobs)), thread_name_prefix="summarise")
     try:
         futures = {
-            pool.submit(provider.complete, messages, max_tokens=max_tokens): i
+            pool.submit(llm.complete, messages, max_tokens=max_tokens): i
             for i, messages in enumerate(jobs)
         }
         pending = set(futures)
@@ -162,8 +159,8 @@ def _call_all(
     return results
 
 
-def _workers(provider: Any, settings: Settings) -> int:
-    return 1 if provider.name == "local" else max(1, settings.summary_concurrency)
+def _workers(llm: ChatModel, settings: Settings) -> int:
+    return max(1, min(llm.max_parallel_calls, settings.summary_concurrency))
 
 
 def _notes_from(
@@ -195,12 +192,12 @@ def _notes_from(
     return notes, checked.refused
 
 
-def _budget(provider: Any, output_tokens: int, cap: int | None = None) -> int:
-    budget = provider.context_tokens - output_tokens - PROMPT_MARGIN_TOKENS
+def _budget(llm: ChatModel, output_tokens: int, cap: int | None = None) -> int:
+    budget = llm.context_tokens - output_tokens - PROMPT_MARGIN_TOKENS
     return min(budget, cap) if cap else budget
 
 
-def _split_passage(passage: Passage, provider: Any, limit: int) -> list[Passage]:
+def _split_passage(passage: Passage, llm: ChatModel, limit: int) -> list[Passage]:
     """`passage` cut at spaces into exact sub-spans of at most `limit` tokens each."""
     from bot.answer.prompts import format_passages
 
@@ -210,7 +207,7 @@ def _split_passage(passage: Passage, provider: Any, limit: int) -> list[Passage]
         cut = len(text)
         while (
             cut > 1
-            and provider.count_tokens(format_passages([replace(passage, text=text[:cut])])) > limit
+            and llm.count_tokens(format_passages([replace(passage, text=text[:cut])])) > limit
         ):
             space = text.rfind(" ", 0, int(cut * 0.8))
             cut = space if space > 0 else int(cut * 0.8)
@@ -221,27 +218,26 @@ def _split_passage(passage: Passage, provider: Any, limit: int) -> list[Passage]
     return pieces
 
 
-def _notes_max_tokens(provider: Any) -> int:
-    return min(NOTES_MAX_TOKENS, provider.context_tokens // 4)
+def _notes_max_tokens(llm: ChatModel) -> int:
+    return min(NOTES_MAX_TOKENS, llm.context_tokens // 4)
 
 
-def _map_room(provider: Any, topic: str, budget_cap: int) -> int:
+def _map_room(llm: ChatModel, topic: str, budget_cap: int) -> int:
     """Tokens left for passages in one notes prompt."""
     from bot.answer.prompts import build_summarise_notes_messages
 
     messages = build_summarise_notes_messages(topic, [])
-    overhead = sum(provider.count_tokens(m.content) for m in messages)
-    room = _budget(provider, _notes_max_tokens(provider), budget_cap) - overhead
+    overhead = sum(llm.count_tokens(m.content) for m in messages)
+    room = _budget(llm, _notes_max_tokens(llm), budget_cap) - overhead
     if room < 64:
         raise BotError(
-            f"The model's context window ({provider.context_tokens} tokens) is too small for "
-            "a summary",
+            f"The model's context window ({llm.context_tokens} tokens) is too small for a summary",
             hint="raise BOT_LLM_CONTEXT_TOKENS or BOT_SUMMARY_BATCH_TOKENS",
         )
     return room
 
 
-def _batches(provider: Any, passages: list[Passage], room: int) -> list[list[Passage]]:
+def _batches(llm: ChatModel, passages: list[Passage], room: int) -> list[list[Passage]]:
     """Consecutive passages packed so that each notes prompt fits the context window."""
     from bot.answer.prompts import format_passages
 
@@ -249,7 +245,7 @@ def _batches(provider: Any, passages: list[Passage], room: int) -> list[list[Pas
     current: list[Passage] = []
     used = 0
     for passage in passages:
-        cost = provider.count_tokens(format_passages([passage])) + 2
+        cost = llm.count_tokens(format_passages([passage])) + 2
         if current and used + cost > room:
             batches.append(current)
             current, used = [], 0
@@ -260,45 +256,43 @@ def _batches(provider: Any, passages: list[Passage], room: int) -> list[list[Pas
     return batches
 
 
-def _fit_passages(provider: Any, passages: list[Passage], room: int) -> list[Passage]:
+def _fit_passages(llm: ChatModel, passages: list[Passage], room: int) -> list[Passage]:
     """Split any passage too long for one notes prompt, then number everything 1..N."""
     from bot.answer.prompts import format_passages
 
     limit = room - 2
     out: list[Passage] = []
     for passage in passages:
-        if provider.count_tokens(format_passages([passage])) > limit:
-            out.extend(_split_passage(passage, provider, limit))
+        if llm.count_tokens(format_passages([passage])) > limit:
+            out.extend(_split_passage(passage, llm, limit))
         else:
             out.append(passage)
     return number(out) if len(out) != len(passages) else passages
 
 
 def _map(
-    provider: Any,
+    llm: ChatModel,
     topic: str,
     passages: list[Passage],
     settings: Settings,
     run: Run,
-    progress: Any,
+    progress: Progress,
     *,
-    embedder: Any,
+    embedder: Embedder,
     query: str | None,
 ) -> list[Note]:
     from bot.answer.extractive import extractive_summary
     from bot.answer.prompts import build_summarise_notes_messages
 
-    batches = _batches(
-        provider, passages, _map_room(provider, topic, settings.summary_batch_tokens)
-    )
+    batches = _batches(llm, passages, _map_room(llm, topic, settings.summary_batch_tokens))
     run.map_calls = len(batches)
     progress.start(len(batches))
     try:
         replies = _call_all(
-            provider,
+            llm,
             [build_summarise_notes_messages(topic, batch) for batch in batches],
-            max_tokens=_notes_max_tokens(provider),
-            workers=_workers(provider, settings),
+            max_tokens=_notes_max_tokens(llm),
+            workers=_workers(llm, settings),
             progress=progress,
         )
     finally:
@@ -327,104 +321,133 @@ def _map(
     return notes
 
 
-def _note_tokens(provider: Any, notes: Sequence[Note]) -> list[int]:
-    return [provider.count_tokens(note.line()) + 1 for note in notes]
+def _note_tokens(llm: ChatModel, notes: Sequence[Note]) -> list[int]:
+    return [llm.count_tokens(note.line()) + 1 for note in notes]
 
 
-def _merge_overhead(provider: Any, topic: str, instructions: str) -> int:
+def _merge_overhead(llm: ChatModel, topic: str, instructions: str) -> int:
     from bot.answer.prompts import build_summarise_merge_messages
 
     messages = build_summarise_merge_messages(topic, "", instructions)
-    return sum(provider.count_tokens(m.content) for m in messages)
+    return sum(llm.count_tokens(m.content) for m in messages)
 
 
 def _condense(
-    provider: Any,
+    llm: ChatModel,
     topic: str,
     notes: list[Note],
+    final_room: int,
+    *,
     by_n: dict[int, Passage],
     settings: Settings,
     run: Run,
-    progress: Any,
-    final_room: int,
+    progress: Progress,
 ) -> list[Note]:
     """Merge groups of notes into shorter notes until they fit `final_room` tokens."""
-    from bot.answer.prompts import build_summarise_merge_messages
-
-    out_tokens = min(CONDENSE_MAX_TOKENS, provider.context_tokens // 4)
     level = 1
-    while sum(_note_tokens(provider, notes)) > final_room:
+    while sum(_note_tokens(llm, notes)) > final_room:
         level += 1
         if level > MAX_MERGE_LEVELS:
             break
-        bullets = max(3, out_tokens // 40)
-        instructions = _CONDENSE_INSTRUCTIONS.format(bullets=bullets)
-        room = _budget(provider, out_tokens) - _merge_overhead(provider, topic, instructions)
-        groups: list[list[Note]] = []
-        used = 0
-        for note, cost in zip(notes, _note_tokens(provider, notes), strict=True):
-            if groups and groups[-1] and used + cost <= room:
-                groups[-1].append(note)
-                used += cost
-            else:
-                groups.append([note])
-                used = cost
-        progress.note(f"Merging {len(notes)} notes in {len(groups)} groups (level {level})…")
-        progress.start(len(groups))
-        try:
-            replies = _call_all(
-                provider,
-                [
-                    build_summarise_merge_messages(
-                        topic, "\n".join(n.line() for n in group), instructions
-                    )
-                    for group in groups
-                ],
-                max_tokens=out_tokens,
-                workers=_workers(provider, settings),
-                progress=progress,
-            )
-        finally:
-            progress.stop()
-        merged: list[Note] = []
-        echo = build_summarise_merge_messages(topic, "", instructions)[-1].content
-        failed = 0
-        for group, completion in zip(groups, replies, strict=True):
-            run.add(completion)
-            given = {n: by_n[n] for note in group for n in note.citations if n in by_n}
-            condensed, _ = _notes_from(completion.text, given, run, settings.min_support, echo)
-            if not condensed:  # nothing traceable came back: keep the group's first notes
-                failed += 1
-                condensed = group[: max(1, len(group) // 3)]
-            merged.extend(condensed)
-        if failed:
-            run.warnings.append(
-                f"condensing {failed} of {len(groups)} groups of notes gave nothing traceable; "
-                "their first notes were kept"
-            )
+        merged = _condense_level(
+            llm, topic, notes, level, by_n=by_n, settings=settings, run=run, progress=progress
+        )
         run.levels = level - 1
-        if sum(_note_tokens(provider, merged)) >= sum(_note_tokens(provider, notes)):
+        if sum(_note_tokens(llm, merged)) >= sum(_note_tokens(llm, notes)):
             notes = merged
             break  # no progress: truncate below rather than loop
         notes = merged
-    costs = _note_tokens(provider, notes)
-    if sum(costs) > final_room:
-        kept, used = [], 0
-        for note, cost in zip(notes, costs, strict=True):
-            if used + cost > final_room:
-                break
-            kept.append(note)
+    return _truncate(llm, notes, final_room, run)
+
+
+def _group(llm: ChatModel, notes: list[Note], room: int) -> list[list[Note]]:
+    """Consecutive notes packed into groups of at most `room` tokens (a longer note alone)."""
+    groups: list[list[Note]] = []
+    used = 0
+    for note, cost in zip(notes, _note_tokens(llm, notes), strict=True):
+        if groups and groups[-1] and used + cost <= room:
+            groups[-1].append(note)
             used += cost
-        run.warnings.append(
-            f"the notes did not fit the model's context; {len(notes) - len(kept)} of "
-            f"{len(notes)} were left out of the final merge"
+        else:
+            groups.append([note])
+            used = cost
+    return groups
+
+
+def _condense_level(
+    llm: ChatModel,
+    topic: str,
+    notes: list[Note],
+    level: int,
+    *,
+    by_n: dict[int, Passage],
+    settings: Settings,
+    run: Run,
+    progress: Progress,
+) -> list[Note]:
+    """One level of the hierarchical merge: each group of notes condensed by one call."""
+    from bot.answer.prompts import build_summarise_merge_messages
+
+    out_tokens = min(CONDENSE_MAX_TOKENS, llm.context_tokens // 4)
+    instructions = _CONDENSE_INSTRUCTIONS.format(bullets=max(3, out_tokens // 40))
+    room = _budget(llm, out_tokens) - _merge_overhead(llm, topic, instructions)
+    groups = _group(llm, notes, room)
+    progress.note(f"Merging {len(notes)} notes in {len(groups)} groups (level {level})…")
+    progress.start(len(groups))
+    try:
+        replies = _call_all(
+            llm,
+            [
+                build_summarise_merge_messages(
+                    topic, "\n".join(n.line() for n in group), instructions
+                )
+                for group in groups
+            ],
+            max_tokens=out_tokens,
+            workers=_workers(llm, settings),
+            progress=progress,
         )
-        notes = kept
-    return notes
+    finally:
+        progress.stop()
+    merged: list[Note] = []
+    echo = build_summarise_merge_messages(topic, "", instructions)[-1].content
+    failed = 0
+    for group, completion in zip(groups, replies, strict=True):
+        run.add(completion)
+        given = {n: by_n[n] for note in group for n in note.citations if n in by_n}
+        condensed, _ = _notes_from(completion.text, given, run, settings.min_support, echo)
+        if not condensed:  # nothing traceable came back: keep the group's first notes
+            failed += 1
+            condensed = group[: max(1, len(group) // 3)]
+        merged.extend(condensed)
+    if failed:
+        run.warnings.append(
+            f"condensing {failed} of {len(groups)} groups of notes gave nothing traceable; "
+            "their first notes were kept"
+        )
+    return merged
+
+
+def _truncate(llm: ChatModel, notes: list[Note], final_room: int, run: Run) -> list[Note]:
+    """The first notes that fit `final_room` tokens; a warning when some are left out."""
+    costs = _note_tokens(llm, notes)
+    if sum(costs) <= final_room:
+        return notes
+    kept, used = [], 0
+    for note, cost in zip(notes, costs, strict=True):
+        if used + cost > final_room:
+            break
+        kept.append(note)
+        used += cost
+    run.warnings.append(
+        f"the notes did not fit the model's context; {len(notes) - len(kept)} of "
+        f"{len(notes)} were left out of the final merge"
+    )
+    return kept
 
 
 def llm_summary(
-    provider: Any,
+    llm: ChatModel,
     subject: str,
     passages: list[Passage],
     *,
@@ -433,8 +456,8 @@ def llm_summary(
     max_sentences: int,
     settings: Settings,
     run: Run,
-    progress: Any,
-    embedder: Any,
+    progress: Progress,
+    embedder: Embedder,
     query: str | None,
     timings: dict[str, float],
     on_delta: Callable[[str], None] | None = None,
@@ -446,22 +469,22 @@ def llm_summary(
     from bot.answer.prompts import build_summarise_merge_messages
 
     t0 = time.perf_counter()
-    room = _map_room(provider, subject, settings.summary_batch_tokens)
-    passages = _fit_passages(provider, passages, room)
+    room = _map_room(llm, subject, settings.summary_batch_tokens)
+    passages = _fit_passages(llm, passages, room)
     by_n = {p.n: p for p in passages}
-    notes = _map(
-        provider, subject, passages, settings, run, progress, embedder=embedder, query=query
-    )
+    notes = _map(llm, subject, passages, settings, run, progress, embedder=embedder, query=query)
     timings["map"] = (time.perf_counter() - t0) * 1000
     if not notes:
         return None
     t0 = time.perf_counter()
     instructions += FINAL_FORMAT
-    out_tokens = min(max_tokens, provider.context_tokens // 3)
-    final_room = _budget(provider, out_tokens) - _merge_overhead(provider, subject, instructions)
-    notes = _condense(provider, subject, notes, by_n, settings, run, progress, final_room)
+    out_tokens = min(max_tokens, llm.context_tokens // 3)
+    final_room = _budget(llm, out_tokens) - _merge_overhead(llm, subject, instructions)
+    notes = _condense(
+        llm, subject, notes, final_room, by_n=by_n, settings=settings, run=run, progress=progress
+    )
     given = {n: by_n[n] for note in notes for n in note.citations if n in by_n}
-    completion = provider.complete(
+    completion = llm.complete(
         build_summarise_merge_messages(
             subject, "\n".join(note.line() for note in notes), instructions
         ),

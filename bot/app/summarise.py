@@ -29,16 +29,26 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.app.mapreduce import NoProgress, Run, number
+from bot.app.mapreduce import Run, number
 from bot.core.errors import BotError
 from bot.core.markers import with_markers
 from bot.core.sentences import split_sentences
 from bot.core.settings import Settings, get_settings
 from bot.core.text import clip, sanitize
-from bot.core.types import NO_ANSWER, AnswerResult, CheckedSentence, Passage
+from bot.core.types import (
+    NO_ANSWER,
+    AnswerResult,
+    CheckedSentence,
+    Passage,
+    Progress,
+    SilentProgress,
+)
 from bot.core.words import content_words, stated_numbers
+
+if TYPE_CHECKING:
+    from bot.answer.providers import Provider
 
 MAX_TOPIC_CHARS = 500
 # Extractive mode: candidate sentences in all (embedding them dominates the run time).
@@ -467,7 +477,7 @@ def _extractive_passages(passages: list[Passage], budget: int) -> list[Passage]:
     return out
 
 
-def _prompt_hash(provider: Any, store: Any, settings: Settings, length: str) -> str:
+def _prompt_hash(provider: Provider, store: Any, settings: Settings, length: str) -> str:
     from bot.answer.prompts import load_prompt, prompt_hash
 
     return prompt_hash(
@@ -487,20 +497,21 @@ def summarise(
     options: SummariseOptions | None = None,
     *,
     settings: Settings | None = None,
-    provider: Any = None,
+    provider: Provider | None = None,
     store: Any = None,
     on_delta: Callable[[str], None] | None = None,
     notify: Callable[[str], None] | None = None,
-    progress: Any = None,
+    progress: Progress | None = None,
 ) -> AnswerResult:
-    """A cited summary of the selected articles (see the module docstring)."""
+    """A cited summary of the selected articles (see the module docstring). `provider` defaults
+    to what `options.llm` (or BOT_LLM) chooses; its model is made only when the summary needs it."""
     from bot.answer.providers import get_provider
     from bot.core.dates import parse_date_bound
     from bot.index.search import Filters
 
     options = options or SummariseOptions()
     settings = settings or get_settings()
-    progress = progress or NoProgress()
+    progress = progress or SilentProgress()
     spec = length_spec(options.length)
     length = "medium" if options.length is None else options.length.strip().lower()
     topic = clean_topic(options.topic)
@@ -565,7 +576,8 @@ def summarise(
         return no_answer(selection.weak, selection.passages)
 
     t0 = time.perf_counter()
-    if provider.name == "extractive":
+    llm = provider.llm()
+    if llm is None:
         from bot.answer.extractive import extractive_summary
 
         chosen = _extractive_passages(everything, EXTRACTIVE_SENTENCE_BUDGET)
@@ -581,7 +593,7 @@ def summarise(
         from bot.app.mapreduce import llm_summary
 
         made = llm_summary(
-            provider,
+            llm,
             subject,
             everything,
             instructions=spec.instructions,

@@ -1,8 +1,10 @@
-"""Plain data passed from the pipelines to the renderer (no behaviour, no heavy imports)."""
+"""Plain data passed from the pipelines to the renderer, and the `Progress` the front ends give the
+long pipelines (no behaviour beyond that, no heavy imports)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 # What every answer says when the articles do not answer the question; the prompts tell the model
 # to reply with exactly this, and the checker recognises it.
@@ -101,3 +103,22 @@ class AnswerResult:
             "dropped_citations": self.dropped_citations,
             "warnings": self.warnings,
         }
+
+
+class Progress(Protocol):
+    """What a long run (ingest, summarise) tells the user while it works: a bar of `total` steps,
+    advanced as they finish, and one-line notes. The CLI's draws a progress bar."""
+
+    def start(self, total: int) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def note(self, message: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+class SilentProgress:
+    """A `Progress` that shows nothing: the default when a library caller passes none."""
+
+    def start(self, total: int) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def note(self, message: str) -> None: ...
+    def stop(self) -> None: ...

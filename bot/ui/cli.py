@@ -50,7 +50,8 @@ def _stdout_console() -> Any:
 
 
 class _BarProgress:
-    """A rich progress bar on stderr when it is a terminal; one-line notes otherwise."""
+    """The `Progress` of ingest and summarise: a rich progress bar on stderr when it is a terminal;
+    one-line notes otherwise."""
 
     def __init__(self, label: str, enabled: bool) -> None:
         self.label = label

@@ -76,7 +76,7 @@ def help_lines() -> list[tuple[str, str]]:
 
 
 class _CancelProgress:
-    """A silent progress object for /summarise that stops the run once the turn is cancelled."""
+    """The `Progress` of /summarise: silent, it stops the run once the turn is cancelled."""
 
     def __init__(self, pane: StreamPane) -> None:
         self.pane = pane

@@ -12,12 +12,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.core.errors import BotError
 from bot.core.settings import Settings, get_settings
 from bot.core.text import sanitize
-from bot.core.types import NO_ANSWER, AnswerResult, CheckedSentence, Passage
+from bot.core.types import NO_ANSWER, AnswerResult, Passage
+
+if TYPE_CHECKING:
+    from bot.index.filters import Filters
+    from bot.index.search import Retrieval
 
 MAX_QUESTION_CHARS = 2000
 ANSWER_MAX_TOKENS = 512
@@ -58,9 +62,9 @@ def clean_question(question: str) -> str:
 
 def _import_heavy(settings: Settings) -> None:
     """Import the big libraries up front, so the stage timings show what they cost."""
-    from bot.index.store import import_chromadb
+    from bot.index.store import import_backend
 
-    import_chromadb()
+    import_backend()
 
 
 def _in_thread(fn: Callable[[], None], name: str) -> threading.Thread:
@@ -72,7 +76,7 @@ def _in_thread(fn: Callable[[], None], name: str) -> threading.Thread:
 
 
 def _embed_ahead(settings: Settings, question: str) -> threading.Thread | None:
-    """Load the local embedding model and embed the question while chromadb is imported: a cold
+    """Load the local embedding model and embed the question while Chroma is imported: a cold
     `bot ask` then waits for the slower of the two rather than for both. The vector lands in the
     embedder's memo, where retrieval finds it; an error here is left for retrieval to report."""
     if settings.embedding != "local":
@@ -158,22 +162,6 @@ def _tidy_model_text(text: str) -> str:
     return " ".join(kept)
 
 
-def refusal(
-    question: str, passages: list[Passage], provider: str, model: str, phash: str, why: str
-) -> AnswerResult:
-    return AnswerResult(
-        question=question,
-        answer=NO_ANSWER,
-        refused=True,
-        provider=provider,
-        model=model,
-        prompt_hash=phash,
-        sentences=[],
-        passages=passages,
-        warnings=[why] if why else [],
-    )
-
-
 def answer_question(
     question: str,
     options: AskOptions | None = None,
@@ -186,36 +174,114 @@ def answer_question(
 ) -> AnswerResult:
     """Answer `question` from the index with checked citations."""
     started = time.perf_counter()
-    from bot.answer.checking import check_answer
-    from bot.answer.prompts import answer_prompt_texts, build_answer_messages, prompt_hash
     from bot.answer.providers import check_provider, get_provider
-    from bot.core.dates import parse_date_bound
-    from bot.index.search import Filters, resolve_source, retrieve_passages
 
     options = options or AskOptions()
     settings = settings or get_settings()
-    timings: dict[str, float] = {}
     question = clean_question(question)
-    filters = Filters(
-        source=options.source,
-        since_ts=parse_date_bound(options.since, end=False),
-        until_ts=parse_date_bound(options.until, end=True),
-    )
-    t0 = time.perf_counter()
-    timings["prepare"] = (t0 - started) * 1000
-    import numpy  # noqa: F401 - before any thread: two threads importing numpy at once can fail
-
+    filters = _filters(options)
     # No key, no model file: say so before any work. The model itself is loaded only when asked.
     name, model = (
         (provider.name, provider.model) if provider else check_provider(settings, options.llm)
     )
+    k = options.k or settings.top_k
+    timings: dict[str, float] = {"prepare": (time.perf_counter() - started) * 1000}
+    store, found = _find_passages(
+        question, filters, k=k, settings=settings, store=store, notify=notify, timings=timings
+    )
+    head = AnswerResult(
+        question=question,
+        answer=NO_ANSWER,
+        refused=True,
+        provider=name,
+        model=model,
+        prompt_hash=_answer_prompt_hash(name, model, k, store.embedder, settings),
+        passages=found.passages,
+        timings_ms=timings,
+    )
+    weak = _weak_retrieval(found, settings.min_relevance)
+    if weak:  # the model is not asked at all
+        head.warnings = [weak]
+        return head
+    if provider is None and name != "extractive":
+        # Loaded here, not in a thread during the imports: llama-cpp-python's own import needs
+        # the GIL, and the two slowed each other down more than the overlap saved (measured).
+        t0 = time.perf_counter()
+        provider = get_provider(settings, options.llm)
+        timings["llm_load"] = (time.perf_counter() - t0) * 1000
+    t0 = time.perf_counter()
+    draft = _write_answer(
+        question,
+        found.passages,
+        name=name,
+        provider=provider,
+        store=store,
+        min_relevance=settings.min_relevance,
+        on_delta=on_delta,
+    )
+    timings["llm"] = (time.perf_counter() - t0) * 1000
+    return _checked(draft, head, embedder=store.embedder, min_support=settings.min_support)
+
+
+def _weak_retrieval(found: Retrieval, min_relevance: float) -> str | None:
+    """Why the passages found cannot answer the question (None: they may)."""
+    if not found.passages:
+        return "no indexed passage matches the filters"
+    if found.best_dense < min_relevance:
+        return f"the closest passage is a weak match (similarity {found.best_dense:.2f})"
+    return None
+
+
+def _filters(options: AskOptions) -> Filters:
+    from bot.core.dates import parse_date_bound
+    from bot.index.filters import Filters
+
+    return Filters(
+        source=options.source,
+        since_ts=parse_date_bound(options.since, end=False),
+        until_ts=parse_date_bound(options.until, end=True),
+    )
+
+
+def _answer_prompt_hash(name: str, model: str, k: int, embedder: Any, settings: Settings) -> str:
+    """The hash `--json` shows: the prompt, the model and the settings that shape an answer."""
+    from bot.answer.prompts import answer_prompt_texts, prompt_hash
+
+    system_text, user_text = answer_prompt_texts()
+    return prompt_hash(
+        system_text,
+        user_text,
+        name,
+        model,
+        str(k),
+        getattr(embedder, "question_name", embedder.name),
+        f"{settings.min_relevance}/{settings.min_support}",
+    )
+
+
+def _find_passages(
+    question: str,
+    filters: Filters,
+    *,
+    k: int,
+    settings: Settings,
+    store: Any,
+    notify: Callable[[str], None] | None,
+    timings: dict[str, float],
+) -> tuple[Any, Retrieval]:
+    """The store (opened, and its library imported while the question is embedded in another
+    thread) and the passages retrieved from it."""
+    from bot.index.search import resolve_source, retrieve_passages
+
+    started = time.perf_counter()
+    import numpy  # noqa: F401 - before any thread: two threads importing numpy at once can fail
+
     embedding = _embed_ahead(settings, question) if store is None else None
     try:
         _import_heavy(settings)
         if embedding is not None:
             embedding.join()
-        timings["imports"] = (time.perf_counter() - t0) * 1000
-        k = options.k or settings.top_k
+        timings["imports"] = (time.perf_counter() - started) * 1000
 
         t0 = time.perf_counter()
         store = store or open_index(settings, notify)
@@ -231,101 +297,75 @@ def answer_question(
         if embedding is not None:
             embedding.join()  # never exit while the model runs in another thread
         raise
-    passages = found.passages
+    return store, found
 
-    system_text, user_text = answer_prompt_texts()
-    phash = prompt_hash(
-        system_text,
-        user_text,
-        name,
-        model,
-        str(k),
-        getattr(store.embedder, "question_name", store.embedder.name),
-        f"{settings.min_relevance}/{settings.min_support}",
-    )
-    if not passages or found.best_dense < settings.min_relevance:
-        why = (
-            "no indexed passage matches the filters"
-            if not passages
-            else f"the closest passage is a weak match (similarity {found.best_dense:.2f})"
-        )
-        result = refusal(question, passages, name, model, phash, why)
-        result.timings_ms = timings
-        return result
 
-    if provider is None and name != "extractive":
-        # Loaded here, not in a thread during the imports: llama-cpp-python's own import needs
-        # the GIL, and the two slowed each other down more than the overlap saved (measured).
-        t0 = time.perf_counter()
-        provider = get_provider(settings, options.llm)
-        timings["llm_load"] = (time.perf_counter() - t0) * 1000
+def _checked(
+    draft: _Draft, head: AnswerResult, *, embedder: Any, min_support: float
+) -> AnswerResult:
+    """`head` (question, provider, prompt hash and timings) completed with the draft answer,
+    every sentence checked against the passages it cites."""
+    from bot.answer.checking import check_answer
 
     t0 = time.perf_counter()
-    usage: dict[str, int] = {}
-    prefetch = None
-    if name == "extractive":
-        from bot.answer.extractive import extractive_answer
-
-        text = extractive_answer(
-            question, passages, store.embedder, min_relevance=settings.min_relevance
-        )
-        if on_delta:
-            on_delta(text)
-    else:
-        passages = _fit_passages(provider, question, passages)
-        prefetch = _embed_while_waiting(name, store.embedder, passages)
-        try:
-            completion = provider.complete(
-                build_answer_messages(question, passages),
-                max_tokens=ANSWER_MAX_TOKENS,
-                on_delta=on_delta,
-            )
-        except BaseException:
-            if prefetch is not None:
-                prefetch.join()
-            raise
-        text, usage = completion.text, completion.usage
-    timings["llm"] = (time.perf_counter() - t0) * 1000
-
-    t0 = time.perf_counter()
-    if prefetch is not None:
-        prefetch.join()  # what it has not finished yet is checking time
-    checked = check_answer(
-        text, passages, embedder=store.embedder, min_support=settings.min_support
-    )
-    timings["checking"] = (time.perf_counter() - t0) * 1000
+    if draft.prefetch is not None:
+        draft.prefetch.join()  # what it has not finished yet is checking time
+    checked = check_answer(draft.text, draft.passages, embedder=embedder, min_support=min_support)
+    head.timings_ms["checking"] = (time.perf_counter() - t0) * 1000
     warnings = []
     if checked.dropped:
         shown = ", ".join(f"[{n}]" for n in checked.dropped)
         warnings.append(f"removed citations to passages that were never given: {shown}")
-    if not text.strip():
+    if not draft.text.strip():
         warnings.append("the model returned an empty answer")
-    if checked.refused:
-        return AnswerResult(
-            question=question,
-            answer=NO_ANSWER,
-            refused=True,
-            provider=name,
-            model=model,
-            prompt_hash=phash,
-            passages=passages,
-            timings_ms=timings,
-            usage=usage,
-            dropped_citations=checked.dropped,
-            warnings=warnings,
+    if not checked.refused:
+        head.answer, head.refused, head.sentences = checked.answer, False, checked.sentences
+    head.passages, head.usage, head.warnings = draft.passages, draft.usage, warnings
+    head.dropped_citations = checked.dropped
+    return head
+
+
+@dataclass
+class _Draft:
+    """The model's answer before checking, and the passages it was given."""
+
+    text: str
+    passages: list[Passage]
+    usage: dict[str, int]
+    prefetch: threading.Thread | None  # embedding the passages' sentences for the checker
+
+
+def _write_answer(
+    question: str,
+    passages: list[Passage],
+    *,
+    name: str,
+    provider: Any,
+    store: Any,
+    min_relevance: float,
+    on_delta: Callable[[str], None] | None,
+) -> _Draft:
+    """The answer from the extractive provider, or from the LLM `provider` (as many passages as
+    fit its context window)."""
+    from bot.answer.prompts import build_answer_messages
+
+    if name == "extractive":
+        from bot.answer.extractive import extractive_answer
+
+        text = extractive_answer(question, passages, store.embedder, min_relevance=min_relevance)
+        if on_delta:
+            on_delta(text)
+        return _Draft(text, passages, {}, None)
+    passages = _fit_passages(provider, question, passages)
+    prefetch = _embed_while_waiting(name, store.embedder, passages)
+    try:
+        completion = provider.complete(
+            build_answer_messages(question, passages),
+            max_tokens=ANSWER_MAX_TOKENS,
+            on_delta=on_delta,
         )
-    sentences: list[CheckedSentence] = checked.sentences
-    return AnswerResult(
-        question=question,
-        answer=checked.answer,
-        refused=False,
-        provider=name,
-        model=model,
-        prompt_hash=phash,
-        sentences=sentences,
-        passages=passages,
-        timings_ms=timings,
-        usage=usage,
-        dropped_citations=checked.dropped,
-        warnings=warnings,
-    )
+    except BaseException:
+        if prefetch is not None:
+            prefetch.join()
+        raise
+    return _Draft(completion.text, passages, completion.usage, prefetch)

@@ -361,7 +361,7 @@ class Chat:
     def warm_up(self) -> None:
         """Load the embedding model and the BM25 index now, so the first answer does not wait
         for them (the REPL calls this in the background while the user types)."""
-        from bot.index.search import load_lexical_index
+        from bot.index.keyword import load_lexical_index
 
         embedder = self.store.embedder
         embedder.embed(["warm up"])

@@ -24,19 +24,26 @@ Steps:
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.app.mapreduce import NoProgress, Run, number
+from bot.app.selection import (
+    CLOSEST_SHOWN,
+    Selection,
+    date_filters,
+    describe_scope,
+    resolve_scope,
+    select_passages,
+)
 from bot.core.errors import BotError
 from bot.core.markers import with_markers
 from bot.core.sentences import split_sentences
 from bot.core.settings import Settings, get_settings
-from bot.core.text import clip, sanitize
+from bot.core.text import clip
 from bot.core.types import NO_ANSWER, AnswerResult, CheckedSentence, Passage
 from bot.core.words import content_words, stated_numbers
 
@@ -48,7 +55,6 @@ EXTRACTIVE_MAX_PER_ARTICLE = 20  # news puts the substance first
 # Co-citation: passages of other articles tried per summary sentence, and in all.
 COCITE_PER_SENTENCE = 2
 COCITE_POOL_LIMIT = 24
-CLOSEST_SHOWN = 6  # passages shown with a no-answer result
 DISAGREEMENT_JACCARD = 0.5  # content words (numbers aside) two differing statements share
 
 
@@ -110,14 +116,6 @@ class SummaryResult(AnswerResult):
         return data
 
 
-@dataclass
-class _Selection:
-    passages: list[Passage]  # numbered 1..N
-    scope: str
-    articles: int
-    weak: str | None = None  # why a topic selection is too weak to summarise
-
-
 # --- options and scope ---------------------------------------------------------------------------
 
 
@@ -141,169 +139,6 @@ def clean_topic(topic: str | None) -> str | None:
         limit=MAX_TOPIC_CHARS,
         example='give one, e.g. --topic "the prisoner release"',
     )
-
-
-def find_article(entries: dict[str, Any], value: str) -> Any | None:
-    """The manifest entry whose id, indexed path or unique id prefix is `value` (None: no match)."""
-    value = value.strip()
-    if not value:
-        return None
-    if value in entries:
-        return entries[value]
-    wanted = {value}
-    file_part, hash_sign, record = value.partition("#")
-    for form in (os.path.abspath(os.path.expanduser(file_part)), os.path.realpath(file_part)):
-        wanted.add(form + hash_sign + record)
-    for entry in entries.values():
-        if wanted.intersection(entry.paths):
-            return entry
-    if len(value) >= 4 and re.fullmatch(r"[0-9a-f]+", value):
-        found = [e for e in entries.values() if e.article_id.startswith(value)]
-        if len(found) > 1:
-            raise BotError(
-                f"The article id prefix {value!r} matches {len(found)} articles",
-                hint="give more characters; `bot sources --json` shows the ids",
-            )
-        if found:
-            return found[0]
-    return None
-
-
-def _unknown_target(value: str) -> BotError:
-    return BotError(
-        f"No indexed article matches {value!r}",
-        hint="`bot sources` lists the indexed paths; `bot sources --json` also shows article ids",
-    )
-
-
-def _resolve_scope(store: Any, options: SummariseOptions) -> tuple[Any | None, str | None]:
-    """(the target article's manifest entry or None, the outlet filter or None)."""
-    entries = store.article_entries()
-    target = None
-    if options.target is not None:
-        target = find_article(entries, options.target)
-        if target is None:
-            raise _unknown_target(options.target)
-    outlet = None
-    if options.source is not None and options.source.strip():
-        wanted = options.source.strip()
-        outlets = {e.source for e in entries.values() if e.source}
-        if wanted in outlets:
-            outlet = wanted
-        else:
-            folded = [o for o in sorted(outlets) if o.casefold() == wanted.casefold()]
-            if folded:
-                outlet = folded[0]
-            elif target is None and (article := find_article(entries, wanted)) is not None:
-                target = article  # "--source PATH": the issue's "--source/a path/an article id"
-            else:
-                raise BotError(
-                    f"No outlet, indexed path or article id matches {wanted!r}",
-                    hint="`bot sources` lists the outlets and paths",
-                )
-    return target, outlet
-
-
-# --- selection -----------------------------------------------------------------------------------
-
-
-def _where(filters: Any, article_id: str | None) -> dict | None:
-    clauses = []
-    if article_id:
-        clauses.append({"article_id": article_id})
-    where = filters.chroma_where()
-    if where:
-        clauses.extend(where.get("$and", [where]))
-    if not clauses:
-        return None
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-
-def _fetch_chunks(store: Any, where: dict | None) -> list[tuple[str, dict, str]]:
-    if store.chunks is None:
-        return []
-    rows: list[tuple[str, dict, str]] = []
-    page = 5000
-    offset = 0
-    while True:
-        got = store.chunks.get(
-            where=where, include=["metadatas", "documents"], limit=page, offset=offset
-        )
-        ids = got["ids"]
-        for i, chunk_id in enumerate(ids):
-            rows.append((chunk_id, got["metadatas"][i] or {}, got["documents"][i] or ""))
-        if len(ids) < page:
-            return rows
-        offset += page
-
-
-def _article_key(meta: dict) -> tuple:
-    published = str(meta.get("published", ""))
-    return (published == "", published, str(meta.get("title", "")).lower(), meta.get("article_id"))
-
-
-def _select(
-    store: Any,
-    settings: Settings,
-    target: Any | None,
-    filters: Any,
-    topic: str | None,
-    scope: str,
-) -> _Selection:
-    if topic and target is None:
-        from bot.index.search import retrieve_passages
-
-        k = max(settings.summary_topic_k, settings.top_k)
-        found = retrieve_passages(
-            topic, store, k=k, filters=filters, mmr_lambda=settings.mmr_lambda
-        )
-        ordered = sorted(found.passages, key=lambda p: (_article_key(_meta_of(p)), p.start))
-        selection = _Selection(number(ordered), scope, len({p.article_id for p in ordered}))
-        if not found.passages:
-            selection.weak = "no indexed passage matches the filters"
-        elif found.best_dense < settings.min_relevance:
-            selection.weak = (
-                f"no passage is about the topic (closest similarity {found.best_dense:.2f})"
-            )
-            # The closest passages, best first, as ask shows them.
-            selection.passages = number(found.passages[:CLOSEST_SHOWN])
-        return selection
-
-    rows = _fetch_chunks(store, _where(filters, target.article_id if target else None))
-    by_article: dict[str, list[tuple[str, dict, str]]] = {}
-    for row in rows:
-        by_article.setdefault(str(row[1].get("article_id", "")), []).append(row)
-    cap = None if target is not None else settings.summary_chunks_per_article
-    passages: list[Passage] = []
-    for chunks in sorted(by_article.values(), key=lambda c: _article_key(c[0][1])):
-        chunks.sort(key=lambda r: (int(r[1].get("chunk_index", 0)), int(r[1].get("start", 0))))
-        for chunk_id, meta, text in chunks[:cap]:
-            passages.append(Passage.from_chunk(0, chunk_id, meta, text))
-    return _Selection(number(passages), scope, len(by_article))
-
-
-def _meta_of(p: Passage) -> dict:
-    return {"published": p.published, "title": p.title, "article_id": p.article_id}
-
-
-def _describe(target: Any | None, outlet: str | None, since: str | None, until: str | None) -> str:
-    if target is not None:
-        title = " ".join(sanitize(target.title).split()) or "(untitled)"
-        text = f'the article "{title}"'
-        if target.source:
-            text += f" ({' '.join(sanitize(target.source).split())})"
-    elif outlet:
-        text = f"the articles from {' '.join(sanitize(outlet).split())}"
-    else:
-        text = "all indexed articles"
-    since, until = (since or "").strip(), (until or "").strip()
-    if since and until:
-        text += f" published {since} to {until}"
-    elif since:
-        text += f" published on or after {since}"
-    elif until:
-        text += f" published on or before {until}"
-    return text
 
 
 # --- checking and numbering ----------------------------------------------------------------------
@@ -483,6 +318,50 @@ def _prompt_hash(provider: Any, store: Any, settings: Settings, length: str) -> 
     )
 
 
+@dataclass
+class _Job:
+    """One summary run: what its result reports, gathered as the run goes."""
+
+    question: str
+    provider: Any
+    prompt_hash: str
+    topic: str | None
+    length: str
+    selection: Selection
+    timings: dict[str, float]
+    run: Run = field(default_factory=Run)
+    everything: list[Passage] = field(default_factory=list)  # the passages the summary drew on
+
+    def result(self, **fields: Any) -> SummaryResult:
+        run = self.run
+        warnings = list(fields.pop("warnings", []))
+        if run.dropped:
+            shown = ", ".join(f"[{n}]" for n in sorted(run.dropped))
+            warnings.insert(0, f"removed citations to passages that were never given: {shown}")
+        return SummaryResult(
+            question=self.question,
+            provider=self.provider.name,
+            model=self.provider.model,
+            prompt_hash=self.prompt_hash,
+            timings_ms=self.timings,
+            usage=dict(run.usage),
+            dropped_citations=sorted(run.dropped),
+            warnings=warnings + run.warnings,
+            topic=self.topic,
+            scope=self.selection.scope,
+            length=self.length,
+            articles=self.selection.articles,
+            passages_considered=len(self.everything),
+            llm_calls=run.calls,
+            map_calls=run.map_calls,
+            merge_levels=run.levels,
+            **fields,
+        )
+
+    def no_answer(self, why: str, passages: list[Passage]) -> SummaryResult:
+        return self.result(answer=NO_ANSWER, refused=True, passages=passages, warnings=[why])
+
+
 def summarise(
     options: SummariseOptions | None = None,
     *,
@@ -495,19 +374,13 @@ def summarise(
 ) -> AnswerResult:
     """A cited summary of the selected articles (see the module docstring)."""
     from bot.answer.providers import get_provider
-    from bot.core.dates import parse_date_bound
-    from bot.index.search import Filters
 
     options = options or SummariseOptions()
     settings = settings or get_settings()
-    progress = progress or NoProgress()
     spec = length_spec(options.length)
     length = "medium" if options.length is None else options.length.strip().lower()
     topic = clean_topic(options.topic)
-    filters = Filters(
-        since_ts=parse_date_bound(options.since, end=False),
-        until_ts=parse_date_bound(options.until, end=True),
-    )
+    filters = date_filters(options.since, options.until)
     provider = provider or get_provider(settings, options.llm)
     timings: dict[str, float] = {}
 
@@ -518,96 +391,98 @@ def summarise(
     timings["open_index"] = (time.perf_counter() - t0) * 1000
 
     t0 = time.perf_counter()
-    target, outlet = _resolve_scope(store, options)
-    filters.source = outlet
-    scope = _describe(target, outlet, options.since, options.until)
-    selection = _select(store, settings, target, filters, topic, scope)
+    target, filters.source = resolve_scope(store, options.target, options.source)
+    scope = describe_scope(target, filters.source, options.since, options.until)
+    selection = select_passages(store, settings, target, filters, topic, scope)
     timings["selection"] = (time.perf_counter() - t0) * 1000
     subject = topic or selection.scope
-    question = f"summary: {subject}"
     phash = _prompt_hash(provider, store, settings, length)
-    run = Run()
-
-    def result(**fields: Any) -> SummaryResult:
-        warnings = list(fields.pop("warnings", []))
-        if run.dropped:
-            shown = ", ".join(f"[{n}]" for n in sorted(run.dropped))
-            warnings.insert(0, f"removed citations to passages that were never given: {shown}")
-        usage = dict(run.usage)
-        return SummaryResult(
-            question=question,
-            provider=provider.name,
-            model=provider.model,
-            prompt_hash=phash,
-            timings_ms=timings,
-            usage=usage,
-            dropped_citations=sorted(run.dropped),
-            warnings=warnings + run.warnings,
-            topic=topic,
-            scope=selection.scope,
-            length=length,
-            articles=selection.articles,
-            passages_considered=len(everything),
-            llm_calls=run.calls,
-            map_calls=run.map_calls,
-            merge_levels=run.levels,
-            **fields,
-        )
-
-    everything = selection.passages
-
-    def no_answer(why: str, passages: list[Passage]) -> SummaryResult:
-        return result(answer=NO_ANSWER, refused=True, passages=passages, warnings=[why])
-
+    job = _Job(f"summary: {subject}", provider, phash, topic, length, selection, timings)
+    job.everything = selection.passages
     if not selection.passages:
-        return no_answer("no indexed article matches the filters", [])
+        return job.no_answer("no indexed article matches the filters", [])
     if selection.weak:
-        return no_answer(selection.weak, selection.passages)
+        return job.no_answer(selection.weak, selection.passages)
 
     t0 = time.perf_counter()
     if provider.name == "extractive":
-        from bot.answer.extractive import extractive_summary
-
-        chosen = _extractive_passages(everything, EXTRACTIVE_SENTENCE_BUDGET)
-        text = extractive_summary(chosen, store.embedder, max_sentences=spec.sentences, query=topic)
-        # A markdown article's "# Heading" line can be quoted as a sentence: keep its words only.
-        text = _QUOTED_HEADING_RE.sub(r"\1", text)
-        by_n = {p.n: p for p in everything}
-        given = {n: by_n[n] for n in _cited_numbers(text) if n in by_n}
-        if on_delta:
-            on_delta(text)
+        text, given = _extractive_text(job, store.embedder, spec.sentences, on_delta)
         timings["summarise"] = (time.perf_counter() - t0) * 1000
     else:
-        from bot.app.mapreduce import llm_summary
-
-        made = llm_summary(
-            provider,
-            subject,
-            everything,
-            instructions=spec.instructions,
-            max_tokens=spec.max_tokens,
-            max_sentences=spec.sentences + 1,
-            settings=settings,
-            run=run,
-            progress=progress,
-            embedder=store.embedder,
-            query=topic,
-            timings=timings,
-            on_delta=on_delta,
+        made = _llm_text(
+            job, subject, spec, store=store, settings=settings, progress=progress, on_delta=on_delta
         )
         if made is None:
-            return no_answer(
-                "the model found nothing to note in the passages", everything[:CLOSEST_SHOWN]
+            return job.no_answer(
+                "the model found nothing to note in the passages", job.everything[:CLOSEST_SHOWN]
             )
-        text, given, everything = made
+        text, given = made
+    return _checked_summary(job, text, given, store, settings)
 
+
+def _extractive_text(
+    job: _Job, embedder: Any, sentences: int, on_delta: Callable[[str], None] | None
+) -> tuple[str, dict[int, Passage]]:
+    """The extractive summary (no LLM) and the passages it cites, by number."""
+    from bot.answer.extractive import extractive_summary
+
+    chosen = _extractive_passages(job.everything, EXTRACTIVE_SENTENCE_BUDGET)
+    text = extractive_summary(chosen, embedder, max_sentences=sentences, query=job.topic)
+    # A markdown article's "# Heading" line can be quoted as a sentence: keep its words only.
+    text = _QUOTED_HEADING_RE.sub(r"\1", text)
+    by_n = {p.n: p for p in job.everything}
+    given = {n: by_n[n] for n in _cited_numbers(text) if n in by_n}
+    if on_delta:
+        on_delta(text)
+    return text, given
+
+
+def _llm_text(
+    job: _Job,
+    subject: str,
+    spec: LengthSpec,
+    *,
+    store: Any,
+    settings: Settings,
+    progress: Any,
+    on_delta: Callable[[str], None] | None,
+) -> tuple[str, dict[int, Passage]] | None:
+    """The summary the LLM writes by map-reduce (`bot.app.mapreduce.llm_summary`) and the passages
+    it cites, by number; None when the model found nothing to note."""
+    from bot.app.mapreduce import llm_summary
+
+    made = llm_summary(
+        job.provider,
+        subject,
+        job.everything,
+        instructions=spec.instructions,
+        max_tokens=spec.max_tokens,
+        max_sentences=spec.sentences + 1,
+        settings=settings,
+        run=job.run,
+        progress=progress or NoProgress(),
+        embedder=store.embedder,
+        query=job.topic,
+        timings=job.timings,
+        on_delta=on_delta,
+    )
+    if made is None:
+        return None
+    text, given, job.everything = made
+    return text, given
+
+
+def _checked_summary(
+    job: _Job, text: str, given: dict[int, Passage], store: Any, settings: Settings
+) -> SummaryResult:
+    """The summary checked, renumbered to the passages it cites, with their disagreements."""
     t0 = time.perf_counter()
-    checked, pool = _check_summary(text, given, everything, store, settings, run)
-    timings["checking"] = (time.perf_counter() - t0) * 1000
+    checked, pool = _check_summary(text, given, job.everything, store, settings, job.run)
+    job.timings["checking"] = (time.perf_counter() - t0) * 1000
     warnings = [] if text.strip() else ["the model returned an empty summary"]
     if checked.refused or not checked.sentences:
         shown = sorted(given.values(), key=lambda p: p.n)[:CLOSEST_SHOWN]
-        return result(
+        return job.result(
             answer=NO_ANSWER,
             refused=True,
             passages=number(shown),
@@ -615,6 +490,6 @@ def summarise(
         )
     answer, sentences, cited = _renumber(checked.answer, checked.sentences, {p.n: p for p in pool})
     warnings.extend(disagreements(sentences, cited))
-    return result(
+    return job.result(
         answer=answer, refused=False, sentences=sentences, passages=cited, warnings=warnings
     )

@@ -27,24 +27,6 @@ class Passage:
     score: float = 0.0
     dense: float = 0.0
 
-    @classmethod
-    def from_chunk(cls, n: int, chunk_id: str, meta: dict, text: str, **scores: float) -> Passage:
-        """A passage from a chunk's id, Chroma metadata and text."""
-        return cls(
-            n=n,
-            chunk_id=chunk_id,
-            article_id=str(meta.get("article_id", "")),
-            title=str(meta.get("title", "")),
-            source=str(meta.get("source", "")),
-            url=str(meta.get("url", "")),
-            published=str(meta.get("published", "")),
-            path=str(meta.get("path", "")),
-            start=int(meta.get("start", 0)),
-            end=int(meta.get("end", 0)),
-            text=text,
-            **scores,
-        )
-
     def to_json(self) -> dict:
         data = asdict(self)
         data.pop("chunk_id")

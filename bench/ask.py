@@ -142,8 +142,8 @@ def _ingest_multihop(data_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
     info = {
         "articles_written": n_articles,
         "ingest_seconds": round(seconds, 1),
-        "articles": store.articles.count(),
-        "chunks": store.chunks.count(),
+        "articles": store.article_count(),
+        "chunks": store.chunk_count(),
         "errors": len(report.errors),
     }
     return settings, store, info
@@ -301,11 +301,12 @@ def build_filler(
     Text: 4-8 real sentences drawn at random from the pool (~600-1000 chars, like a real chunk).
     Vector: mean of those sentences' real MiniLM vectors + gaussian noise (sigma 0.02 per dim),
     renormalised, so the vector matches its text approximately and no two are identical.
-    Metadata: the keys ingest writes; one ArticleEntry per 4 chunks, upserted after its chunks.
+    Records: a StoredChunk per chunk, as ingest writes them; one ArticleEntry per 4 chunks,
+    upserted after its chunks.
     """
     import numpy as np
 
-    from bot.index.store import ArticleEntry
+    from bot.index.records import ArticleEntry, StoredChunk
 
     sentences, vectors = pool
     sources = ["Reuters", "BBC News", "The Verge", "TechCrunch", "CNN", "The Guardian", "Wired"]
@@ -315,7 +316,7 @@ def build_filler(
     done = 0
     while done < n_chunks:
         m = min(batch, n_chunks - done)
-        ids, docs, metas, vecs, entries = [], [], [], [], []
+        chunks, vecs, entries = [], [], []
         for j in range(m):
             g = done + j
             art_no = start_article + g // per_article
@@ -329,21 +330,21 @@ def build_filler(
             month = 1 + (art_no // 28) % 12
             published = f"2023-{month:02d}-{day:02d}T12:00:00+00:00"
             source = sources[art_no % len(sources)]
-            ids.append(f"{aid}:{idx:05d}")
-            docs.append(text)
-            metas.append(
-                {
-                    "article_id": aid,
-                    "chunk_index": idx,
-                    "start": idx * 850,
-                    "end": idx * 850 + len(text),
-                    "title": f"Filler article {art_no}",
-                    "source": source,
-                    "url": f"https://example.com/filler/{art_no}",
-                    "published": published,
-                    "published_ts": int(time.mktime(time.strptime(published[:10], "%Y-%m-%d"))),
-                    "path": f"/synthetic/filler-{art_no // 1000}.jsonl#{art_no % 1000 + 1}",
-                }
+            chunks.append(
+                StoredChunk(
+                    chunk_id=f"{aid}:{idx:05d}",
+                    article_id=aid,
+                    chunk_index=idx,
+                    start=idx * 850,
+                    end=idx * 850 + len(text),
+                    title=f"Filler article {art_no}",
+                    source=source,
+                    url=f"https://example.com/filler/{art_no}",
+                    published=published,
+                    published_ts=int(time.mktime(time.strptime(published[:10], "%Y-%m-%d"))),
+                    path=f"/synthetic/filler-{art_no // 1000}.jsonl#{art_no % 1000 + 1}",
+                    text=text,
+                )
             )
             if idx == per_article - 1 or g == n_chunks - 1:
                 entries.append(
@@ -356,10 +357,10 @@ def build_filler(
                         content_hash=aid,
                         n_chunks=idx + 1,
                         chars=idx * 850 + len(text),
-                        paths=[metas[-1]["path"]],
+                        paths=[chunks[-1].path],
                     )
                 )
-        store.upsert_chunks(ids, np.asarray(vecs, dtype=np.float32), docs, metas)
+        store.upsert_chunks(chunks, np.asarray(vecs, dtype=np.float32))
         store.upsert_articles(entries)
         done += m
         print(f"    filler {done}/{n_chunks} ({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -441,7 +442,7 @@ def part_latency(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             article_no += (add + 3) // 4 + 1
             store.set_state(dirty=False, new_generation=True)
             current = size
-        n = store.chunks.count()
+        n = store.chunk_count()
         row = _measure(store, settings, questions)
         row["chunks"] = n
         row["build_seconds"] = build_s
@@ -528,15 +529,15 @@ def _cold_indexes(args: argparse.Namespace, work: Path, env: dict[str, str]) -> 
             raise SystemExit(f"bot ingest failed: {ing.stderr[-500:]}")
     settings = Settings(data_dir=dirs["10k"])
     store = open_store(settings)
-    have = store.chunks.count()
+    have = store.chunk_count()
     sentences = _real_sentences(min(args.sentences, 1000))
     vectors = np.asarray(store.embedder.embed(sentences), dtype=np.float32)
     build_filler(store, 10_000 - have, 0, (sentences, vectors), np.random.default_rng(11))
     store.set_state(dirty=False, new_generation=True)
-    from bot.index.search import load_lexical_index
+    from bot.index.keyword import load_lexical_index
 
     load_lexical_index(store)  # as `bot ingest` does at its end
-    print(f"  cold indexes: seeds ({have} chunks) and {store.chunks.count()} chunks", flush=True)
+    print(f"  cold indexes: seeds ({have} chunks) and {store.chunk_count()} chunks", flush=True)
     return dirs
 
 

@@ -386,7 +386,7 @@ def part_scale(args: argparse.Namespace) -> dict[str, Any]:
     for size, latency in [(size, lat) for size in args.sizes for lat in args.latencies]:
         corpus = _scale_corpus(size)
         settings, store, ingest_s = _indexed(corpus, f"scale-{size}")
-        articles = store.articles.count()
+        articles = store.article_count()
         _cold_memo(store)
         with InstantServer(latency) as server:
             llm_settings = _settings(
@@ -402,7 +402,7 @@ def part_scale(args: argparse.Namespace) -> dict[str, Any]:
             row = {
                 "size": size,
                 "articles": articles,
-                "chunks": store.chunks.count(),
+                "chunks": store.chunk_count(),
                 "ingest_s": ingest_s,
                 "provider": "openai (127.0.0.1 server answering without a model)",
                 "server_latency_s": latency,

@@ -1,5 +1,5 @@
 """`python -m bot`: the same as the `bot` command."""
 
-from bot.ui.cli import run
+from bot.ui.cli import main
 
-run()
+main()

@@ -227,10 +227,10 @@ def test_ingest_paths_bad_corpus(tmp_path: Path, cheap_embedder: None) -> None:
     # stored chunk texts: no escape remnants, no NUL, no leaked external entity
     texts: dict[str, str] = {}
     store = open_store(get_settings(), HashEmbedder())
-    for _, meta, doc in store.iter_chunks():
-        texts[meta["path"]] = texts.get(meta["path"], "") + doc
-        assert SECRET_TOKEN not in doc
-        assert not re.search(r"\x1b|\[\d+(;\d+)*m|\x00|\x07", doc), doc[:200]
+    for chunk in store.iter_chunks():
+        texts[chunk.path] = texts.get(chunk.path, "") + chunk.text
+        assert SECRET_TOKEN not in chunk.text
+        assert not re.search(r"\x1b|\[\d+(;\d+)*m|\x00|\x07", chunk.text), chunk.text[:200]
     ansi_text = texts[str(folder / "ansi.txt")]
     assert ansi_text.startswith("Red alert in the Ansitown harbour.\nclick here.")
     nul_text = texts[str(folder / "nul_mid.txt")]

@@ -33,25 +33,41 @@ def test_help_lists_the_commands() -> None:
         assert command in out.stdout
 
 
-def test_chromadb_is_imported_without_overrides_checks_or_the_otlp_exporter() -> None:
-    code = (
-        "import sys, overrides\n"
-        "from bot.index import store\n"
-        "chromadb = store.import_chromadb()\n"
-        "assert overrides.override is overrides.overrides is store._mark_override\n"
-        "from chromadb.api.rust import RustBindingsAPI\n"
-        "assert getattr(RustBindingsAPI.heartbeat, '__override__', False)\n"
-        "assert store.import_chromadb() is sys.modules['chromadb']\n"
-        "assert 'grpc' not in sys.modules\n"
-        "assert store._OTLP_EXPORTER not in sys.modules\n"
-        "print(chromadb.EphemeralClient().heartbeat() > 0)\n"
-        # Asked for (CHROMA_OTEL_COLLECTION_ENDPOINT), the real exporter is imported and made.
-        "from chromadb.telemetry import opentelemetry as otel\n"
-        "exporter = otel.OTLPSpanExporter(endpoint='http://127.0.0.1:9', insecure=True)\n"
-        "real = sys.modules[store._OTLP_EXPORTER].OTLPSpanExporter\n"
-        "print(type(exporter) is real, 'grpc' in sys.modules)\n"
-        "exporter.shutdown()\n"
+# Run in a fresh interpreter: importing bot's modules, opening a store and asking it something
+# must leave the host as it was: other libraries' attributes, sys.modules, the garbage collector,
+# os._exit and the environment.
+HOST_UNCHANGED = """
+import gc, os, sys, overrides
+from types import ModuleType
+exporter = "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
+decorators = (overrides.override, overrides.overrides)
+os_exit, environ = os._exit, dict(os.environ)
+import bot.ui.cli, bot.app.ask, bot.app.chat, bot.app.ingest, bot.app.summarise, bot.index.search
+from bot.core.settings import Settings
+from bot.index.store import open_store
+store = open_store(Settings(BOT_DATA_DIR=sys.argv[1]), create=True)
+print(store.is_empty(), "chromadb" in sys.modules)
+assert (overrides.override, overrides.overrides) == decorators, "overrides was replaced"
+found = sys.modules.get(exporter)
+assert found is None or getattr(found, "__file__", None), f"{exporter} is planted: {found!r}"
+planted = [
+    name for name, module in sys.modules.items()
+    if isinstance(module, ModuleType) and module.__spec__ is None and name.startswith(
+        ("bot", "chromadb", "opentelemetry", "overrides", "onnxruntime", "numpy", "grpc")
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+]
+assert not planted, planted
+assert gc.isenabled() and gc.get_freeze_count() == 0, "the garbage collector was switched"
+assert os._exit is os_exit
+assert dict(os.environ) == environ, set(os.environ.items()) ^ set(environ.items())
+"""
+
+
+def test_importing_bot_and_opening_a_store_leave_the_host_unchanged(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = subprocess.run(
+        [sys.executable, "-c", HOST_UNCHANGED, str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["True", "True", "True"]
+    assert out.stdout.split() == ["True", "True"]

@@ -21,10 +21,10 @@ STATE = (
     "import json; from bot.core.settings import get_settings; "
     "from bot.index.store import open_store; "
     "s = open_store(get_settings()); ids = {}; "
-    "[ids.__setitem__(m['article_id'], ids.get(m['article_id'], 0) + 1) "
-    " for _, m, _ in s.iter_chunks(include_documents=False)]; "
+    "[ids.__setitem__(c.article_id, ids.get(c.article_id, 0) + 1) "
+    " for c in s.iter_chunks(with_text=False)]; "
     "manifest = {a: e.n_chunks for a, e in s.article_entries().items()}; "
-    "print(json.dumps({'chunks': s.chunks.count(), 'per_article': ids, 'manifest': manifest, "
+    "print(json.dumps({'chunks': s.chunk_count(), 'per_article': ids, 'manifest': manifest, "
     "'files': len(s.file_entries())}))"
 )
 

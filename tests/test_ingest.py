@@ -11,7 +11,9 @@ import pytest
 from bot.app.ingest import ingest_paths, list_sources
 from bot.core.errors import BotError
 from bot.core.settings import get_settings
+from bot.index.records import StoredChunk
 from bot.index.store import open_store
+from tests.test_store_faults import rewrite_index_metadata
 
 from .conftest import SEEDS
 from .fakes import HashEmbedder
@@ -34,9 +36,9 @@ def _corpus(tmp_path: Path) -> Path:
 def _state(settings) -> tuple[int, int, dict[str, int]]:
     store = open_store(settings)
     per_article: dict[str, int] = {}
-    for _, meta, _ in store.iter_chunks(include_documents=False):
-        per_article[meta["article_id"]] = per_article.get(meta["article_id"], 0) + 1
-    return store.articles.count(), store.chunks.count(), per_article
+    for chunk in store.iter_chunks(with_text=False):
+        per_article[chunk.article_id] = per_article.get(chunk.article_id, 0) + 1
+    return store.article_count(), store.chunk_count(), per_article
 
 
 def test_ingest_is_incremental_and_exact(tmp_path: Path) -> None:
@@ -90,10 +92,10 @@ def test_chunk_offsets_point_into_the_article_text(tmp_path: Path) -> None:
             texts[article.article_id] = article.text
     store = open_store(settings)
     seen = 0
-    for _, meta, doc in store.iter_chunks():
-        assert texts[meta["article_id"]][meta["start"] : meta["end"]] == doc
+    for chunk in store.iter_chunks():
+        assert texts[chunk.article_id][chunk.start : chunk.end] == chunk.text
         seen += 1
-    assert seen == store.chunks.count() > 0
+    assert seen == store.chunk_count() > 0
 
 
 def test_same_text_under_two_paths_is_stored_once(tmp_path: Path) -> None:
@@ -155,11 +157,7 @@ def test_rebuild_starts_from_scratch(tmp_path: Path) -> None:
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     settings = get_settings()
     ingest_paths([SEEDS], settings)
-    store = open_store(settings)
-    meta = dict(store.chunks.metadata)
-    meta.pop("hnsw:space", None)
-    meta["bot_schema"] = 99
-    store.chunks.modify(metadata=meta)
+    rewrite_index_metadata(settings.data_dir, bot_schema=99)
     with pytest.raises(BotError, match="newer bot"):
         open_store(settings)
 
@@ -168,16 +166,14 @@ def test_orphan_chunks_from_a_crash_are_repaired(tmp_path: Path) -> None:
     settings = get_settings()
     ingest_paths([SEEDS], settings)
     store = open_store(settings)
-    chunks_before = store.chunks.count()
+    chunks_before = store.chunk_count()
     # Simulate a run killed after writing chunks but before their article record.
-    ids, vectors = ["aorphan000000000:00000"], store.embedder.embed(["stray"])
-    store.upsert_chunks(
-        ids, vectors, ["stray"], [{"article_id": "aorphan000000000", "chunk_index": 0}]
-    )
+    stray = StoredChunk("aorphan000000000:00000", "aorphan000000000", 0, 0, 5, text="stray")
+    store.upsert_chunks([stray], store.embedder.embed([stray.text]))
     store.set_state(dirty=True)
     report = ingest_paths([SEEDS], settings)
     assert report.repaired_chunks == 1
-    assert open_store(settings).chunks.count() == chunks_before
+    assert open_store(settings).chunk_count() == chunks_before
 
 
 def test_cli_ingest_json_and_sources(tmp_path: Path) -> None:
@@ -207,11 +203,11 @@ def test_cli_ingest_json_and_sources(tmp_path: Path) -> None:
 
 
 def test_ingest_builds_the_keyword_index_of_the_new_generation(tmp_path: Path) -> None:
-    from bot.index.search import _cache_dir
+    from bot.index.keyword import cache_dir
 
     settings = get_settings()
     ingest_paths([_corpus(tmp_path)], settings)
     store = open_store(settings)
-    folders = [p.name for p in _cache_dir(store).iterdir()]
+    folders = [p.name for p in cache_dir(store).iterdir()]
     assert folders == [store.generation]  # built during ingest; older generations are gone
-    assert (_cache_dir(store) / store.generation / "chunks.json").is_file()
+    assert (cache_dir(store) / store.generation / "chunks.json").is_file()

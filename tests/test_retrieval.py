@@ -11,14 +11,9 @@ from bot.app.ingest import ingest_paths
 from bot.core.dates import parse_date_bound
 from bot.core.errors import BotError
 from bot.core.settings import get_settings
-from bot.index.search import (
-    Filters,
-    load_lexical_index,
-    mmr_select,
-    resolve_source,
-    retrieve_passages,
-    rrf_fuse,
-)
+from bot.index.filters import Filters
+from bot.index.keyword import load_lexical_index
+from bot.index.search import mmr_select, resolve_source, retrieve_passages, rrf_fuse
 from bot.index.store import open_store
 
 ARTICLES = {
@@ -184,7 +179,7 @@ def test_a_stale_keyword_index_naming_deleted_chunks_is_harmless(store) -> None:
             next(p.article_id for p in retrieve_passages("kestrel-7", store, k=1).passages)
         )
     )
-    store.chunks.delete(ids=[victim])  # behind the cached BM25 index's back
+    store.delete_chunk_ids([victim])  # behind the cached BM25 index's back
     assert lexical.vectors_of([victim])  # the cache still holds its vector
     for mode in ("hybrid", "dense", "bm25"):
         found = retrieve_passages("kestrel-7 radar", store, k=3, mode=mode)
@@ -195,20 +190,20 @@ def test_a_stale_keyword_index_naming_deleted_chunks_is_harmless(store) -> None:
 
 
 def test_cached_vectors_are_the_stored_ones_and_an_old_cache_is_rebuilt(store) -> None:  # type: ignore[no-untyped-def]
-    from bot.index import search
+    from bot.index import keyword
 
     lexical = load_lexical_index(store)
     some = lexical.ids[:5]
-    got = store.chunks.get(ids=some, include=["embeddings"])
-    stored = dict(zip(got["ids"], np.asarray(got["embeddings"], dtype=np.float32), strict=True))
+    stored = store.chunk_vectors(some)
+    assert set(stored) == set(some)
     cached = lexical.vectors_of(some + ["no-such-chunk"])
     assert set(cached) == set(some)
     for cid in some:
         np.testing.assert_array_equal(cached[cid], stored[cid])
     # A cache written before the vectors were kept (no vectors.npy) is rebuilt, not trusted.
-    folder = search._cache_dir(store) / (store.generation or "none")
-    (folder / search.VECTORS_FILE).unlink()
-    search._LOADED.clear()
+    folder = keyword.cache_dir(store) / (store.generation or "none")
+    (folder / keyword.VECTORS_FILE).unlink()
+    keyword.forget_loaded()
     again = load_lexical_index(store)
-    assert (folder / search.VECTORS_FILE).is_file()
+    assert (folder / keyword.VECTORS_FILE).is_file()
     assert again.vectors is not None and again.vectors.shape == (len(again.ids), 384)

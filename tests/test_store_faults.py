@@ -340,15 +340,17 @@ def test_chroma_server_down_is_one_line_for_every_command(tmp_path: Path) -> Non
 # --- an index written by another embedding model, or by a newer bot -------------------------------
 
 
-def _rewrite_index_metadata(data: Path, **changes: Any) -> None:
+def rewrite_index_metadata(data: Path, **changes: Any) -> None:
+    """Change the chunk collection's metadata behind bot's back, as another bot would write it."""
     from bot.core.settings import Settings
-    from bot.index.store import open_store
+    from bot.index.chroma import open_client
 
-    store = open_store(Settings(BOT_DATA_DIR=str(data)))
-    meta = dict(store.chunks.metadata)
+    settings = Settings(BOT_DATA_DIR=str(data))
+    chunks = open_client(settings).get_collection(settings.collection)
+    meta = dict(chunks.metadata)
     meta.pop("hnsw:space", None)
     meta.update(changes)
-    store.chunks.modify(metadata=meta)
+    chunks.modify(metadata=meta)
     _forget_clients()
 
 
@@ -357,8 +359,8 @@ def test_foreign_or_newer_index_is_refused_by_every_command(tmp_path: Path) -> N
     newer = tmp_path / "newer-schema"
     for data in (other, newer):
         ingest_seeds(data)
-    _rewrite_index_metadata(other, embedding_model="text-embedding-3-small", embedding_dim=1536)
-    _rewrite_index_metadata(newer, bot_schema=99)
+    rewrite_index_metadata(other, embedding_model="text-embedding-3-small", embedding_dim=1536)
+    rewrite_index_metadata(newer, bot_schema=99)
     snapshots = {data: index_snapshot(data) for data in (other, newer)}
     procs = {
         (data, cmd): start_bot(clean_env(data), *args)

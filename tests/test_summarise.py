@@ -546,6 +546,34 @@ def test_json_record_is_a_target_by_its_record_path(corpus: dict) -> None:
     assert {p.source for p in result.passages} == {"Science Desk"}
 
 
+def test_source_names_an_outlet_as_ask_reads_it() -> None:
+    """One outlet rule for ask and summarise: exact, any case, or the one outlet containing the
+    name; several matches name them; a path or article id names that article."""
+    from bot.app.selection import resolve_scope
+    from bot.index.records import ArticleEntry
+
+    def entry(article_id: str, source: str) -> ArticleEntry:
+        return ArticleEntry(article_id, "T", source, "", "", "", 1, 10, [f"/news/{article_id}.md"])
+
+    entries = {
+        e.article_id: e
+        for e in (entry("a1", "BBC News"), entry("a2", "Coast Daily"), entry("a3", "Coast Post"))
+    }
+
+    class Manifest:  # the one store method resolve_scope reads
+        def article_entries(self) -> dict[str, ArticleEntry]:
+            return entries
+
+    store: Any = Manifest()
+    assert resolve_scope(store, None, "bbc") == (None, "BBC News")
+    assert resolve_scope(store, None, "coast daily") == (None, "Coast Daily")
+    assert resolve_scope(store, None, "/news/a2.md") == (entries["a2"], None)
+    with pytest.raises(BotError, match="several outlets: Coast Daily, Coast Post"):
+        resolve_scope(store, None, "coast")
+    with pytest.raises(BotError, match="known outlets: BBC News, Coast Daily, Coast Post"):
+        resolve_scope(store, None, "Reuters")
+
+
 def test_outlet_and_dates_filter_the_articles(corpus: dict) -> None:
     result = run(corpus, SummariseOptions(source="harbour herald", llm="extractive"))
     assert result.articles == 2 and {p.source for p in result.passages} == {"Harbour Herald"}

@@ -22,7 +22,8 @@ from bot.core.types import NO_ANSWER, AnswerResult, Passage
 if TYPE_CHECKING:
     from bot.answer.providers import ChatModel, Provider
     from bot.index.embeddings import Embedder
-    from bot.index.search import Filters, Retrieval
+    from bot.index.filters import Filters
+    from bot.index.search import Retrieval
 
 MAX_QUESTION_CHARS = 2000
 ANSWER_MAX_TOKENS = 512
@@ -63,9 +64,9 @@ def clean_question(question: str) -> str:
 
 def _import_heavy(settings: Settings) -> None:
     """Import the big libraries up front, so the stage timings show what they cost."""
-    from bot.index.store import import_chromadb
+    from bot.index.store import import_backend
 
-    import_chromadb()
+    import_backend()
 
 
 def _in_thread(fn: Callable[[], None], name: str) -> threading.Thread:
@@ -77,7 +78,7 @@ def _in_thread(fn: Callable[[], None], name: str) -> threading.Thread:
 
 
 def _embed_ahead(settings: Settings, question: str) -> threading.Thread | None:
-    """Load the local embedding model and embed the question while chromadb is imported: a cold
+    """Load the local embedding model and embed the question while Chroma is imported: a cold
     `bot ask` then waits for the slower of the two rather than for both. The vector lands in the
     embedder's memo, where retrieval finds it; an error here is left for retrieval to report."""
     if settings.embedding != "local":
@@ -195,7 +196,7 @@ def answer_question(
     from bot.answer.prompts import answer_prompt_texts, prompt_hash
     from bot.answer.providers import get_provider
     from bot.core.dates import parse_date_bound
-    from bot.index.search import Filters
+    from bot.index.filters import Filters
 
     options = options or AskOptions()
     settings = settings or get_settings()

@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.answer.providers import Message
-from bot.core.errors import BotError
 from bot.core.markers import MARKER_RE, strip_markers
 from bot.core.text import clip, sanitize
-from bot.core.types import AnswerResult, Progress
+from bot.core.types import AnswerResult, Progress, SummaryResult
 from bot.core.words import content_words
 
 if TYPE_CHECKING:
@@ -363,7 +362,7 @@ class Chat:
     def warm_up(self) -> None:
         """Load the embedding model and the BM25 index now, so the first answer does not wait
         for them (the REPL calls this in the background while the user types)."""
-        from bot.index.search import load_lexical_index
+        from bot.index.keyword import load_lexical_index
 
         embedder = self.store.embedder
         embedder.embed(["warm up"])
@@ -379,14 +378,9 @@ class Chat:
         *,
         on_delta: Callable[[str], None] | None = None,
         progress: Progress | None = None,
-    ) -> AnswerResult:
+    ) -> SummaryResult:
         """`/summarise [topic]`: bot.app.summarise with this chat's filters, provider and store."""
-        try:
-            from bot.app.summarise import SummariseOptions, summarise
-        except ModuleNotFoundError as exc:
-            if exc.name != "bot.app.summarise":
-                raise
-            raise BotError("/summarise is not available in this version of bot") from None
+        from bot.app.summarise import SummariseOptions, summarise
 
         options = SummariseOptions(
             topic=topic or None,

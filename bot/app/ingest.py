@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 # Chunks collected before one embedding call: large enough for length-sorted batches to be dense.
 EMBED_BUFFER_CHUNKS = 512
 
+if TYPE_CHECKING:
+    from bot.index.records import FileEntry, StoredChunk
+    from bot.sources.article import ArticleRecord
+    from bot.sources.chunking import Chunk
+
 
 @dataclass
 class IngestReport:
@@ -114,7 +119,7 @@ class _Run:
                 self.claims.setdefault(record_path, set()).add(article_id)
 
     def add_path(self, article: Any, record_path: str) -> None:
-        from bot.index.store import ArticleEntry
+        from bot.index.records import ArticleEntry
         from bot.sources.chunking import chunk_text
 
         self.doomed.discard(article.article_id)
@@ -165,30 +170,13 @@ class _Run:
         ):
             return
         self.begin_write()
-        ids, docs, metas = [], [], []
-        for article, chunks in self.pending:
-            ts = published_ts(article.published)
-            for i, chunk in enumerate(chunks):
-                ids.append(f"{article.article_id}:{i:05d}")
-                docs.append(chunk.text)
-                metas.append(
-                    {
-                        "article_id": article.article_id,
-                        "chunk_index": i,
-                        "start": chunk.start,
-                        "end": chunk.end,
-                        "title": article.title,
-                        "source": article.source,
-                        "url": article.url,
-                        "published": article.published,
-                        "published_ts": ts,
-                        "path": article.path,
-                    }
-                )
-        if ids:
-            vectors = embedder.embed(docs)
-            self.store.upsert_chunks(ids, vectors, docs, metas)
-            self.report.chunks_embedded += len(ids)
+        chunks = [
+            stored for article, pieces in self.pending for stored in _stored_chunks(article, pieces)
+        ]
+        if chunks:
+            vectors = embedder.embed([c.text for c in chunks])
+            self.store.upsert_chunks(chunks, vectors)
+            self.report.chunks_embedded += len(chunks)
         # Article records: new ones (their chunks are now written), changed path lists.
         touched = {a.article_id for a, _ in self.pending} | (self.dirty_entries - self.doomed)
         entries = [self.articles[i] for i in sorted(touched) if i in self.articles]
@@ -203,6 +191,30 @@ class _Run:
         self.dirty_entries, self.doomed = set(), set()
 
 
+def _stored_chunks(article: ArticleRecord, pieces: list[Chunk]) -> list[StoredChunk]:
+    """An article's chunks as the index stores them."""
+    from bot.index.records import StoredChunk, chunk_id
+
+    ts = published_ts(article.published)
+    return [
+        StoredChunk(
+            chunk_id=chunk_id(article.article_id, i),
+            article_id=article.article_id,
+            chunk_index=i,
+            start=piece.start,
+            end=piece.end,
+            title=article.title,
+            source=article.source,
+            url=article.url,
+            published=article.published,
+            published_ts=ts,
+            path=article.path,
+            text=piece.text,
+        )
+        for i, piece in enumerate(pieces)
+    ]
+
+
 def ingest_paths(
     paths: Sequence[Path] | None = None,
     settings: Settings | None = None,
@@ -212,9 +224,7 @@ def ingest_paths(
     embedder: Embedder | None = None,
 ) -> IngestReport:
     """Index `paths` (files or folders; the seeds when empty) and return what changed."""
-    from bot.index.store import FileEntry, drop_index, open_store
     from bot.sources.files import discover_files
-    from bot.sources.formats import load_file
 
     settings = settings or get_settings()
     notify = progress or SilentProgress()
@@ -227,17 +237,7 @@ def ingest_paths(
             from bot.index.embeddings import get_embedder
 
             embedder = get_embedder(settings)
-        if rebuild:
-            drop_index(settings)  # also an index open_store refuses (another model, newer bot)
-        store = open_store(settings, embedder, create=True)
-        if store.dirty:
-            orphans = store.orphan_chunk_ids()
-            store.delete_chunk_ids(orphans)
-            report.repaired_chunks = len(orphans)
-            if orphans:
-                notify.note(
-                    f"Repaired the index: removed {len(orphans)} chunks left by an interrupted run."
-                )
+        store = _open_for_writing(settings, embedder, report, notify, rebuild=rebuild)
 
         files, discovery_errors = discover_files(paths)
         for path, message in discovery_errors:
@@ -245,75 +245,15 @@ def ingest_paths(
         report.failed += len(discovery_errors)
         known_files = store.file_entries()
         run = _Run(settings, store, report)
-        max_bytes = int(settings.max_file_mb * 1024 * 1024)
-
         notify.start(len(files))
-        seen: set[str] = set()
         for file_path in files:
-            key = str(file_path)
-            seen.add(key)
             notify.advance()
-            old = known_files.get(key)
-            try:
-                stat = file_path.stat()
-            except OSError as exc:
-                report.failed += 1
-                report.errors.append({"path": key, "error": f"cannot read: {exc.strerror}"})
-                continue
-            if old is not None and old.size == stat.st_size and old.mtime_ns == stat.st_mtime_ns:
-                report.unchanged += len(old.records)
-                continue
-            try:
-                loaded = load_file(file_path, max_bytes=max_bytes)
-            except IngestFileError as exc:
-                # Keep what an earlier run indexed from this file: a bad read must not lose data.
-                report.failed += 1
-                report.errors.append({"path": key, "error": str(exc)})
-                continue
-            for warning in loaded.warnings:
-                report.warnings.append({"path": key, "warning": warning})
-            new_records = {a.path: a.article_id for a in loaded.articles}
-            old_records = old.records if old is not None else {}
-            for article in loaded.articles:
-                previous = old_records.get(article.path)
-                if previous == article.article_id and article.article_id in run.articles:
-                    report.unchanged += 1
-                    continue
-                if previous is None:
-                    report.added += 1
-                else:
-                    report.updated += 1
-                    run.drop_path(previous, article.path)
-                run.add_path(article, article.path)
-            for record_path, article_id in old_records.items():
-                if record_path not in new_records:
-                    report.removed += 1
-                    run.drop_path(article_id, record_path)
-            # An article that claims one of these paths but is not what the path now holds was
-            # left by a run killed after it wrote that article and before the file's record
-            # (which still names the version before): the file changed again since, so nothing
-            # else would ever drop it.
-            for record_path in old_records.keys() | new_records.keys():
-                for article_id in run.claims.get(record_path, ()):
-                    if new_records.get(record_path) != article_id:
-                        run.drop_path(article_id, record_path)
-            run.pending_files.append(FileEntry(key, stat.st_size, stat.st_mtime_ns, new_records))
+            _ingest_file(run, file_path, known_files.get(str(file_path)))
             if run.pending_chunks >= EMBED_BUFFER_CHUNKS:
                 run.flush(embedder)
         run.flush(embedder)
-
-        # Files that vanished from a folder (or a named file) ingested in this run.
-        roots = [os.path.abspath(p) for p in paths]
-        gone = [
-            entry
-            for path, entry in known_files.items()
-            if path not in seen and _is_under(path, roots) and not os.path.lexists(path)
-        ]
+        gone = _forget_vanished_files(run, known_files, {str(f) for f in files}, paths)
         if gone:
-            for entry in gone:
-                for record_path, article_id in entry.records.items():
-                    report.removed += 1
-                    run.drop_path(article_id, record_path)
             run.flush(embedder)
             store.delete_files([e.path for e in gone])
         if run.wrote or gone:
@@ -327,9 +267,108 @@ def ingest_paths(
     return report
 
 
+def _open_for_writing(
+    settings: Settings, embedder: Any, report: IngestReport, notify: Progress, *, rebuild: bool
+) -> Any:
+    """The store, created when missing (dropped first for a rebuild), with what an interrupted
+    run left behind removed."""
+    from bot.index.store import drop_index, open_store
+
+    if rebuild:
+        drop_index(settings)  # also an index open_store refuses (another model, newer bot)
+    store = open_store(settings, embedder, create=True)
+    if store.dirty:
+        orphans = store.orphan_chunk_ids()
+        store.delete_chunk_ids(orphans)
+        report.repaired_chunks = len(orphans)
+        if orphans:
+            notify.note(
+                f"Repaired the index: removed {len(orphans)} chunks left by an interrupted run."
+            )
+    return store
+
+
+def _ingest_file(run: _Run, file_path: Path, old: FileEntry | None) -> None:
+    """Bring one file's articles in step: skipped when its size and mtime are unchanged."""
+    from bot.index.records import FileEntry
+    from bot.sources.formats import load_file
+
+    report, key = run.report, str(file_path)
+    try:
+        stat = file_path.stat()
+    except OSError as exc:
+        report.failed += 1
+        report.errors.append({"path": key, "error": f"cannot read: {exc.strerror}"})
+        return
+    if old is not None and old.size == stat.st_size and old.mtime_ns == stat.st_mtime_ns:
+        report.unchanged += len(old.records)
+        return
+    try:
+        loaded = load_file(file_path, max_bytes=int(run.settings.max_file_mb * 1024 * 1024))
+    except IngestFileError as exc:
+        # Keep what an earlier run indexed from this file: a bad read must not lose data.
+        report.failed += 1
+        report.errors.append({"path": key, "error": str(exc)})
+        return
+    for warning in loaded.warnings:
+        report.warnings.append({"path": key, "warning": warning})
+    new_records = _update_records(run, loaded.articles, old.records if old is not None else {})
+    run.pending_files.append(FileEntry(key, stat.st_size, stat.st_mtime_ns, new_records))
+
+
+def _update_records(
+    run: _Run, articles: list[ArticleRecord], old_records: dict[str, str]
+) -> dict[str, str]:
+    """Add the file's new and changed articles, and drop the paths it no longer holds; returns
+    the file's records (record path -> article id)."""
+    report = run.report
+    new_records = {a.path: a.article_id for a in articles}
+    for article in articles:
+        previous = old_records.get(article.path)
+        if previous == article.article_id and article.article_id in run.articles:
+            report.unchanged += 1
+            continue
+        if previous is None:
+            report.added += 1
+        else:
+            report.updated += 1
+            run.drop_path(previous, article.path)
+        run.add_path(article, article.path)
+    for record_path, article_id in old_records.items():
+        if record_path not in new_records:
+            report.removed += 1
+            run.drop_path(article_id, record_path)
+    # An article that claims one of these paths but is not what the path now holds was left by
+    # a run killed after it wrote that article and before the file's record (which still names
+    # the version before): the file changed again since, so nothing else would ever drop it.
+    for record_path in old_records.keys() | new_records.keys():
+        for article_id in run.claims.get(record_path, ()):
+            if new_records.get(record_path) != article_id:
+                run.drop_path(article_id, record_path)
+    return new_records
+
+
+def _forget_vanished_files(
+    run: _Run, known_files: dict[str, FileEntry], seen: set[str], paths: Sequence[Path]
+) -> list[FileEntry]:
+    """Drop the articles of files that vanished from a folder (or a named file) ingested in this
+    run; returns those files' records."""
+    roots = [os.path.abspath(p) for p in paths]
+    gone = [
+        entry
+        for path, entry in known_files.items()
+        if path not in seen and _is_under(path, roots) and not os.path.lexists(path)
+    ]
+    for entry in gone:
+        for record_path, article_id in entry.records.items():
+            run.report.removed += 1
+            run.drop_path(article_id, record_path)
+    return gone
+
+
 def _build_keyword_index(store: Any, report: IngestReport) -> None:
     """Build the new generation's BM25 index now, so the first question does not wait for it."""
-    from bot.index.search import load_lexical_index
+    from bot.index.keyword import load_lexical_index
 
     try:
         load_lexical_index(store)

@@ -251,15 +251,6 @@ class Settings(BaseSettings):
         return (value.strip().lower() or "auto") if isinstance(value, str) else value
 
     @property
-    def use_fast_questions(self) -> bool:
-        """BOT_FAST_QUESTIONS resolved: auto asks the CPU (bot/question_model.py)."""
-        if self.fast_questions == "auto":
-            from bot.index.question_model import cpu_has_int8_dot
-
-            return cpu_has_int8_dot()
-        return self.fast_questions == "true"
-
-    @property
     def chroma_dir(self) -> Path:
         return self.data_dir / "chroma"
 

@@ -29,24 +29,6 @@ class Passage:
     score: float = 0.0
     dense: float = 0.0
 
-    @classmethod
-    def from_chunk(cls, n: int, chunk_id: str, meta: dict, text: str, **scores: float) -> Passage:
-        """A passage from a chunk's id, Chroma metadata and text."""
-        return cls(
-            n=n,
-            chunk_id=chunk_id,
-            article_id=str(meta.get("article_id", "")),
-            title=str(meta.get("title", "")),
-            source=str(meta.get("source", "")),
-            url=str(meta.get("url", "")),
-            published=str(meta.get("published", "")),
-            path=str(meta.get("path", "")),
-            start=int(meta.get("start", 0)),
-            end=int(meta.get("end", 0)),
-            text=text,
-            **scores,
-        )
-
     def to_json(self) -> dict:
         data = asdict(self)
         data.pop("chunk_id")
@@ -122,3 +104,33 @@ class SilentProgress:
     def advance(self, n: int = 1) -> None: ...
     def note(self, message: str) -> None: ...
     def stop(self) -> None: ...
+
+
+@dataclass
+class SummaryResult(AnswerResult):
+    """An `AnswerResult` plus what was summarised; `--json` adds these keys to ask's."""
+
+    topic: str | None = None
+    scope: str = ""
+    length: str = "medium"
+    articles: int = 0  # articles in the selection
+    passages_considered: int = 0  # passages in the selection (numbered globally)
+    llm_calls: int = 0
+    map_calls: int = 0
+    merge_levels: int = 0  # 0 = no LLM, 1 = one final merge, 2+ = hierarchical
+
+    def to_json(self) -> dict:
+        data = {"kind": "summary", **super().to_json()}
+        data.update(
+            {
+                "topic": self.topic,
+                "scope": self.scope,
+                "length": self.length,
+                "articles": self.articles,
+                "passages_considered": self.passages_considered,
+                "llm_calls": self.llm_calls,
+                "map_calls": self.map_calls,
+                "merge_levels": self.merge_levels,
+            }
+        )
+        return data

@@ -454,7 +454,9 @@ def get_embedder(settings: Settings | None = None) -> Embedder:
             f"#{hash(settings.openai_api_key or '')}",
         )
     else:
-        fast = settings.cache_dir if settings.use_fast_questions else None
+        from bot.index.question_model import fast_questions_wanted
+
+        fast = settings.cache_dir if fast_questions_wanted(settings.fast_questions) else None
         key = (kind, f"{LocalMiniLM.name}/{settings.embed_batch_size}/{fast}")
     with _CACHE_LOCK:
         embedder: Embedder | None = _CACHE.get(key)

@@ -51,6 +51,13 @@ def cpu_has_int8_dot(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return False
 
 
+def fast_questions_wanted(setting: str) -> bool:
+    """BOT_FAST_QUESTIONS ("auto", "true" or "false") resolved: auto asks the CPU."""
+    if setting == "auto":
+        return cpu_has_int8_dot()
+    return setting == "true"
+
+
 def cache_name(source: Path) -> str:
     """The cached copy's file name: it changes with the source model and the tools that build it."""
     import onnxruntime

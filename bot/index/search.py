@@ -1,10 +1,8 @@
 """Find the passages that matter for a question: dense + BM25, fused by reciprocal rank, then MMR.
 
-- Dense: the question's vector against Chroma's HNSW index (with metadata filters in `where`).
-- Lexical: BM25 (bm25s) over every chunk. The BM25 index is built from the store once per index
-  generation (every ingest that changes something starts a new one) and cached on disk beside the
-  data, with the chunk ids, sources and dates it needs for the same filters, and every chunk's
-  stored vector (memory-mapped), which MMR compares.
+- Dense: the question's vector against Chroma's HNSW index (the store's `dense_ids`, filtered).
+- Lexical: BM25 over every chunk (bot.index.keyword), whose per-generation cache also holds every
+  chunk's stored vector, which MMR compares.
 - Fusion: reciprocal rank fusion, `sum(1 / (60 + rank))` over the two rankings.
 - Diversity: maximal marginal relevance over the candidates' vectors, where two chunks of one
   article count as more alike than their vectors say, so one article does not fill every slot.
@@ -12,216 +10,54 @@
 
 from __future__ import annotations
 
-import json
-import re
-import shutil
+import contextlib
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bot.core.errors import BotError
 from bot.core.types import Passage
-from bot.core.words import tokenize
+from bot.index.filters import Filters, list_names, match_outlet
+from bot.index.keyword import LexicalIndex, load_lexical_index
+from bot.index.records import StoredChunk, article_of
 
+if TYPE_CHECKING:
+    from bot.index.store import ArticleStore
+
+# Reciprocal rank fusion's constant, from the paper that introduced it (Cormack et al., 2009):
+# large enough that the first few ranks of one list cannot outweigh agreement between the lists.
 RRF_K = 60
+# Added to the similarity of two chunks of one article in MMR: a second chunk of an article is
+# chosen only when it is clearly more relevant than another article's best.
 SAME_ARTICLE_BONUS = 0.15
+# Candidates each ranking contributes: 4 per passage wanted, at least 30, so MMR has choices.
+FETCH_PER_PASSAGE = 4
+MIN_FETCH = 30
+# Without MMR, candidates kept per passage wanted: the spares replace chunks that are gone.
+SPARES_PER_PASSAGE = 2
+# Times the choice is made again when chosen chunks are gone since the BM25 cache was built.
+MAX_CHOICES = 3
 
 
-@dataclass
-class Filters:
-    source: str | None = None
-    since_ts: int | None = None
-    until_ts: int | None = None
-
-    @property
-    def active(self) -> bool:
-        return bool(self.source) or self.since_ts is not None or self.until_ts is not None
-
-    def chroma_where(self) -> dict[str, Any] | None:
-        clauses: list[dict[str, Any]] = []
-        if self.source:
-            clauses.append({"source": self.source})
-        if self.since_ts is not None:
-            clauses.append({"published_ts": {"$gte": self.since_ts}})
-        if self.until_ts is not None:
-            clauses.append({"published_ts": {"$lte": self.until_ts}})
-            clauses.append({"published_ts": {"$gte": 0}})
-        if not clauses:
-            return None
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-
-def resolve_source(store: Any, name: str | None) -> str | None:
-    """The indexed outlet `--source NAME` means: exact, else case-insensitive, else the one outlet
-    whose name contains it ("bbc" -> "BBC News"). No match, or several: a BotError naming them."""
+def resolve_source(store: ArticleStore, name: str | None) -> str | None:
+    """The indexed outlet `--source NAME` means (`match_outlet`); a BotError naming the known
+    outlets when none matches."""
     if not name or not name.strip():
         return None
-    wanted = " ".join(name.split())
-    known = sorted({str(s) for s in load_lexical_index(store).sources if s})
-    if wanted in known:
-        return wanted
-    for matches in (
-        [s for s in known if s.casefold() == wanted.casefold()],
-        [s for s in known if wanted.casefold() in s.casefold()],
-    ):
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise BotError(
-                f"--source {wanted!r} matches several outlets: {_names(matches)}",
-                hint="give the full name",
-            )
-    raise BotError(
-        f"No indexed article is from {wanted!r}",
-        hint=f"known outlets: {_names(known)}" if known else "the index has no outlet names",
-    )
-
-
-def _names(names: list[str], limit: int = 8) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-@dataclass
-class LexicalIndex:
-    """BM25 over all chunks plus the per-chunk fields the filters need."""
-
-    retriever: Any
-    ids: list[str]
-    sources: np.ndarray
-    published_ts: np.ndarray
-    vocab: dict[str, int] = field(default_factory=dict)
-    # The stored vector of every chunk, row i for ids[i] (memory-mapped from the cache), so the
-    # search needs no round trip to Chroma for the vectors MMR compares.
-    vectors: np.ndarray | None = None
-    _rows: dict[str, int] | None = None
-
-    def vectors_of(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
-        """The stored vectors of those of `chunk_ids` this index holds."""
-        if self.vectors is None or not chunk_ids:
-            return {}
-        if self._rows is None:
-            self._rows = {cid: i for i, cid in enumerate(self.ids)}
-        found = [(cid, self._rows[cid]) for cid in chunk_ids if cid in self._rows]
-        if not found:
-            return {}
-        rows = np.asarray(self.vectors[[row for _, row in found]], dtype=np.float32)
-        return {cid: rows[i] for i, (cid, _) in enumerate(found)}
-
-    def search(self, question: str, k: int, filters: Filters) -> list[tuple[str, float]]:
-        tokens = [t for t in tokenize(question) if t in self.vocab]
-        if not tokens or not self.ids:
-            return []
-        mask = None
-        if filters.active:
-            keep = np.ones(len(self.ids), dtype=bool)
-            if filters.source:
-                keep &= self.sources == filters.source
-            if filters.since_ts is not None:
-                keep &= self.published_ts >= filters.since_ts
-            if filters.until_ts is not None:
-                keep &= (self.published_ts <= filters.until_ts) & (self.published_ts >= 0)
-            if not keep.any():
-                return []
-            mask = keep.astype(np.float32)
-        k = min(k, len(self.ids))
-        docs, scores = self.retriever.retrieve(
-            [tokens], k=k, show_progress=False, weight_mask=mask, n_threads=0
+    known = [str(s) for s in load_lexical_index(store).sources]
+    outlet = match_outlet(name, known)
+    if outlet is None:
+        outlets = sorted({s for s in known if s})
+        raise BotError(
+            f"No indexed article is from {' '.join(name.split())!r}",
+            hint=f"known outlets: {list_names(outlets)}"
+            if outlets
+            else "the index has no outlet names",
         )
-        out = []
-        for doc, score in zip(docs[0], scores[0], strict=True):
-            if score > 0:
-                out.append((self.ids[int(doc)], float(score)))
-        return out
-
-
-def _cache_dir(store: Any) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{store.location}-{store.name}")[-120:]
-    return store.settings.data_dir / "cache" / "bm25" / safe
-
-
-VECTORS_FILE = "vectors.npy"  # float32, one row per chunk, beside the BM25 files
-
-# The BM25 index last loaded for each store location, with its generation: a process that asks
-# many questions (chat, the benchmarks, a server) loads it once, not once per question.
-_LOADED: dict[str, tuple[str, LexicalIndex]] = {}
-
-
-def load_lexical_index(store: Any) -> LexicalIndex:
-    """The BM25 index of the store's current generation: from memory, from disk, or built."""
-    base = _cache_dir(store)
-    generation = store.generation or "none"
-    loaded = _LOADED.get(str(base))
-    if loaded is not None and loaded[0] == generation:
-        return loaded[1]
-    index = _load_or_build(store, base, generation)
-    _LOADED[str(base)] = (generation, index)
-    return index
-
-
-def _load_or_build(store: Any, base: Path, generation: str) -> LexicalIndex:
-    import bm25s
-
-    folder = base / generation
-    meta_file = folder / "chunks.json"
-    if meta_file.exists():
-        try:
-            meta = json.loads(meta_file.read_text(encoding="utf-8"))
-            retriever = bm25s.BM25.load(str(folder), mmap=False, show_progress=False)
-            vectors = np.load(folder / VECTORS_FILE, mmap_mode="r")
-            if vectors.shape[0] != len(meta["ids"]):
-                raise ValueError("vectors and ids disagree")
-            return LexicalIndex(
-                retriever,
-                meta["ids"],
-                np.array(meta["sources"], dtype=object),
-                np.array(meta["published_ts"], dtype=np.int64),
-                retriever.vocab_dict,
-                vectors,
-            )
-        except Exception:  # a cache from another version or a half-written one: rebuild it
-            shutil.rmtree(folder, ignore_errors=True)
-
-    ids, sources, dates, corpus, pages = [], [], [], [], []
-    for page_ids, metas, texts, page_vectors in store.iter_chunk_pages():
-        pages.append(page_vectors)
-        for chunk_id, meta, text in zip(page_ids, metas, texts, strict=True):
-            ids.append(chunk_id)
-            sources.append(str(meta.get("source", "")))
-            dates.append(int(meta.get("published_ts", -1)))
-            corpus.append(tokenize(f"{meta.get('title', '')}\n{text}"))
-    vectors = np.concatenate(pages) if pages else None
-    retriever = bm25s.BM25()
-    vocab: dict[str, int] = {}
-    if ids:
-        retriever.index(corpus, show_progress=False)
-        vocab = retriever.vocab_dict
-        tmp = base / f".{generation}.{time.time_ns()}"
-        try:
-            tmp.mkdir(parents=True, exist_ok=True)
-            retriever.save(str(tmp))
-            np.save(tmp / VECTORS_FILE, vectors)
-            (tmp / "chunks.json").write_text(
-                json.dumps({"ids": ids, "sources": sources, "published_ts": dates}),
-                encoding="utf-8",
-            )
-            for old in base.iterdir():  # older generations are never read again
-                if old.name != tmp.name:
-                    shutil.rmtree(old, ignore_errors=True)
-            tmp.rename(folder)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)  # a read-only data dir: work without the cache
-    return LexicalIndex(
-        retriever,
-        ids,
-        np.array(sources, dtype=object),
-        np.array(dates, dtype=np.int64),
-        vocab,
-        vectors,
-    )
+    return outlet
 
 
 def rrf_fuse(rankings: list[list[str]], k: int = RRF_K) -> dict[str, float]:
@@ -262,12 +98,6 @@ def mmr_select(
     return chosen
 
 
-def _article_groups(chunk_ids: list[str]) -> list[str]:
-    """The article of each chunk, from its id (`<article_id>:<index>`, as the store
-    writes it)."""
-    return [cid.rsplit(":", 1)[0] for cid in chunk_ids]
-
-
 @dataclass
 class Retrieval:
     passages: list[Passage]
@@ -275,9 +105,92 @@ class Retrieval:
     timings_ms: dict[str, float]
 
 
+@dataclass
+class _Candidates:
+    """The fused ranking's chunks that have a vector, best first, row for row."""
+
+    ids: list[str]
+    vectors: np.ndarray
+    relevance: np.ndarray  # the fused score
+    dense: np.ndarray  # the cosine similarity with the question
+
+    def pick(self, k: int, mmr_lambda: float | None, gone: set[int]) -> list[int]:
+        """The rows of the `k` passages to show, leaving out `gone`: by MMR, or (None) the top
+        `k`."""
+        pool = [i for i in range(len(self.ids)) if i not in gone]
+        if mmr_lambda is None:
+            return pool[:k]
+        groups = [article_of(self.ids[i]) for i in pool]
+        picked = mmr_select(self.relevance[pool], self.vectors[pool], groups, k, mmr_lambda)
+        return [pool[i] for i in picked]
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = (time.perf_counter() - started) * 1000
+
+
+def _candidates(
+    store: ArticleStore,
+    lexical: LexicalIndex,
+    question_vector: np.ndarray,
+    fused: dict[str, float],
+    limit: int | None,
+) -> _Candidates | None:
+    """The best `limit` (None: all) of the fused ranking with their vectors: from the BM25
+    cache, or from Chroma for chunks newer than the cache. Chunks that are gone are skipped."""
+    ranked = sorted(fused, key=fused.__getitem__, reverse=True)[:limit]
+    vectors = lexical.vectors_of(ranked)
+    missing = [cid for cid in ranked if cid not in vectors]
+    if missing:
+        vectors.update(store.chunk_vectors(missing))
+    ids = [cid for cid in ranked if cid in vectors]
+    if not ids:
+        return None
+    matrix = np.stack([vectors[c] for c in ids])
+    relevance = np.array([fused[c] for c in ids])
+    return _Candidates(ids, matrix, relevance, matrix @ question_vector)
+
+
+def _fetch_chosen(
+    store: ArticleStore, found: _Candidates, choose: Callable[[set[int]], list[int]]
+) -> tuple[list[int], dict[str, StoredChunk]]:
+    """The rows `choose` picks and their chunks from the store. A BM25 cache older than a deletion
+    may name a chunk that is gone: then the choice is made again without it."""
+    chunks: dict[str, StoredChunk] = {}
+    gone: set[int] = set()
+    order: list[int] = []
+    for _ in range(MAX_CHOICES):
+        order = choose(gone)
+        wanted = [found.ids[i] for i in order if found.ids[i] not in chunks]
+        chunks.update((c.chunk_id, c) for c in store.chunks_by_ids(wanted))
+        lost = {i for i in order if found.ids[i] not in chunks}
+        if not lost:
+            break
+        gone |= lost
+    return [i for i in order if found.ids[i] in chunks], chunks
+
+
+def _passages(
+    found: _Candidates, order: list[int], chunks: dict[str, StoredChunk]
+) -> list[Passage]:
+    return [
+        chunks[found.ids[i]].to_passage(
+            n,
+            score=round(float(found.relevance[i]), 6),
+            dense=round(float(found.dense[i]), 4),
+        )
+        for n, i in enumerate(order, start=1)
+    ]
+
+
 def retrieve_passages(
     question: str,
-    store: Any,
+    store: ArticleStore,
     *,
     k: int,
     filters: Filters | None = None,
@@ -285,99 +198,31 @@ def retrieve_passages(
     mmr_lambda: float = 0.7,
     fetch_k: int | None = None,
 ) -> Retrieval:
-    """The `k` passages for `question`, numbered 1..k in the order given to the model."""
+    """The `k` passages for `question`, numbered 1..k in the order given to the model. `mode`:
+    hybrid (both rankings, then MMR), dense or bm25 (one ranking, no MMR)."""
     filters = filters or Filters()
-    fetch_k = fetch_k or max(4 * k, 30)
+    fetch_k = fetch_k or max(FETCH_PER_PASSAGE * k, MIN_FETCH)
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    qvec = np.asarray(store.embedder.embed_questions([question]), dtype=np.float32)[0]
-    timings["embed_question"] = (time.perf_counter() - t0) * 1000
-
-    # The BM25 cache also holds every chunk's stored vector (memory-mapped): MMR's vectors come
-    # from there, so Chroma is asked only for the dense ranking and for the chosen passages.
+    with _timed(timings, "embed_question"):
+        qvec = np.asarray(store.embedder.embed_questions([question]), dtype=np.float32)[0]
     lexical = load_lexical_index(store)
     dense_ids: list[str] = []
-    t0 = time.perf_counter()
-    if mode in ("hybrid", "dense"):
-        got = store.chunks.query(
-            query_embeddings=[qvec.tolist()],
-            n_results=fetch_k,
-            where=filters.chroma_where(),
-            include=[],  # ids only
-        )
-        dense_ids = list(got["ids"][0])
-    timings["dense"] = (time.perf_counter() - t0) * 1000
-
+    with _timed(timings, "dense"):
+        if mode in ("hybrid", "dense"):
+            dense_ids = store.dense_ids(qvec, fetch_k, filters)
     lexical_ids: list[str] = []
-    t0 = time.perf_counter()
-    if mode in ("hybrid", "bm25"):
-        lexical_ids = [cid for cid, _ in lexical.search(question, fetch_k, filters)]
-    timings["bm25"] = (time.perf_counter() - t0) * 1000
-
-    t0 = time.perf_counter()
-    if mode == "dense":
-        fused = {cid: 1.0 / (RRF_K + r + 1) for r, cid in enumerate(dense_ids)}
-    elif mode == "bm25":
-        fused = {cid: 1.0 / (RRF_K + r + 1) for r, cid in enumerate(lexical_ids)}
-    else:
-        fused = rrf_fuse([dense_ids, lexical_ids])
-    ranked = sorted(fused, key=fused.get, reverse=True)
-    if mode != "hybrid":
-        ranked = ranked[: 2 * k]  # no MMR: the top k, with spares for chunks that are gone
-    vectors = lexical.vectors_of(ranked)
-    missing = [cid for cid in ranked if cid not in vectors]
-    if missing:  # chunks newer than the cache: from Chroma (chunks that are gone are skipped)
-        got = store.chunks.get(ids=missing, include=["embeddings"])
-        for i, chunk_id in enumerate(got["ids"]):
-            vectors[chunk_id] = np.asarray(got["embeddings"][i], dtype=np.float32)
-    candidates = [cid for cid in ranked if cid in vectors]
-    if not candidates:
-        timings["fuse_mmr"] = (time.perf_counter() - t0) * 1000
-        return Retrieval([], 0.0, timings)
-    matrix = np.stack([vectors[c] for c in candidates])
-    dense_sim = matrix @ qvec
-    relevance = np.array([fused[c] for c in candidates])
-    groups = _article_groups(candidates)
-    rows: dict[str, tuple[dict, str]] = {}
-    gone: set[int] = set()
-    for _ in range(3):  # a cache older than a deletion may name a chunk that is gone: choose again
-        pool = [i for i in range(len(candidates)) if i not in gone]
-        if mode == "hybrid":
-            picked = mmr_select(
-                relevance[pool], matrix[pool], [groups[i] for i in pool], k, mmr_lambda
-            )
-            order = [pool[i] for i in picked]
-        else:
-            order = pool[:k]
-        wanted = [candidates[i] for i in order if candidates[i] not in rows]
-        if wanted:
-            got = store.chunks.get(ids=wanted, include=["metadatas", "documents"])
-            for cid, meta, doc in zip(got["ids"], got["metadatas"], got["documents"], strict=True):
-                rows[cid] = (meta or {}, doc or "")
-        lost = {i for i in order if candidates[i] not in rows}
-        if not lost:
-            break
-        gone |= lost
-    order = [i for i in order if candidates[i] in rows]
-    timings["fuse_mmr"] = (time.perf_counter() - t0) * 1000
-
-    passages = []
-    for n, idx in enumerate(order, start=1):
-        chunk_id = candidates[idx]
-        meta, text = rows[chunk_id]
-        passages.append(
-            Passage.from_chunk(
-                n,
-                chunk_id,
-                meta,
-                text,
-                score=round(float(relevance[idx]), 6),
-                dense=round(float(dense_sim[idx]), 4),
-            )
-        )
+    with _timed(timings, "bm25"):
+        if mode in ("hybrid", "bm25"):
+            lexical_ids = [cid for cid, _ in lexical.search(question, fetch_k, filters)]
+    with _timed(timings, "fuse_mmr"):
+        hybrid = mode == "hybrid"
+        fused = rrf_fuse([dense_ids, lexical_ids])  # one of them is empty unless hybrid
+        found = _candidates(store, lexical, qvec, fused, None if hybrid else SPARES_PER_PASSAGE * k)
+        if found is None:
+            return Retrieval([], 0.0, timings)
+        lambda_ = mmr_lambda if hybrid else None
+        order, chunks = _fetch_chosen(store, found, lambda gone: found.pick(k, lambda_, gone))
+    passages = _passages(found, order, chunks)
     if passages:  # the checker and extractive reuse the stored vectors
-        store.embedder.remember(
-            [p.text for p in passages], np.stack([vectors[p.chunk_id] for p in passages])
-        )
-    best = float(dense_sim.max()) if len(dense_sim) else 0.0
-    return Retrieval(passages, best, timings)
+        store.embedder.remember([p.text for p in passages], found.vectors[order])
+    return Retrieval(passages, float(found.dense.max()), timings)

@@ -13,361 +13,82 @@ record is deleted before its chunks, and a file record is written last. While an
 the chunk collection is marked `dirty`; an ingest that finds the mark deletes chunks no article
 record claims.
 
-Once the store is open, a failure of Chroma itself (a server that goes away mid-command, a database
-that turns read-only, a full disk) becomes a one-line `BotError` that names the server URL or the
-index folder and the fix (`GuardedChroma`); our own bugs still surface as what they are.
+This module (with bot.index.chroma, which opens the client) is the only one that touches Chroma
+objects: the rest of bot asks `ArticleStore` typed questions and gets `StoredChunk`,
+`ArticleEntry` and `FileEntry` records back (bot.index.records). Once the store is open, a failure
+of Chroma itself becomes a one-line `BotError` that names the server URL or the index folder and
+the fix: every method that calls Chroma is `_guarded`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
+import functools
 import uuid
 import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlparse
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import numpy as np
 
 from bot.core.errors import BotError
 from bot.core.settings import Settings
+from bot.index.chroma import (
+    MANIFEST_VECTOR,
+    collection_names,
+    connection_reason,
+    describe_location,
+    drop_collections,
+    embedding_function,
+    failures_as_bot_errors,
+    import_chromadb,
+    open_client,
+    short_detail,
+    store_failure,
+)
 from bot.index.embeddings import Embedder
+from bot.index.filters import Filters
+from bot.index.records import ArticleEntry, FileEntry, StoredChunk, file_record_id
 
 SCHEMA_VERSION = 1
-_MANIFEST_VECTOR = [1.0]
+# Records per read: few round trips to a server, while a page of chunks with their vectors stays
+# a few megabytes.
+PAGE_SIZE = 5000
+# Records per write at most (Chroma's own limit, `get_max_batch_size`, may be lower).
+WRITE_BATCH = 4000
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
-@dataclass
-class ArticleEntry:
-    """An article as the manifest records it."""
+def _guarded(
+    method: Callable[Concatenate[ArticleStore, _P], _R],
+) -> Callable[Concatenate[ArticleStore, _P], _R]:
+    """The method, with Chroma's failures raised as one-line BotErrors (`store_failure`)."""
 
-    article_id: str
-    title: str
-    source: str
-    url: str
-    published: str
-    content_hash: str
-    n_chunks: int
-    chars: int
-    paths: list[str] = field(default_factory=list)
+    @functools.wraps(method)
+    def call(self: ArticleStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with failures_as_bot_errors(self.settings):
+            return method(self, *args, **kwargs)
 
-    def to_metadata(self) -> dict[str, Any]:
-        return {
-            "title": self.title,
-            "source": self.source,
-            "url": self.url,
-            "published": self.published,
-            "content_hash": self.content_hash,
-            "n_chunks": self.n_chunks,
-            "chars": self.chars,
-            "paths": json.dumps(sorted(set(self.paths)), ensure_ascii=False),
-        }
-
-    @classmethod
-    def from_metadata(cls, article_id: str, meta: dict[str, Any]) -> ArticleEntry:
-        return cls(
-            article_id=article_id,
-            title=str(meta.get("title", "")),
-            source=str(meta.get("source", "")),
-            url=str(meta.get("url", "")),
-            published=str(meta.get("published", "")),
-            content_hash=str(meta.get("content_hash", "")),
-            n_chunks=int(meta.get("n_chunks", 0)),
-            chars=int(meta.get("chars", 0)),
-            paths=list(json.loads(str(meta.get("paths", "[]")))),
-        )
+    return call
 
 
-@dataclass
-class FileEntry:
-    """A file as the manifest records it: `records` maps each record path to its article id."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    records: dict[str, str]
-
-    @property
-    def record_id(self) -> str:
-        return file_record_id(self.path)
-
-    def to_metadata(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "size": self.size,
-            "mtime_ns": str(self.mtime_ns),
-            "records": json.dumps(self.records, ensure_ascii=False),
-        }
-
-    @classmethod
-    def from_metadata(cls, meta: dict[str, Any]) -> FileEntry:
-        return cls(
-            path=str(meta["path"]),
-            size=int(meta.get("size", -1)),
-            mtime_ns=int(meta.get("mtime_ns", -1)),
-            records=dict(json.loads(str(meta.get("records", "{}")))),
-        )
-
-
-def file_record_id(path: str) -> str:
-    import hashlib
-
-    return "f" + hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:32]
-
-
-def _chroma_settings() -> Any:
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-    from chromadb.config import Settings as ChromaSettings
-
-    return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-
-
-def describe_location(settings: Settings) -> str:
-    return settings.chroma_url or str(settings.chroma_dir)
-
-
-def _mark_override(method: Any = None, **_options: Any) -> Any:
-    """`overrides.override` without its signature comparison (see import_chromadb)."""
-
-    def mark(target: Any) -> Any:
-        with contextlib.suppress(AttributeError, TypeError):
-            target.__override__ = True  # what EnforceOverrides looks for
-        return target
-
-    return mark if method is None else mark(method)
-
-
-_OTLP_EXPORTER = "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
-
-
-def _deferred_otlp_exporter(*args: Any, **kwargs: Any) -> Any:
-    """Stands in for OTLPSpanExporter while chromadb imports; the real one is imported on use."""
-    import importlib
-    import sys
-
-    if getattr(sys.modules.get(_OTLP_EXPORTER), "OTLPSpanExporter", None) is (
-        _deferred_otlp_exporter
-    ):
-        del sys.modules[_OTLP_EXPORTER]
-    return importlib.import_module(_OTLP_EXPORTER).OTLPSpanExporter(*args, **kwargs)
-
-
-def import_chromadb() -> Any:
-    """`import chromadb`, about twice as fast. Measured on 2 cores: import plus opening a
-    client 0.98 s -> 0.45 s.
-
-    - chromadb decorates some 80 methods with `overrides.override`, which compares each one's
-      signature with its base class's as the class is created, at import and again when the
-      client loads its backend. That check only guards chromadb's own development, so the
-      decorator is replaced, for this process, by one that just marks the method (~0.4 s).
-    - chromadb imports the gRPC span exporter of OpenTelemetry at import time but uses it only
-      when CHROMA_OTEL_COLLECTION_ENDPOINT is set. A stand-in is imported instead; it imports
-      the real exporter when called (~0.12 s).
-    """
-    import gc
-    import sys
-    import types
-
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-    if "chromadb" not in sys.modules:
-        try:
-            import overrides
-
-            overrides.override = overrides.overrides = _mark_override
-        except ImportError:
-            pass
-        stand_in = None
-        if _OTLP_EXPORTER not in sys.modules:
-            stand_in = types.ModuleType(_OTLP_EXPORTER)
-            stand_in.OTLPSpanExporter = _deferred_otlp_exporter  # type: ignore[attr-defined]
-            sys.modules[_OTLP_EXPORTER] = stand_in
-        # No garbage collection while the import builds its ~half a million long-lived objects
-        # (~80 ms less); then they are frozen, so later collections never walk them again.
-        # `bot.ui.cli.main` starts with the collector off, so this is where commands turn it on.
-        gc.disable()
-        try:
-            import chromadb  # noqa: F401
-        finally:
-            if stand_in is not None and sys.modules.get(_OTLP_EXPORTER) is stand_in:
-                del sys.modules[_OTLP_EXPORTER]  # a later import gets the real module
-            gc.freeze()
-    gc.enable()
-    return sys.modules["chromadb"]
-
-
-def open_client(settings: Settings) -> Any:
-    """A Chroma client for the embedded index or the server named by BOT_CHROMA_URL."""
-    chromadb = import_chromadb()
-
-    if settings.chroma_url:
-        url = urlparse(settings.chroma_url)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise BotError(
-                f"BOT_CHROMA_URL={settings.chroma_url!r} is not an http(s) URL",
-                hint="use e.g. http://127.0.0.1:8000",
-            )
-        port = url.port or (443 if url.scheme == "https" else 8000)
-        try:
-            client = chromadb.HttpClient(
-                host=url.hostname, port=port, ssl=url.scheme == "https", settings=_chroma_settings()
-            )
-            client.heartbeat()
-        except Exception as exc:  # chromadb raises several unrelated types for a dead server
-            raise BotError(
-                f"Cannot reach the Chroma server at {settings.chroma_url}",
-                hint="start it with `chroma run`, "
-                "or unset BOT_CHROMA_URL to use the embedded index",
-            ) from exc
-        return client
-    try:
-        settings.chroma_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BotError(
-            f"Cannot create the data directory {settings.data_dir}: {exc.strerror}",
-            hint="set BOT_DATA_DIR to a writable folder",
-        ) from exc
-    try:
-        return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=_chroma_settings())
-    except Exception as exc:
-        detail = _short(exc)
-        if "readonly" in detail.lower() or "read-only" in detail.lower():
-            # Chroma writes to its database whenever it opens it, even to read.
-            raise BotError(
-                f"The index in {settings.chroma_dir} is read-only ({detail})",
-                hint="make the folder writable, or set BOT_DATA_DIR to a writable folder",
-            ) from exc
-        raise BotError(
-            f"Cannot open the index in {settings.chroma_dir}: {detail}",
-            hint="check the folder's permissions, or set BOT_DATA_DIR",
-        ) from exc
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
-
-
-# Libraries whose exceptions mean "Chroma or the way to it failed" (not a bug in bot).
-_STORE_ERROR_ROOTS = frozenset(
-    {"chromadb", "chromadb_rust_bindings", "httpx", "httpcore", "httpx2", "httpcore2", "sqlite3"}
-)
-_CONNECTION_REASONS = (
-    ("connection refused", "connection refused"),
-    ("server disconnected", "the server disconnected"),
-    ("peer closed connection", "the server disconnected"),
-    ("incomplete chunked read", "the server disconnected"),
-    ("connection reset", "connection reset"),
-    ("broken pipe", "connection reset"),
-    ("timed out", "timed out"),
-    ("name or service not known", "host not found"),
-)
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
-
-
-def _is_store_error(exc: BaseException) -> bool:
-    for err in _chain(exc):
-        if isinstance(err, OSError):
-            return True
-        if {cls.__module__.split(".")[0] for cls in type(err).__mro__} & _STORE_ERROR_ROOTS:
-            return True
-    return False
-
-
-def _connection_reason(exc: BaseException) -> str | None:
-    """'connection refused', 'the server disconnected'...; None when not a connection failure."""
-    chain = _chain(exc)
-    text = " ".join(f"{type(e).__name__} {e}" for e in chain).lower()
-    for needle, reason in _CONNECTION_REASONS:
-        if needle in text:
-            return reason
-    names = " ".join(type(e).__name__ for e in chain)
-    if any(k in names for k in ("ConnectError", "RemoteProtocolError", "ReadError", "WriteError")):
-        return "the connection failed"
-    if any(isinstance(e, ConnectionError) for e in chain):
-        return "the connection failed"
-    return None
-
-
-def store_failure(settings: Settings, exc: BaseException) -> BotError | None:
-    """A one-line BotError for a Chroma failure while the store is in use (None: not one)."""
-    if isinstance(exc, BotError):
-        return exc
-    if not _is_store_error(exc):
+def chroma_where(filters: Filters | None, article_id: str | None = None) -> dict[str, Any] | None:
+    """The Chroma `where` that keeps the chunks passing `filters` (of one article, if given)."""
+    clauses: list[dict[str, Any]] = []
+    if article_id:
+        clauses.append({"article_id": article_id})
+    if filters is not None:
+        if filters.source:
+            clauses.append({"source": filters.source})
+        if filters.since_ts is not None:
+            clauses.append({"published_ts": {"$gte": filters.since_ts}})
+        if filters.until_ts is not None:
+            clauses.append({"published_ts": {"$lte": filters.until_ts}})
+            clauses.append({"published_ts": {"$gte": 0}})  # undated chunks are stored as -1
+    if not clauses:
         return None
-    if settings.chroma_url:
-        reason = _connection_reason(exc)
-        if reason is not None:
-            return BotError(
-                f"Lost the Chroma server at {settings.chroma_url} ({reason})",
-                hint="is it still running? Start it again and re-run the command; "
-                "`bot ingest` repairs what an interrupted run left",
-            )
-        return BotError(
-            f"The Chroma server at {settings.chroma_url} failed: {_short(exc)}",
-            hint="check the server's log, then re-run the command",
-        )
-    detail = _short(exc)
-    lowered = detail.lower()
-    if "readonly" in lowered or "read-only" in lowered or "permission" in lowered:
-        hint = "make the folder writable, or set BOT_DATA_DIR to a writable folder"
-    elif "disk" in lowered or "space" in lowered or "full" in lowered:
-        hint = "free some disk space, then run `bot ingest` again"
-    else:
-        hint = "run the command again; if it keeps failing, rebuild with `bot ingest --rebuild`"
-    return BotError(f"The index in {settings.chroma_dir} failed: {detail}", hint=hint)
-
-
-class GuardedChroma:
-    """A Chroma client or collection whose failures become one-line BotErrors (`store_failure`).
-
-    Attributes pass through; method calls are wrapped.
-    """
-
-    def __init__(self, inner: Any, settings: Settings) -> None:
-        self._inner = inner
-        self._settings = settings
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._inner, name)
-        if not callable(value):
-            return value
-        settings = self._settings
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return value(*args, **kwargs)
-            except Exception as exc:
-                mapped = store_failure(settings, exc)
-                if mapped is None or mapped is exc:
-                    raise
-                raise mapped from exc
-
-        return call
-
-
-def _embedding_adapter(embedder: Embedder | None) -> Any:
-    """Wrap our embedder so Chroma never falls back to its downloading default function."""
-    from chromadb.api.types import EmbeddingFunction
-
-    class BotEmbeddingFunction(EmbeddingFunction):
-        def __init__(self, inner: Embedder | None) -> None:
-            self._inner = inner
-
-        def __call__(self, input: Sequence[str]) -> Any:  # noqa: A002 - Chroma's parameter name
-            if self._inner is None:
-                return [list(_MANIFEST_VECTOR) for _ in input]
-            return list(self._inner.embed(list(input)))
-
-    return BotEmbeddingFunction(embedder)
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
 class ArticleStore:
@@ -378,49 +99,41 @@ class ArticleStore:
     ) -> None:
         self.settings = settings
         self.embedder = embedder
-        self._raw_client = client
-        self.client = GuardedChroma(client, settings)
+        self._client = client
         self.name = settings.collection
         self.location = describe_location(settings)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            chunk_ef = _embedding_adapter(embedder)
-            manifest_ef = _embedding_adapter(None)
-        self._chunk_ef = chunk_ef
-        self._manifest_ef = manifest_ef
-        self.chunks = self._collection(self.name, chunk_ef, create)
-        self.articles = self._collection(f"{self.name}__articles", manifest_ef, create)
-        self.files = self._collection(f"{self.name}__files", manifest_ef, create)
-        if self.chunks is not None:
+            chunk_ef = embedding_function(embedder)
+            manifest_ef = embedding_function(None)
+        chunks, articles, files = collection_names(self.name)
+        self._chunks = self._collection(chunks, chunk_ef, create)
+        self._articles = self._collection(articles, manifest_ef, create)
+        self._files = self._collection(files, manifest_ef, create)
+        if self._chunks is not None:
             self._check_compatible()
 
     # -- opening ---------------------------------------------------------------------------
     def _collection(self, name: str, ef: Any, create: bool) -> Any:
+        """The collection called `name` (None when it does not exist and `create` is off)."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
                 if create:
                     meta = {"hnsw:space": "cosine", **self._fresh_meta()}
-                    found = self._raw_client.get_or_create_collection(
+                    return self._client.get_or_create_collection(
                         name=name, embedding_function=ef, metadata=meta
                     )
-                else:
-                    found = self._raw_client.get_collection(name=name, embedding_function=ef)
-                return GuardedChroma(found, self.settings)
-            except BotError:
-                raise
+                return self._client.get_collection(name=name, embedding_function=ef)
             except Exception as exc:
-                if not create and "does not exist" in str(exc).lower():
+                if not create and _is_missing_collection(exc):
                     return None
-                if not create and type(exc).__name__ in (
-                    "NotFoundError",
-                    "InvalidCollectionException",
-                ):
-                    return None
-                if self.settings.chroma_url and _connection_reason(exc) is not None:
-                    raise store_failure(self.settings, exc) from exc
+                lost = self.settings.chroma_url and connection_reason(exc) is not None
+                mapped = store_failure(self.settings, exc) if lost else None
+                if mapped is not None:
+                    raise mapped from exc
                 raise BotError(
-                    f"Cannot open collection {name!r} at {self.location}: {_short(exc)}"
+                    f"Cannot open collection {name!r} at {self.location}: {short_detail(exc)}"
                 ) from exc
 
     def _fresh_meta(self) -> dict[str, Any]:
@@ -434,15 +147,15 @@ class ArticleStore:
 
     @property
     def exists(self) -> bool:
-        return self.chunks is not None and self.articles is not None and self.files is not None
+        return self._chunks is not None and self._articles is not None and self._files is not None
 
     def is_empty(self) -> bool:
         """No passage to answer from. Asks the chunk collection, which the search opens anyway:
         the first call on a Chroma collection loads it (~60 ms for 2,500 articles)."""
-        return not self.exists or self.chunks.count() == 0
+        return not self.exists or self.chunk_count() == 0
 
     def _meta(self) -> dict[str, Any]:
-        return dict(self.chunks.metadata or {})
+        return dict(self._chunks.metadata or {}) if self._chunks is not None else {}
 
     def _check_compatible(self) -> None:
         meta = self._meta()
@@ -466,165 +179,244 @@ class ArticleStore:
     # -- state -----------------------------------------------------------------------------
     @property
     def generation(self) -> str:
-        return str(self._meta().get("generation", "")) if self.chunks is not None else ""
+        """Changes with every ingest that changes the index (caches built from it key on it)."""
+        return str(self._meta().get("generation", ""))
 
     @property
     def dirty(self) -> bool:
+        """An ingest was writing and did not finish (see the module docstring)."""
         return bool(self._meta().get("dirty", False))
 
+    @_guarded
     def set_state(self, *, dirty: bool, new_generation: bool = False) -> None:
         meta = self._meta()
         meta.pop("hnsw:space", None)  # fixed at creation; Chroma refuses to modify it
         meta["dirty"] = dirty
         if new_generation:
             meta["generation"] = uuid.uuid4().hex
-        self.chunks.modify(metadata=meta)
+        self._chunks.modify(metadata=meta)
+
+    @_guarded
+    def chunk_count(self) -> int:
+        return self._chunks.count() if self._chunks is not None else 0
+
+    @_guarded
+    def article_count(self) -> int:
+        return self._articles.count() if self._articles is not None else 0
 
     def info(self) -> dict[str, Any]:
-        meta = self._meta() if self.chunks is not None else {}
+        meta = self._meta()
         return {
             "location": self.location,
             "collection": self.name,
             "embedding_model": meta.get("embedding_model", self.embedder.name),
             "embedding_dim": meta.get("embedding_dim", self.embedder.dimension),
-            "articles": self.articles.count() if self.articles is not None else 0,
-            "chunks": self.chunks.count() if self.chunks is not None else 0,
+            "articles": self.article_count(),
+            "chunks": self.chunk_count(),
         }
 
-    # -- manifests -------------------------------------------------------------------------
-    def _get_all(self, collection: Any, include: list[str]) -> Iterator[tuple[str, Any, Any]]:
+    # -- reading in pages --------------------------------------------------------------------
+    @_guarded
+    def _get(self, collection: Any, **query: Any) -> dict[str, Any]:
+        return dict(collection.get(**query))
+
+    def _pages(
+        self, collection: Any, include: list[str], where: dict[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every record of `collection` (that passes `where`), PAGE_SIZE at a time."""
+        if collection is None:
+            return
+        offset = 0
+        while True:
+            got = self._get(
+                collection, where=where, include=include, limit=PAGE_SIZE, offset=offset
+            )
+            if got["ids"]:
+                yield got
+            if len(got["ids"]) < PAGE_SIZE:
+                return
+            offset += PAGE_SIZE
+
+    def _rows(self, collection: Any, include: list[str]) -> Iterator[tuple[str, Any]]:
+        """(id, metadata) of every record of a manifest."""
         for got in self._pages(collection, include):
-            metas = got.get("metadatas") or [None] * len(got["ids"])
-            docs = got.get("documents") or [None] * len(got["ids"])
-            yield from zip(got["ids"], metas, docs, strict=True)
+            yield from zip(got["ids"], got["metadatas"], strict=True)
 
-    @staticmethod
-    def _pages(collection: Any, include: list[str], page: int = 5000) -> Iterator[dict]:
-        total = collection.count()
-        for offset in range(0, total, page):
-            yield collection.get(include=include, limit=page, offset=offset)
-
+    # -- manifests -------------------------------------------------------------------------
     def file_entries(self) -> dict[str, FileEntry]:
-        if self.files is None:
-            return {}
-        entries = (
-            FileEntry.from_metadata(m) for _, m, _ in self._get_all(self.files, ["metadatas"])
-        )
+        entries = (FileEntry.from_metadata(m) for _, m in self._rows(self._files, ["metadatas"]))
         return {e.path: e for e in entries}
 
     def article_entries(self, ids: Sequence[str] | None = None) -> dict[str, ArticleEntry]:
-        if self.articles is None:
+        if self._articles is None:
             return {}
         if ids is None:
-            rows = self._get_all(self.articles, ["metadatas"])
-            return {i: ArticleEntry.from_metadata(i, m) for i, m, _ in rows}
+            rows = self._rows(self._articles, ["metadatas"])
+            return {i: ArticleEntry.from_metadata(i, m) for i, m in rows}
         out: dict[str, ArticleEntry] = {}
         ids = list(ids)
-        for start in range(0, len(ids), 5000):
-            got = self.articles.get(ids=ids[start : start + 5000], include=["metadatas"])
+        for start in range(0, len(ids), PAGE_SIZE):
+            got = self._get(
+                self._articles, ids=ids[start : start + PAGE_SIZE], include=["metadatas"]
+            )
             for i, m in zip(got["ids"], got["metadatas"], strict=True):
                 out[i] = ArticleEntry.from_metadata(i, m)
         return out
 
-    def _batches(self, n: int) -> Iterator[tuple[int, int]]:
-        size = max(1, min(int(self.client.get_max_batch_size()), 4000))
-        for start in range(0, n, size):
-            yield start, min(n, start + size)
+    @_guarded
+    def _batches(self, n: int) -> list[tuple[int, int]]:
+        size = max(1, min(int(self._client.get_max_batch_size()), WRITE_BATCH))
+        return [(start, min(n, start + size)) for start in range(0, n, size)]
 
+    @_guarded
     def upsert_articles(self, entries: Sequence[ArticleEntry]) -> None:
         for a, b in self._batches(len(entries)):
             part = entries[a:b]
-            self.articles.upsert(
+            self._articles.upsert(
                 ids=[e.article_id for e in part],
-                embeddings=[list(_MANIFEST_VECTOR)] * len(part),
+                embeddings=[list(MANIFEST_VECTOR)] * len(part),
                 metadatas=[e.to_metadata() for e in part],
             )
 
+    @_guarded
     def delete_articles(self, ids: Sequence[str]) -> None:
         """Forget articles: manifest record first, then chunks (see the module docstring)."""
         ids = list(ids)
         for a, b in self._batches(len(ids)):
-            self.articles.delete(ids=ids[a:b])
+            self._articles.delete(ids=ids[a:b])
         for article_id in ids:
-            self.chunks.delete(where={"article_id": article_id})
+            self._chunks.delete(where={"article_id": article_id})
 
+    @_guarded
     def upsert_files(self, entries: Sequence[FileEntry]) -> None:
         for a, b in self._batches(len(entries)):
             part = entries[a:b]
-            self.files.upsert(
+            self._files.upsert(
                 ids=[e.record_id for e in part],
-                embeddings=[list(_MANIFEST_VECTOR)] * len(part),
+                embeddings=[list(MANIFEST_VECTOR)] * len(part),
                 metadatas=[e.to_metadata() for e in part],
             )
 
+    @_guarded
     def delete_files(self, paths: Sequence[str]) -> None:
         ids = [file_record_id(p) for p in paths]
         for a, b in self._batches(len(ids)):
-            self.files.delete(ids=ids[a:b])
+            self._files.delete(ids=ids[a:b])
 
     # -- chunks ----------------------------------------------------------------------------
-    def upsert_chunks(
-        self,
-        ids: Sequence[str],
-        embeddings: Any,
-        documents: Sequence[str],
-        metadatas: Sequence[dict[str, Any]],
-    ) -> None:
-        for a, b in self._batches(len(ids)):
-            self.chunks.upsert(
-                ids=list(ids[a:b]),
-                embeddings=embeddings[a:b],
-                documents=list(documents[a:b]),
-                metadatas=list(metadatas[a:b]),
+    @_guarded
+    def upsert_chunks(self, chunks: Sequence[StoredChunk], vectors: Any) -> None:
+        """Write chunks with their vectors (row i of `vectors` for `chunks[i]`)."""
+        for a, b in self._batches(len(chunks)):
+            part = chunks[a:b]
+            self._chunks.upsert(
+                ids=[c.chunk_id for c in part],
+                embeddings=vectors[a:b],
+                documents=[c.text for c in part],
+                metadatas=[c.to_metadata() for c in part],
             )
 
+    @_guarded
     def delete_chunk_ids(self, ids: Sequence[str]) -> None:
         ids = list(ids)
         for a, b in self._batches(len(ids)):
-            self.chunks.delete(ids=ids[a:b])
+            self._chunks.delete(ids=ids[a:b])
 
-    def iter_chunks(self, include_documents: bool = True) -> Iterator[tuple[str, dict, str]]:
-        """Every chunk as (id, metadata, text), in pages."""
-        include = ["metadatas", "documents"] if include_documents else ["metadatas"]
-        for chunk_id, meta, doc in self._get_all(self.chunks, include):
-            yield chunk_id, meta or {}, doc or ""
+    def iter_chunks(self, *, with_text: bool = True) -> Iterator[StoredChunk]:
+        """Every chunk, read a page at a time (without its text, unless `with_text`)."""
+        include = ["metadatas", "documents"] if with_text else ["metadatas"]
+        for got in self._pages(self._chunks, include):
+            yield from _chunks_of(got)
 
-    def iter_chunk_pages(self) -> Iterator[tuple[list[str], list[dict], list[str], Any]]:
-        """Every chunk, a page at a time: (ids, metadatas, texts, vectors as a float32 array)."""
-        import numpy as np
-
-        for got in self._pages(self.chunks, ["metadatas", "documents", "embeddings"]):
-            ids = list(got["ids"])
-            vectors = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(ids), -1)
-            metas = [m or {} for m in got.get("metadatas") or [None] * len(ids)]
-            docs = [d or "" for d in got.get("documents") or [None] * len(ids)]
-            yield ids, metas, docs, vectors
+    def iter_chunk_pages(self) -> Iterator[tuple[list[StoredChunk], np.ndarray]]:
+        """Every chunk, a page at a time: the chunks, and their vectors as a float32 array."""
+        for got in self._pages(self._chunks, ["metadatas", "documents", "embeddings"]):
+            vectors = np.asarray(got["embeddings"], dtype=np.float32)
+            yield _chunks_of(got), vectors.reshape(len(got["ids"]), -1)
 
     def orphan_chunk_ids(self) -> list[str]:
         """Chunks that no article record claims (left behind by a crash)."""
         articles = self.article_entries()
         orphans = []
-        for chunk_id, meta, _ in self.iter_chunks(include_documents=False):
-            entry = articles.get(str(meta.get("article_id", "")))
-            if entry is None or int(meta.get("chunk_index", -1)) >= entry.n_chunks:
-                orphans.append(chunk_id)
+        for chunk in self.iter_chunks(with_text=False):
+            entry = articles.get(chunk.article_id)
+            if entry is None or chunk.chunk_index >= entry.n_chunks:
+                orphans.append(chunk.chunk_id)
         return orphans
 
+    # -- questions the search and the summaries ask --------------------------------------------
+    @_guarded
+    def dense_ids(self, vector: np.ndarray, n: int, filters: Filters | None = None) -> list[str]:
+        """The ids of the `n` chunks nearest to `vector` that pass `filters`, nearest first."""
+        if self._chunks is None:
+            return []
+        got = self._chunks.query(
+            query_embeddings=[np.asarray(vector, dtype=np.float32).tolist()],
+            n_results=n,
+            where=chroma_where(filters),
+            include=[],  # ids only
+        )
+        return list(got["ids"][0])
+
+    def chunks_by_ids(self, ids: Sequence[str]) -> list[StoredChunk]:
+        """The chunks with these ids, in that order; ids no chunk has (any more) are skipped."""
+        if self._chunks is None or not ids:
+            return []
+        got = self._get(self._chunks, ids=list(ids), include=["metadatas", "documents"])
+        found = {c.chunk_id: c for c in _chunks_of(got)}
+        return [found[i] for i in ids if i in found]
+
+    def chunk_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of the chunks with these ids (ids no chunk has are left out)."""
+        if self._chunks is None or not ids:
+            return {}
+        got = self._get(self._chunks, ids=list(ids), include=["embeddings"])
+        return {
+            chunk_id: np.asarray(got["embeddings"][i], dtype=np.float32)
+            for i, chunk_id in enumerate(got["ids"])
+        }
+
+    def chunks_where(
+        self, filters: Filters | None = None, article_id: str | None = None
+    ) -> list[StoredChunk]:
+        """Every chunk that passes `filters` (and belongs to `article_id`, when given)."""
+        where = chroma_where(filters, article_id)
+        pages = self._pages(self._chunks, ["metadatas", "documents"], where)
+        return [chunk for got in pages for chunk in _chunks_of(got)]
+
+    # -- dropping --------------------------------------------------------------------------
     def drop(self) -> None:
         """Delete all three collections (for `--rebuild`)."""
-        _drop_collections(self._raw_client, self.name)
+        drop_collections(self._client, self.name)
 
 
-def _drop_collections(client: Any, name: str) -> None:
-    for collection in (name, f"{name}__articles", f"{name}__files"):
-        with contextlib.suppress(Exception):  # a collection that was never created
-            client.delete_collection(collection)
+def _is_missing_collection(exc: Exception) -> bool:
+    return "does not exist" in str(exc).lower() or type(exc).__name__ in (
+        "NotFoundError",
+        "InvalidCollectionException",
+    )
+
+
+def _chunks_of(got: dict[str, Any]) -> list[StoredChunk]:
+    """The chunks of one Chroma `get` answer (texts empty when they were not asked for)."""
+    ids = got["ids"]
+    metas = got.get("metadatas") or [None] * len(ids)
+    docs = got.get("documents") or [None] * len(ids)
+    return [
+        StoredChunk.from_metadata(i, m, d or "") for i, m, d in zip(ids, metas, docs, strict=True)
+    ]
+
+
+def import_backend() -> None:
+    """Import Chroma now rather than when the first store opens (`bot ask` times it as a stage
+    of its own, and embeds the question meanwhile)."""
+    import_chromadb()
 
 
 def drop_index(settings: Settings) -> None:
     """Delete the index named by the settings, whichever model or bot version wrote it (for
     `bot ingest --rebuild`, the fix for an index that `open_store` refuses)."""
-    _drop_collections(open_client(settings), settings.collection)
+    drop_collections(open_client(settings), settings.collection)
 
 
 def open_store(

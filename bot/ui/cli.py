@@ -2,13 +2,12 @@
 
 Errors: every `BotError` becomes one line on stderr and exit code 1, in `main()` and nowhere else;
 every `BotWarning` becomes one `warning:` line on stderr, also set up there.
-Heavy libraries (chromadb, onnxruntime, langchain, openai) are imported inside the commands, so that
+Heavy libraries (Chroma, onnxruntime, langchain, openai) are imported inside the commands, so that
 `bot --help` stays fast; tests/test_cli_startup.py checks it.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import sys
@@ -22,8 +21,6 @@ import typer
 from bot.core.errors import BotError, BotWarning
 
 _STARTED = time.perf_counter()  # `ask --timings` reports the time since this point, stage by stage
-# Set by a command that only read the index, so `run` may end the process at once (see there).
-_READ_ONLY = False
 
 app = typer.Typer(
     name="bot",
@@ -163,6 +160,7 @@ UntilOpt = Annotated[str | None, typer.Option("--until", help="Published on or b
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    *,
     k: KOpt = None,
     source: SourceOpt = None,
     since: SinceOpt = None,
@@ -183,10 +181,8 @@ def ask(
     err = _stderr_console()
     options = AskOptions(k=k, source=source, since=since, until=until, llm=llm)
     setup_ms = (time.perf_counter() - command_started) * 1000
-    indexed: list[str] = []  # answer_question notifies only when it indexes the seeds first
 
     def notify(message: str) -> None:
-        indexed.append(message)
         err.print(message, markup=False)
 
     with StreamPane(out, enabled=not as_json) as view:
@@ -202,8 +198,6 @@ def ask(
         stages["render"] = (time.perf_counter() - render_started) * 1000
         stages["total"] = (time.perf_counter() - _STARTED) * 1000
         sys.stderr.write(json.dumps({"timings_ms": stages}) + "\n")
-    global _READ_ONLY
-    _READ_ONLY = not indexed
 
 
 @app.command()
@@ -215,6 +209,7 @@ def summarise(
             "article. Default: every indexed article that passes the filters."
         ),
     ] = None,
+    *,
     topic: Annotated[
         str | None,
         typer.Option("--topic", help="A focused summary of the passages retrieved for this topic."),
@@ -293,11 +288,9 @@ def chat(
 
 
 def main() -> None:
-    """Entry point: run the app; turn a BotError into one line on stderr and exit 1."""
+    """Entry point (the `bot` command): run the app; turn a BotError into one line on stderr and
+    exit 1."""
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-    # Start-up imports (pydantic, chromadb) only create long-lived objects: no collections until
-    # bot.index.store.import_chromadb freezes them and turns the collector back on.
-    gc.disable()
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
@@ -310,31 +303,9 @@ def main() -> None:
         if os.environ.get("BOT_DEBUG"):
             raise
         _fail(f"unexpected {type(exc).__name__}: {exc} (set BOT_DEBUG=1 for the traceback)")
-    finally:
-        # The process is about to end: skip the garbage collector's last passes over the
-        # imported libraries (~0.2 s after every `bot ask`). Files still flush, atexit still runs.
-        gc.freeze()
-        gc.enable()  # for callers that run main() in their own process (tests)
 
 
-def run() -> None:
-    """The `bot` console command: `main`, then, when the command only read the index and
-    succeeded, the process ends at once: the output is flushed and nothing is left to save,
-    while tearing the interpreter down (chromadb, onnxruntime, llama.cpp, some 3,000 modules)
-    takes 40-90 ms of every `bot ask`. `main` itself never does this, so tests can call it."""
-    try:
-        main()
-    except SystemExit as exc:
-        if exc.code not in (0, None) or not _READ_ONLY:
-            raise
-    if _READ_ONLY:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except OSError:  # e.g. a closed pipe: let Python's own exit deal with it
-            sys.exit(0)
-        os._exit(0)
-
+run = main  # the name the `bot` script imports (pyproject.toml, [project.scripts])
 
 _python_showwarning = warnings.showwarning
 
@@ -354,4 +325,4 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 if __name__ == "__main__":
-    run()
+    main()

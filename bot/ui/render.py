@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.core.markers import MARKER_RE
 from bot.core.text import clip, one_line, sanitize
-from bot.core.types import NO_ANSWER, AnswerResult, CheckedSentence, Passage
+from bot.core.types import NO_ANSWER, AnswerResult, CheckedSentence, Passage, SummaryResult
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -391,28 +391,27 @@ def render_answer(result: AnswerResult, console: Console, *, show_passages: bool
         console.print(Text(footer, style="dim"))
 
 
-def summary_heading(result: AnswerResult) -> str:
+def summary_heading(result: SummaryResult) -> str:
     """One line on what a summary covers: scope or topic, articles, passages and LLM calls."""
-    topic = one_line(getattr(result, "topic", None) or "")
-    scope = one_line(getattr(result, "scope", "") or "")
+    topic = one_line(result.topic or "")
+    scope = one_line(result.scope)
     head = f"Summary of {scope}" if scope else "Summary"
     if topic:
         head += f", on: {topic}"
     parts = [head]
-    articles = getattr(result, "articles", 0)
-    passages = getattr(result, "passages_considered", 0)
+    articles, passages = result.articles, result.passages_considered
     if articles or passages:
         parts.append(
             f"{articles} article{'s' if articles != 1 else ''}, "
             f"{passages} passage{'s' if passages != 1 else ''} read"
         )
-    calls = getattr(result, "llm_calls", 0)
+    calls = result.llm_calls
     if calls:
         parts.append(f"{calls} LLM call{'s' if calls != 1 else ''}")
     return " · ".join(parts)
 
 
-def render_summary(result: AnswerResult, console: Console) -> None:
+def render_summary(result: SummaryResult, console: Console) -> None:
     """A summary: a dim heading saying what it covers, then the same layout as an answer."""
     from rich.text import Text
 

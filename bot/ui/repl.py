@@ -243,11 +243,9 @@ class ChatFrontend:
             data["command"] = "summarise"
             self._emit(data)
         else:
-            import bot.ui.render
+            from bot.ui.render import render_summary
 
-            # render_summary adds a heading saying what the summary covers (when it exists)
-            render = getattr(bot.ui.render, "render_summary", bot.ui.render.render_answer)
-            render(result, self.console)
+            render_summary(result, self.console)
 
     # -- questions -------------------------------------------------------------------------------
 

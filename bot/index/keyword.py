@@ -1,0 +1,201 @@
+"""The keyword side of the search: BM25 (bm25s) over every chunk's title and text.
+
+The index is built from the store once per index generation (every ingest that changes something
+starts a new one) and cached on disk beside the data, with the chunk ids, sources and dates the
+filters need, and every chunk's stored vector (memory-mapped), which MMR compares: the search then
+asks Chroma only for the dense ranking and for the chosen passages.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bot.core.words import tokenize
+from bot.index.filters import Filters
+
+if TYPE_CHECKING:
+    from bot.index.store import ArticleStore
+
+VECTORS_FILE = "vectors.npy"  # float32, one row per chunk, beside the BM25 files
+CHUNKS_FILE = "chunks.json"  # the ids, sources and dates, row for row
+# Characters of the store's location and name kept in the cache folder's name.
+CACHE_NAME_CHARS = 120
+
+
+@dataclass
+class LexicalIndex:
+    """BM25 over all chunks plus the per-chunk fields the filters need."""
+
+    retriever: Any
+    ids: list[str]
+    sources: np.ndarray
+    published_ts: np.ndarray
+    vocab: dict[str, int] = field(default_factory=dict)
+    # The stored vector of every chunk, row i for ids[i] (memory-mapped from the cache), so the
+    # search needs no round trip to Chroma for the vectors MMR compares.
+    vectors: np.ndarray | None = None
+    _rows: dict[str, int] | None = None
+
+    def vectors_of(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of those of `chunk_ids` this index holds."""
+        if self.vectors is None or not chunk_ids:
+            return {}
+        if self._rows is None:
+            self._rows = {cid: i for i, cid in enumerate(self.ids)}
+        found = [(cid, self._rows[cid]) for cid in chunk_ids if cid in self._rows]
+        if not found:
+            return {}
+        rows = np.asarray(self.vectors[[row for _, row in found]], dtype=np.float32)
+        return {cid: rows[i] for i, (cid, _) in enumerate(found)}
+
+    def search(self, question: str, k: int, filters: Filters) -> list[tuple[str, float]]:
+        tokens = [t for t in tokenize(question) if t in self.vocab]
+        if not tokens or not self.ids:
+            return []
+        mask = None
+        if filters.active:
+            keep = self._passing(filters)
+            if not keep.any():
+                return []
+            mask = keep.astype(np.float32)
+        k = min(k, len(self.ids))
+        docs, scores = self.retriever.retrieve(
+            [tokens], k=k, show_progress=False, weight_mask=mask, n_threads=0
+        )
+        out = []
+        for doc, score in zip(docs[0], scores[0], strict=True):
+            if score > 0:
+                out.append((self.ids[int(doc)], float(score)))
+        return out
+
+    def _passing(self, filters: Filters) -> np.ndarray:
+        """Which chunks pass the filters, as the store's `where` decides it for the dense side."""
+        keep = np.ones(len(self.ids), dtype=bool)
+        if filters.source:
+            keep &= self.sources == filters.source
+        if filters.since_ts is not None:
+            keep &= self.published_ts >= filters.since_ts
+        if filters.until_ts is not None:
+            keep &= (self.published_ts <= filters.until_ts) & (self.published_ts >= 0)
+        return keep
+
+
+def cache_dir(store: ArticleStore) -> Path:
+    """Where the BM25 indexes of this store's generations are cached."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{store.location}-{store.name}")
+    return store.settings.data_dir / "cache" / "bm25" / safe[-CACHE_NAME_CHARS:]
+
+
+# The BM25 index last loaded for each store location, with its generation: a process that asks
+# many questions (chat, the benchmarks, a server) loads it once, not once per question.
+_LOADED: dict[str, tuple[str, LexicalIndex]] = {}
+
+
+def load_lexical_index(store: ArticleStore) -> LexicalIndex:
+    """The BM25 index of the store's current generation: from memory, from disk, or built."""
+    base = cache_dir(store)
+    generation = store.generation or "none"
+    loaded = _LOADED.get(str(base))
+    if loaded is not None and loaded[0] == generation:
+        return loaded[1]
+    index = _load_cached(base / generation)
+    if index is None:
+        index = _build(store)
+        _save(index, base, generation)
+    _LOADED[str(base)] = (generation, index)
+    return index
+
+
+def forget_loaded() -> None:
+    """Forget the indexes loaded in this process (the next load reads the disk cache again)."""
+    _LOADED.clear()
+
+
+def _load_cached(folder: Path) -> LexicalIndex | None:
+    """The index cached in `folder`; None when there is none (a cache from another version or a
+    half-written one is deleted, to be built again)."""
+    import bm25s
+
+    meta_file = folder / CHUNKS_FILE
+    if not meta_file.exists():
+        return None
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        retriever = bm25s.BM25.load(str(folder), mmap=False, show_progress=False)
+        vectors = np.load(folder / VECTORS_FILE, mmap_mode="r")
+        if vectors.shape[0] != len(meta["ids"]):
+            raise ValueError("vectors and ids disagree")
+        return LexicalIndex(
+            retriever,
+            meta["ids"],
+            np.array(meta["sources"], dtype=object),
+            np.array(meta["published_ts"], dtype=np.int64),
+            retriever.vocab_dict,
+            vectors,
+        )
+    except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+
+
+def _build(store: ArticleStore) -> LexicalIndex:
+    """BM25 over every chunk of the store, read a page at a time."""
+    import bm25s
+
+    ids, sources, dates, corpus, pages = [], [], [], [], []
+    for chunks, page_vectors in store.iter_chunk_pages():
+        pages.append(page_vectors)
+        for chunk in chunks:
+            ids.append(chunk.chunk_id)
+            sources.append(chunk.source)
+            dates.append(chunk.published_ts)
+            corpus.append(tokenize(f"{chunk.title}\n{chunk.text}"))
+    retriever = bm25s.BM25()
+    vocab: dict[str, int] = {}
+    if ids:
+        retriever.index(corpus, show_progress=False)
+        vocab = retriever.vocab_dict
+    return LexicalIndex(
+        retriever,
+        ids,
+        np.array(sources, dtype=object),
+        np.array(dates, dtype=np.int64),
+        vocab,
+        np.concatenate(pages) if pages else None,
+    )
+
+
+def _save(index: LexicalIndex, base: Path, generation: str) -> None:
+    """Write the index to `base/generation` (a folder renamed into place whole), and delete the
+    older generations, which are never read again. A read-only data dir: no cache, no error."""
+    if index.vectors is None:  # no chunk: nothing worth caching
+        return
+    tmp = base / f".{generation}.{time.time_ns()}"
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        index.retriever.save(str(tmp))
+        np.save(tmp / VECTORS_FILE, index.vectors)
+        (tmp / CHUNKS_FILE).write_text(
+            json.dumps(
+                {
+                    "ids": index.ids,
+                    "sources": index.sources.tolist(),
+                    "published_ts": index.published_ts.tolist(),
+                }
+            ),
+            encoding="utf-8",
+        )
+        for old in base.iterdir():
+            if old.name != tmp.name:
+                shutil.rmtree(old, ignore_errors=True)
+        tmp.rename(base / generation)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)

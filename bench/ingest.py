@@ -49,8 +49,9 @@ def _settings(data_dir: str) -> Any:
 
 def stage_chunks(args: dict[str, Any]) -> dict[str, Any]:
     """The chunk texts fresh ingest will embed, and short single-sentence texts."""
+    from bot.core.sentences import split_sentences
     from bot.index.embeddings import LocalMiniLM
-    from bot.sources.chunking import chunk_text, split_sentences
+    from bot.sources.chunking import chunk_text
     from bot.sources.files import discover_files
     from bot.sources.formats import load_file
 

@@ -3,18 +3,18 @@
 The bundled all-MiniLM-L6-v2 stores int8 weights, but ONNX Runtime turns them back into fp32 when
 it loads the file, so every matrix product runs in fp32. This module derives, once, a copy whose
 matrix products quantise their inputs on the fly as well (dynamic int8, per-channel weights),
-which integer kernels run about twice as fast on CPUs with VNNI. Its vectors are not identical to
-the index model's: on MultiHop-RAG's questions their cosine is 0.991 at worst and 0.995 at the
-median, and bench/ask.py measures what that does to retrieval.
+which integer kernels run faster on CPUs with int8 dot products. Its vectors are close to, not
+identical with, the index model's; bench/ask.py measures what that does to retrieval (see
+bench/README.md).
 
 Only questions go through it: a question is embedded while the user waits, one at a time, so its
-forward pass is most of the time a search takes (13 of 23 ms at 100,000 chunks before). Passages
-and sentences keep the index model, so nothing already indexed changes.
+forward pass is a large part of a search. Passages and sentences keep the index model, so nothing
+already indexed changes.
 
-The copy is built from the installed model (nothing is downloaded), takes about 2.5 s, and is
-cached in `BOT_CACHE_DIR` under a name that changes with the source file, the recipe and the
-versions of onnx and onnxruntime. Any failure (onnx missing, a read-only folder) returns None, and
-the caller embeds questions with the index model as before.
+The copy is built once from the installed model (nothing is downloaded) and cached in
+`BOT_CACHE_DIR` under a name that changes with the source file, the recipe and the versions of onnx
+and onnxruntime. Any failure (onnx missing, a read-only folder) returns None, and the caller embeds
+questions with the index model as before.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ _LOCK = threading.Lock()
 
 
 # CPU features (as /proc/cpuinfo names them) whose int8 dot products ONNX Runtime's integer
-# kernels use. Without them (plain AVX2, for one) the int8 copy was measured no faster than the
-# index model, so `BOT_FAST_QUESTIONS=auto` keeps the index model there.
+# kernels use. Without them (plain AVX2, for one) the int8 copy is no faster than the index
+# model, so `BOT_FAST_QUESTIONS=auto` keeps the index model there.
 INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"})
 
 
@@ -103,8 +103,8 @@ def build_fast_copy(source: Path, target: Path) -> None:
     try:
         _build(source, target)
     finally:
-        # onnxruntime.quantization calls logging.basicConfig() when imported: without this,
-        # every later log record of any library (bm25s's debug lines, say) reached stderr.
+        # onnxruntime.quantization calls logging.basicConfig() when imported; put the root
+        # logger back as it was, or every library's debug lines would reach stderr.
         root.handlers[:] = handlers
         root.setLevel(level)
 
@@ -128,8 +128,8 @@ def _build(source: Path, target: Path) -> None:
         drop_nan_guards(model)
         onnx.save(model, str(folded))
         built = Path(tmp) / "fast.onnx"
-        # The word-embedding table (a Gather) stays fp32: quantising it too made the file 23
-        # instead of 58 MB but lowered the worst cosine (0.9909 -> 0.9887) for no measured speed.
+        # The word-embedding table (a Gather) stays fp32: quantising it shrinks the file but
+        # moves the vectors further from the index model's, for no speed.
         logging.disable(logging.WARNING)  # the quantiser logs advice to the root logger
         try:
             quantize_dynamic(

@@ -151,7 +151,7 @@ class ArticleStore:
 
     def is_empty(self) -> bool:
         """No passage to answer from. Asks the chunk collection, which the search opens anyway:
-        the first call on a Chroma collection loads it (~60 ms for 2,500 articles)."""
+        the first call on a Chroma collection loads it, which takes time on a large index."""
         return not self.exists or self.chunk_count() == 0
 
     def _meta(self) -> dict[str, Any]:

@@ -157,7 +157,7 @@ def render_answer_text(
     (call again with the text so far, e.g. inside rich.live.Live).
 
     Most answers are plain sentences with citations: those are printed as rich Text, which looks
-    the same and skips importing rich.markdown (~40 ms of every `bot ask`)."""
+    the same and spares importing rich.markdown on every `bot ask`."""
     from rich.text import Text
 
     clean = sanitize(text)

@@ -22,14 +22,12 @@ from bot.core.types import Progress, SilentProgress
 
 if TYPE_CHECKING:
     from bot.index.embeddings import Embedder
-
-# Chunks collected before one embedding call: large enough for length-sorted batches to be dense.
-EMBED_BUFFER_CHUNKS = 512
-
-if TYPE_CHECKING:
     from bot.index.records import FileEntry, StoredChunk
     from bot.sources.article import ArticleRecord
     from bot.sources.chunking import Chunk
+
+# Chunks collected before one embedding call: large enough for length-sorted batches to be dense.
+EMBED_BUFFER_CHUNKS = 512
 
 
 @dataclass
@@ -268,7 +266,7 @@ def ingest_paths(
 
 
 def _open_for_writing(
-    settings: Settings, embedder: Any, report: IngestReport, notify: Progress, *, rebuild: bool
+    settings: Settings, embedder: Embedder, report: IngestReport, notify: Progress, *, rebuild: bool
 ) -> Any:
     """The store, created when missing (dropped first for a rebuild), with what an interrupted
     run left behind removed."""

@@ -203,11 +203,13 @@ def test_cli_ingest_json_and_sources(tmp_path: Path) -> None:
 
 
 def test_ingest_builds_the_keyword_index_of_the_new_generation(tmp_path: Path) -> None:
-    from bot.index.keyword import cache_dir
+    from bot.index.keyword import cache_dir, index_folder
 
     settings = get_settings()
     ingest_paths([_corpus(tmp_path)], settings)
     store = open_store(settings)
+    folder = index_folder(cache_dir(store), store.generation)
+    assert folder.name.startswith(store.generation)
     folders = [p.name for p in cache_dir(store).iterdir()]
-    assert folders == [store.generation]  # built during ingest; older generations are gone
-    assert (cache_dir(store) / store.generation / "chunks.json").is_file()
+    assert folders == [folder.name]  # built during ingest; older generations are gone
+    assert (folder / "chunks.json").is_file()

@@ -201,9 +201,26 @@ def test_cached_vectors_are_the_stored_ones_and_an_old_cache_is_rebuilt(store) -
     for cid in some:
         np.testing.assert_array_equal(cached[cid], stored[cid])
     # A cache written before the vectors were kept (no vectors.npy) is rebuilt, not trusted.
-    folder = keyword.cache_dir(store) / (store.generation or "none")
+    folder = keyword.index_folder(keyword.cache_dir(store), store.generation or "none")
     (folder / keyword.VECTORS_FILE).unlink()
     keyword.forget_loaded()
     again = load_lexical_index(store)
     assert (folder / keyword.VECTORS_FILE).is_file()
     assert again.vectors is not None and again.vectors.shape == (len(again.ids), 384)
+
+
+def test_an_index_built_under_other_token_rules_is_rebuilt(  # type: ignore[no-untyped-def]
+    store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.index import keyword
+
+    load_lexical_index(store)
+    base = keyword.cache_dir(store)
+    before = keyword.index_folder(base, store.generation or "none")
+    assert [p.name for p in base.iterdir()] == [before.name]
+    keyword.forget_loaded()
+    monkeypatch.setattr(keyword, "tokens_version", lambda: "other-rules")
+    rebuilt = load_lexical_index(store)
+    after = keyword.index_folder(base, store.generation or "none")
+    assert after != before and [p.name for p in base.iterdir()] == [after.name]
+    assert rebuilt.ids and (after / "chunks.json").is_file()

@@ -30,7 +30,7 @@ from bot.answer.providers import Message
 from bot.core.markers import MARKER_RE, strip_markers
 from bot.core.text import clip, sanitize
 from bot.core.types import AnswerResult, Progress, SummaryResult
-from bot.core.words import content_words
+from bot.core.words import WORD_RE, content_words
 
 if TYPE_CHECKING:
     from bot.answer.providers import Provider
@@ -127,7 +127,6 @@ _REFERRING = frozenset(
 _FOLLOW_UP_START = re.compile(
     r"^\s*(?:and|but|also|so|what about|how about|what else|and then)\b", re.IGNORECASE
 )
-_WORD_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*|\d+(?:[.,]\d+)*")
 # Question words and verbs that carry no topic of their own.
 _GENERIC = frozenset(
     {"happen", "happened", "happening", "think", "know", "mean", "explain", "describe", "news"}
@@ -150,7 +149,7 @@ _QUOTES = " \t\"'“”‘’`*_«»"
 def looks_like_follow_up(question: str) -> bool:
     """True when the question points back into the conversation ("he", "that deal", "and
     Kyiv?") or is too short to stand on its own."""
-    words = {w.lower().replace("’", "'") for w in _WORD_RE.findall(question)}
+    words = {w.lower().replace("’", "'") for w in WORD_RE.findall(question)}
     if words & _REFERRING or _FOLLOW_UP_START.match(question):
         return True
     return len(set(content_words(question))) < 2
@@ -169,7 +168,7 @@ def _context_terms(history: list[Message], question: str, limit: int = CONTEXT_T
     have = _stems(question)
     names: list[str] = []
     others: list[str] = []
-    for word in _WORD_RE.findall(user):
+    for word in WORD_RE.findall(user):
         word = re.sub(r"['’]s$", "", word)
         stems = _stems(word)
         if not stems or stems <= have or word.lower() in _GENERIC:
@@ -179,7 +178,7 @@ def _context_terms(history: list[Message], question: str, limit: int = CONTEXT_T
     if not names and answer:
         counts: dict[str, int] = {}
         for sentence in re.split(r"(?<=[.!?])\s+", answer):
-            for word in _WORD_RE.findall(sentence)[1:]:  # a sentence's first word is capitalised
+            for word in WORD_RE.findall(sentence)[1:]:  # a sentence's first word is capitalised
                 word = re.sub(r"['’]s$", "", word)
                 stems = _stems(word)
                 if word[:1].isupper() and stems and not stems <= have:

@@ -1,26 +1,37 @@
 """Word rules: the tokens BM25 indexes, and the content words the checker and the extractive
-answerer compare (stopwords removed, light stemming, numbers normalised)."""
+answerer compare. Both drop the same stopwords (bm25s's English list plus the words every news
+sentence carries) and stem with the Snowball English stemmer (PyStemmer); content words also
+normalise numbers."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import re
+import threading
 from functools import lru_cache
 
-_TOKEN_RE = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:['’][^\W\d_]+)?")
-_WORDS_ONLY_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")  # words, blanked to keep only numbers
+import Stemmer
 
-_STOPWORDS_TEXT = """
-a about above after again against all also am an and any are as at be because been before
-being below between both but by can could did do does doing down during each few for from
-further had has have having he her here hers herself him himself his how i if in into is it
-its itself just me more most my myself no nor not now of off on once only or other our ours
-ourselves out over own same she should so some such than that the their theirs them themselves
-then there these they this those through to too under until up very was we were what when
-where which while who whom why will with would you your yours yourself yourselves said says
-say according told tell may might must shall however mr mrs ms dr s t don't doesn't didn't
-isn't wasn't aren't weren't it's he's she's they're we're i'm that's there's
-"""
-STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+# A word (letters, with inner apostrophes: "o'neill's") or a number ("1,200.5").
+WORD_RE = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:['’][^\W\d_]+)*")
+_LETTERS_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")  # words, blanked to keep only numbers
+
+# Reporting verbs, modals, titles and contractions that nearly every news sentence carries: they
+# say nothing about what a sentence states, so a passage need not repeat them to support it.
+_NEWS_STOPWORDS = frozenset(
+    {"said", "says", "say", "told", "tell", "according", "also", "however"}
+    | {"would", "could", "may", "might", "must", "shall", "mr", "mrs", "ms", "dr"}
+    | {"he's", "i'm", "that's", "there's", "they're", "we're"}
+)
+# Words of news ("Don Lemon", "won the vote"), not the fragments of "don't" and "won't" the
+# library's list means them as.
+_NOT_STOPWORDS = frozenset({"don", "won"})
+STEMMER_LANGUAGE = "english"
+# Raise when `tokenize` changes how it turns text into terms, so BM25 indexes built before are
+# rebuilt (the library versions and the stopword list are part of `tokens_version` already).
+_TOKENS_REVISION = 2
+
 # Spelled-out numbers match digits in the lexical score; only digits are held to the number check.
 _NUMBER_WORDS = {
     "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
@@ -31,32 +42,37 @@ _NUMBER_WORDS = {
 }  # fmt: skip
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=1)
+def stopwords() -> frozenset[str]:
+    """The words neither BM25 nor the checker counts: bm25s's English list (NLTK's) plus
+    `_NEWS_STOPWORDS`, less `_NOT_STOPWORDS`."""
+    from bm25s.stopwords import STOPWORDS_EN_PLUS  # bm25s imports numpy: only once words are used
+
+    return (frozenset(STOPWORDS_EN_PLUS) - _NOT_STOPWORDS) | _NEWS_STOPWORDS
+
+
+_LOCAL = threading.local()
+
+
+def _stemmer() -> Stemmer.Stemmer:
+    """This thread's stemmer: a PyStemmer object keeps state, so threads must not share one."""
+    try:
+        return _LOCAL.stemmer
+    except AttributeError:
+        _LOCAL.stemmer = Stemmer.Stemmer(STEMMER_LANGUAGE)
+        return _LOCAL.stemmer
+
+
+@lru_cache(maxsize=65536)  # news repeats its words: each is stemmed once, not at every use
 def _stem(word: str) -> str:
-    if len(word) <= 3:
-        return word
-    for suffix, repl in (
-        ("ies", "y"),
-        ("ied", "y"),
-        ("ing", ""),
-        ("edly", ""),
-        ("ed", ""),
-        ("es", ""),
-        ("s", ""),
-        ("ly", ""),
-    ):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            word = word[: -len(suffix)] + repl
-            break
-    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiouls":
-        word = word[:-1]  # "stopped" -> "stopp" -> "stop"
-    return word.rstrip("e") if len(word) > 4 else word
+    return _stemmer().stemWord(word)
 
 
 def content_words(text: str) -> list[str]:
     """Lowercased, stemmed content words of `text`; numbers as digit strings without separators."""
+    stops = stopwords()
     words: list[str] = []
-    for raw in _TOKEN_RE.findall(text.lower()):
+    for raw in WORD_RE.findall(text.lower()):
         token = raw.replace("’", "'")
         if token[0].isdigit():
             token = token.replace(",", "")
@@ -66,7 +82,7 @@ def content_words(text: str) -> list[str]:
             continue
         if token.endswith("'s"):
             token = token[:-2]
-        if token in STOPWORDS or len(token) < 2:
+        if token in stops or len(token) < 2:
             continue
         words.append(_NUMBER_WORDS.get(token) or _stem(token))
     return words
@@ -74,116 +90,25 @@ def content_words(text: str) -> list[str]:
 
 def stated_numbers(text: str) -> set[str]:
     """The numbers written in digits in `text`, normalised as in `content_words`."""
-    return {w for w in content_words(_WORDS_ONLY_RE.sub(" ", text)) if w[:1].isdigit()}
+    return {w for w in content_words(_LETTERS_RE.sub(" ", text)) if w[:1].isdigit()}
 
 
 # --- BM25 -----------------------------------------------------------------------------------
 
 _TOKEN = re.compile(r"\w\w+", re.UNICODE)
-_BM25_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "been",
-        "but",
-        "by",
-        "did",
-        "do",
-        "does",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "he",
-        "her",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "no",
-        "not",
-        "of",
-        "on",
-        "or",
-        "our",
-        "she",
-        "so",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "to",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "about",
-        "after",
-        "again",
-        "all",
-        "also",
-        "any",
-        "because",
-        "before",
-        "being",
-        "between",
-        "both",
-        "can",
-        "could",
-        "during",
-        "each",
-        "few",
-        "further",
-        "here",
-        "just",
-        "more",
-        "most",
-        "other",
-        "over",
-        "same",
-        "should",
-        "some",
-        "such",
-        "through",
-        "under",
-        "until",
-        "up",
-        "very",
-    ]
-)
 
 
 def tokenize(text: str) -> list[str]:
-    """Lowercased word tokens without stopwords, as BM25 sees them."""
-    return [t for t in _TOKEN.findall(text.lower()) if t not in _BM25_STOPWORDS]
+    """Lowercased, stemmed word tokens without stopwords, as BM25 sees them."""
+    stops = stopwords()
+    return [_stem(t) for t in _TOKEN.findall(text.lower()) if t not in stops]
+
+
+@lru_cache(maxsize=1)
+def tokens_version() -> str:
+    """A short name of the rules `tokenize` follows: a BM25 index built under other rules has
+    terms the questions' tokens no longer match, so it must be rebuilt, not reused."""
+    stemmer = importlib.metadata.version("PyStemmer")  # Snowball releases change some stems
+    rules = [str(_TOKENS_REVISION), _TOKEN.pattern, STEMMER_LANGUAGE, stemmer]
+    rules += sorted(stopwords())
+    return hashlib.sha256("\n".join(rules).encode("utf-8")).hexdigest()[:10]

@@ -15,12 +15,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bot.core.errors import BotError
+from bot.index.vector_memo import VectorMemo
 
 if TYPE_CHECKING:
     import numpy as np
@@ -134,42 +134,6 @@ def text_list(texts: Sequence[str]) -> list[str]:
     if isinstance(texts, str):
         raise TypeError("embed() takes a sequence of strings, not a string")
     return list(texts)
-
-
-class VectorMemo:
-    """The vectors of recently seen texts (LRU, bounded), so one `ask` embeds each text once.
-
-    Retrieval hands over the stored vectors of the passages it returns and of the question; the
-    extractive answerer and the citation checker then embed only what nobody has embedded yet.
-    """
-
-    def __init__(self, capacity: int = 4096) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-    def get(self, text: str) -> np.ndarray | None:
-        with self._lock:
-            vector = self._items.get(text)
-            if vector is not None:
-                self._items.move_to_end(text)
-            return vector
-
-    def put(self, text: str, vector: np.ndarray) -> None:
-        if self.capacity <= 0:
-            return
-        with self._lock:
-            self._items[text] = vector
-            self._items.move_to_end(text)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 class LocalMiniLM:

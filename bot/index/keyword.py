@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bot.core.words import tokenize
+from bot.core.words import tokenize, tokens_version
 from bot.index.filters import Filters
 
 if TYPE_CHECKING:
@@ -94,6 +94,12 @@ def cache_dir(store: ArticleStore) -> Path:
     return store.settings.data_dir / "cache" / "bm25" / safe[-CACHE_NAME_CHARS:]
 
 
+def index_folder(base: Path, generation: str) -> Path:
+    """The cache folder of one generation's BM25 index. Its name holds the token rules too, so an
+    index whose terms came from other rules (an older `tokenize`) is rebuilt, never read."""
+    return base / f"{generation}-{tokens_version()}"
+
+
 # The BM25 index last loaded for each store location, with its generation: a process that asks
 # many questions (chat, the benchmarks, a server) loads it once, not once per question.
 _LOADED: dict[str, tuple[str, LexicalIndex]] = {}
@@ -106,7 +112,7 @@ def load_lexical_index(store: ArticleStore) -> LexicalIndex:
     loaded = _LOADED.get(str(base))
     if loaded is not None and loaded[0] == generation:
         return loaded[1]
-    index = _load_cached(base / generation)
+    index = _load_cached(index_folder(base, generation))
     if index is None:
         index = _build(store)
         _save(index, base, generation)
@@ -174,7 +180,7 @@ def _build(store: ArticleStore) -> LexicalIndex:
 
 
 def _save(index: LexicalIndex, base: Path, generation: str) -> None:
-    """Write the index to `base/generation` (a folder renamed into place whole), and delete the
+    """Write the index to its `index_folder` (a folder renamed into place whole), and delete the
     older generations, which are never read again. A read-only data dir: no cache, no error."""
     if index.vectors is None:  # no chunk: nothing worth caching
         return
@@ -196,6 +202,6 @@ def _save(index: LexicalIndex, base: Path, generation: str) -> None:
         for old in base.iterdir():
             if old.name != tmp.name:
                 shutil.rmtree(old, ignore_errors=True)
-        tmp.rename(base / generation)
+        tmp.rename(index_folder(base, generation))
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)

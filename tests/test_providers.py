@@ -468,7 +468,7 @@ def test_count_tokens_estimate_for_compatible_servers() -> None:
     [
         ("auto", SECRET, None, True, True, "openai"),
         ("auto", None, "http://127.0.0.1:9/v1", True, True, "openai"),
-        ("auto", None, None, True, True, "local"),
+        ("auto", None, None, True, True, "extractive"),  # installed, but weaker than extractive
         ("auto", None, None, False, True, "extractive"),
         ("auto", None, None, True, False, "extractive"),
         ("openai", SECRET, None, False, False, "openai"),

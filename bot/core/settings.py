@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     llm: Literal["auto", "openai", "local", "extractive"] = Field(
         "auto",
         validation_alias="BOT_LLM",
-        description="auto = openai with a key, else local if installed, else extractive.",
+        description="auto = openai with a key or server URL, else extractive; local only by name.",
     )
     openai_api_key: str | None = Field(
         None,

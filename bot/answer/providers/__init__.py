@@ -43,9 +43,9 @@ __all__ = [
 def resolve_provider_name(settings: Settings, override: str | None = None) -> str:
     """openai | local | extractive, from `--llm` (override) or BOT_LLM.
 
-    auto = openai when OPENAI_API_KEY or OPENAI_BASE_URL is set, else local when llama-cpp-python
-    is installed and a GGUF is available (BOT_LOCAL_MODEL when set, else the bundled one), else
-    extractive.
+    auto = openai when OPENAI_API_KEY or OPENAI_BASE_URL is set, else extractive. It never picks
+    local: the bundled model answers worse than extractive, and installing llama-cpp-python (as
+    `scripts/test` does) must not change what `bot ask` does. `--llm local` still uses it.
     """
     choice = (override or settings.llm or "auto").strip().lower()
     if choice not in PROVIDER_NAMES:
@@ -57,13 +57,7 @@ def resolve_provider_name(settings: Settings, override: str | None = None) -> st
         return "openai"
     if choice != "auto":
         return choice
-    if has_openai:
-        return "openai"
-    # A BOT_LOCAL_MODEL that is set but missing still picks local, so its error is shown
-    # rather than silently ignored.
-    if local.llama_cpp_installed() and local.local_model_path(settings) is not None:
-        return "local"
-    return "extractive"
+    return "openai" if has_openai else "extractive"
 
 
 def get_provider(settings: Settings, override: str | None = None) -> Provider:

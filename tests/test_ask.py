@@ -38,6 +38,8 @@ def test_first_run_ingests_the_seeds_and_answers_with_checked_citations() -> Non
     assert first.supported and set(first.citations) <= numbers
     assert not cheese.supported
     assert all(set(s.citations) <= numbers for s in result.sentences)
+    cited = {n for s in result.sentences for n in s.citations}
+    assert cited and {p.n for p in result.passages if p.cited} == cited
     # The prompt held the passages, numbered, and the question.
     prompt = model.seen[0][-1].content
     assert '<passage id="1"' in prompt and QUESTION in prompt
@@ -50,6 +52,7 @@ def test_weak_retrieval_refuses_without_calling_the_model() -> None:
     )
     assert result.refused and result.answer == NO_ANSWER
     assert result.passages, "the closest passages are still shown"
+    assert not any(p.cited for p in result.passages)
     assert model.seen == []
 
 
@@ -128,7 +131,10 @@ def test_ask_json_schema_via_the_cli() -> None:
         "end",
         "text",
         "score",
+        "cited",
     }
+    cited = {n for s in data["sentences"] for n in s["citations"]}
+    assert cited and {p["n"] for p in data["passages"] if p["cited"]} == cited
     assert len(data["prompt_hash"]) == 12
 
 
@@ -138,6 +144,26 @@ def test_ask_renders_answer_and_sources_in_the_terminal() -> None:
     result = CliRunner().invoke(app, ["ask", QUESTION, "--llm", "extractive"])
     assert result.exit_code == 0, result.output
     assert "Sources" in result.stdout and "000_2a677c025498d731.txt:" in result.stdout
+
+
+def test_ask_all_sources_lists_the_uncited_passages_too() -> None:
+    import re
+
+    from bot.ui.cli import app
+
+    def run(*flags: str) -> str:
+        out = CliRunner().invoke(app, ["ask", QUESTION, "--llm", "extractive", "--k", "8", *flags])
+        assert out.exit_code == 0, out.output
+        return out.stdout
+
+    passages = json.loads(run("--json"))["passages"]
+    cited = sum(p["cited"] for p in passages)
+    assert 0 < cited < len(passages), "the test needs cited and uncited passages"
+    where = re.compile(r"\.txt:\d+-\d+")  # one line per listed passage
+    terse, everything = run(), run("--all-sources")
+    assert len(where.findall(terse)) == cited
+    assert f"{len(passages) - cited} more passage" in terse
+    assert len(where.findall(everything)) == len(passages) and "not cited" not in everything
 
 
 def test_openai_without_a_key_names_the_fix() -> None:

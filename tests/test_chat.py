@@ -128,6 +128,23 @@ def test_scripted_session_extractive() -> None:
     ]
 
 
+def test_chat_lists_cited_passages_and_all_of_them_when_asked() -> None:
+    import re
+
+    where = re.compile(r"\.txt:\d+-\d+")  # one line per listed passage
+    options = ["--llm", "extractive", "--k", "8"]
+    passages = json.loads(_invoke([*options, "--json"], [FIRST]).stdout)["passages"]
+    cited = sum(p["cited"] for p in passages)
+    assert 0 < cited < len(passages), "the test needs cited and uncited passages"
+    terse = _invoke(options, [FIRST, "/sources"])  # the answer's cited ones, then every one
+    everything = _invoke([*options, "--all-sources"], [FIRST])
+    assert terse.exit_code == 0 and everything.exit_code == 0, terse.output + everything.output
+    assert len(where.findall(terse.stdout)) == cited + len(passages)
+    assert "/sources lists them" in terse.stdout
+    assert len(where.findall(everything.stdout)) == len(passages)
+    assert "not cited" not in everything.stdout
+
+
 def test_json_lines_one_object_per_line() -> None:
     result = _invoke(
         ["--llm", "extractive", "--json", "--k", "4"],

@@ -54,6 +54,7 @@ def passage(n: int = 1, text: str = "The harbour reopened after the storm.", **k
         start=120,
         end=480,
         text=text,
+        cited=True,
     )
     fields.update(kw)
     return Passage(**fields)
@@ -329,6 +330,34 @@ def test_sources_and_footer() -> None:
     assert "word word" in out and "…" in out
     assert "[2] Second" in out
     assert "openai/gpt-test" in out and "retrieval 12 ms" in out and "total 362 ms" in out
+
+
+def test_an_answer_lists_only_the_passages_it_cites() -> None:
+    passages = [passage(), passage(2, title="Uncited one", cited=False), passage(3, cited=False)]
+    out = rendered(result(passages=passages))
+    assert "[1] Harbour reopens" in out and "Uncited one" not in out and "[3]" not in out
+    assert "2 more passages were retrieved but not cited; --all-sources lists them." in out
+
+
+def test_all_sources_lists_every_passage() -> None:
+    con, buffer = console()
+    passages = [passage(), passage(2, title="Uncited one", cited=False)]
+    render_answer(result(passages=passages), con, all_sources=True)
+    out = buffer.getvalue()
+    assert "[1] Harbour reopens" in out and "[2] Uncited one" in out
+    assert "not cited" not in out
+
+
+def test_a_refusal_lists_its_closest_passages_though_none_is_cited() -> None:
+    passages = [passage(cited=False), passage(2, title="Second", cited=False)]
+    out = rendered(result(answer="The articles don't say.", refused=True, passages=passages))
+    assert "Closest passages:" in out and "[1] Harbour reopens" in out and "[2] Second" in out
+    assert "not cited" not in out
+
+
+def test_passage_json_says_whether_it_is_cited() -> None:
+    data = json.loads(to_json(result(passages=[passage(), passage(2, cited=False)])))
+    assert [p["cited"] for p in data["passages"]] == [True, False]
 
 
 def test_show_passages_false_hides_sources() -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from bot.core.errors import BotError
 from bot.core.settings import Settings, get_settings
 from bot.core.text import sanitize
-from bot.core.types import NO_ANSWER, AnswerResult, Passage
+from bot.core.types import NO_ANSWER, AnswerResult, Passage, mark_cited
 
 if TYPE_CHECKING:
     from bot.answer.providers import ChatModel, Provider
@@ -344,8 +344,9 @@ def _checked(
     *,
     prefetch: threading.Thread | None,
 ) -> AnswerResult:
-    """`result` (a refusal so far) with `text` checked against its passages: the answer and its
-    checked sentences, or still a refusal. Adds "checking" to its timings."""
+    """`result` (a refusal so far) with `text` checked against its passages: the answer, its
+    checked sentences and the passages they cite marked `cited`, or still a refusal. Adds
+    "checking" to its timings."""
     from bot.answer.checking import check_answer
 
     t0 = time.perf_counter()
@@ -362,4 +363,5 @@ def _checked(
     if not checked.refused:
         result.answer, result.refused = checked.answer, False
         result.sentences = checked.sentences
+        result.passages = mark_cited(result.passages, checked.sentences)
     return result

@@ -197,7 +197,8 @@ def _renumber(
     if index < len(sentences):  # the layout was not what check_answer writes: rebuild plainly
         lines = [with_markers(s.text, s.citations) for s in renumbered]
     kept = sorted(
-        (replace(passages[old], n=new) for old, new in mapping.items()), key=lambda p: p.n
+        (replace(passages[old], n=new, cited=True) for old, new in mapping.items()),
+        key=lambda p: p.n,
     )
     return "\n".join(lines), renumbered, kept
 

@@ -3,7 +3,8 @@ long pipelines (no behaviour beyond that, no heavy imports)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
 # What every answer says when the articles do not answer the question; the prompts tell the model
@@ -13,7 +14,8 @@ NO_ANSWER = "The articles don't say."
 
 @dataclass
 class Passage:
-    """A retrieved chunk as shown to the model and to the reader. `n` is its 1-based number."""
+    """A retrieved chunk as shown to the model and to the reader. `n` is its 1-based number;
+    `cited` says whether a sentence of the answer cites it (never, in a refusal)."""
 
     n: int
     chunk_id: str
@@ -28,12 +30,19 @@ class Passage:
     text: str
     score: float = 0.0
     dense: float = 0.0
+    cited: bool = False
 
     def to_json(self) -> dict:
         data = asdict(self)
         data.pop("chunk_id")
         data.pop("dense")
         return data
+
+
+def mark_cited(passages: Iterable[Passage], sentences: Iterable[CheckedSentence]) -> list[Passage]:
+    """`passages`, each with `cited` set when at least one of `sentences` cites its number."""
+    cited = {n for sentence in sentences for n in sentence.citations}
+    return [replace(p, cited=p.n in cited) for p in passages]
 
 
 @dataclass

@@ -155,6 +155,10 @@ KOpt = Annotated[int | None, typer.Option("--k", min=1, max=50, help="Passages t
 SourceOpt = Annotated[str | None, typer.Option("--source", help="Only articles from this outlet.")]
 SinceOpt = Annotated[str | None, typer.Option("--since", help="Published on or after (ISO date).")]
 UntilOpt = Annotated[str | None, typer.Option("--until", help="Published on or before (ISO date).")]
+AllSourcesOpt = Annotated[
+    bool,
+    typer.Option("--all-sources", help="List every retrieved passage, not only the cited ones."),
+]
 
 
 @app.command()
@@ -166,6 +170,7 @@ def ask(
     since: SinceOpt = None,
     until: UntilOpt = None,
     llm: LlmOpt = None,
+    all_sources: AllSourcesOpt = False,
     as_json: JsonOpt = False,
     timings: Annotated[
         bool,
@@ -191,7 +196,7 @@ def ask(
     if as_json:
         sys.stdout.write(to_json(result) + "\n")
     else:
-        render_answer(result, out)
+        render_answer(result, out, all_sources=all_sources)
     if timings:  # for bench/ask.py: everything after bot.ui.cli started, stage by stage
         stages = {"cli": (command_started - _STARTED) * 1000, "setup": setup_ms}
         stages.update(result.timings_ms)
@@ -264,11 +269,13 @@ def summarise(
 
 @app.command()
 def chat(
+    *,
     k: KOpt = None,
     source: SourceOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
     llm: LlmOpt = None,
+    all_sources: AllSourcesOpt = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object per answer (JSON lines).")
     ] = False,
@@ -282,7 +289,7 @@ def chat(
     from bot.ui.repl import run_chat
 
     options = AskOptions(k=k, source=source, since=since, until=until, llm=llm)
-    code = run_chat(options, as_json=as_json)
+    code = run_chat(options, as_json=as_json, all_sources=all_sources)
     if code:
         raise typer.Exit(code)
 

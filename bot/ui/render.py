@@ -344,8 +344,17 @@ def _footer(result: AnswerResult) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def render_answer(result: AnswerResult, console: Console, *, show_passages: bool = True) -> None:
-    """The checked answer, warnings, then the numbered sources and a footer."""
+def render_answer(
+    result: AnswerResult,
+    console: Console,
+    *,
+    show_passages: bool = True,
+    all_sources: bool = False,
+    more_hint: str = "--all-sources lists them",
+) -> None:
+    """The checked answer, warnings, then the numbered sources and a footer. Sources are the
+    passages the answer cites (all of them with `all_sources`); a refusal shows the closest
+    passages. `more_hint` says how to see the passages left out."""
     from rich.text import Text
 
     no_answer = NO_ANSWER
@@ -385,10 +394,26 @@ def render_answer(result: AnswerResult, console: Console, *, show_passages: bool
             else:
                 console.print(Text("No passages matched.", style="dim"))
         else:
-            render_sources(result.passages, console)
+            _render_answer_sources(result.passages, console, all_sources, more_hint)
     footer = _footer(result)
     if footer:
         console.print(Text(footer, style="dim"))
+
+
+def _render_answer_sources(
+    passages: Sequence[Passage], console: Console, all_sources: bool, more_hint: str
+) -> None:
+    """The sources of an answer: the cited passages, or all with `all_sources`; a dim line
+    counts those left out."""
+    from rich.text import Text
+
+    shown = list(passages) if all_sources else [p for p in passages if p.cited]
+    render_sources(shown, console)
+    left_out = len(passages) - len(shown)
+    if left_out:
+        what = "passage was" if left_out == 1 else "passages were"
+        note = f"{left_out} more {what} retrieved but not cited; {more_hint}."
+        console.print(Text(note, style="dim"))
 
 
 def summary_heading(result: SummaryResult) -> str:

@@ -48,7 +48,7 @@ PROMPT = "bot> "
 
 COMMANDS: dict[str, str] = {
     "/help": "this list",
-    "/sources": "the sources of the last answer",
+    "/sources": "every passage retrieved for the last answer",
     "/summarise [topic]": "a cited summary of every article, or of a topic",
     "/reset": "forget the conversation (follow-ups start afresh)",
     "/exit": "leave (also /quit or Ctrl-D)",
@@ -164,6 +164,7 @@ class ChatFrontend:
         console: Console,
         *,
         as_json: bool = False,
+        all_sources: bool = False,
         interactive: bool = False,
         err: Console | None = None,
         out: IO[str] | None = None,
@@ -173,6 +174,7 @@ class ChatFrontend:
         self.err = err or Console(stderr=True, highlight=False)
         self.out = out or sys.stdout
         self.as_json = as_json
+        self.all_sources = all_sources
         self.interactive = interactive
         self.runner = TurnRunner()
         self.failures = 0
@@ -269,7 +271,12 @@ class ChatFrontend:
         if self.as_json:
             self._emit(reply.to_json())
         else:
-            render_answer(reply.result, self.console)
+            render_answer(
+                reply.result,
+                self.console,
+                all_sources=self.all_sources,
+                more_hint="/sources lists them",
+            )
 
     def _run(self, job: Callable[[StreamPane], Any]) -> Any:
         """Run a turn: in a cancellable worker thread at a terminal, else right here."""
@@ -420,14 +427,18 @@ def _wait_for_cancelled_turns(frontend: ChatFrontend) -> None:
         os._exit(130)
 
 
-def run_chat(options: AskOptions | None = None, *, as_json: bool = False) -> int:
-    """`bot chat`: the REPL at a terminal, one question per line otherwise. Returns the exit
-    code."""
+def run_chat(
+    options: AskOptions | None = None, *, as_json: bool = False, all_sources: bool = False
+) -> int:
+    """`bot chat`: the REPL at a terminal, one question per line otherwise; `all_sources` lists
+    every retrieved passage under an answer, not only the cited ones. Returns the exit code."""
     err = Console(stderr=True, highlight=False)
     console = Console(highlight=False)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     chat = Chat(options, notify=lambda message: err.print(message, markup=False))
-    frontend = ChatFrontend(chat, console, as_json=as_json, interactive=interactive, err=err)
+    frontend = ChatFrontend(
+        chat, console, as_json=as_json, all_sources=all_sources, interactive=interactive, err=err
+    )
     if interactive:
         return run_repl(frontend, chat.settings.data_dir)
     return run_lines(frontend, read_lines(sys.stdin))

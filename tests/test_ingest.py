@@ -18,18 +18,19 @@ from tests.test_store_faults import rewrite_index_metadata
 from .conftest import SEEDS
 from .fakes import HashEmbedder
 
+HARBOUR_MD = (
+    "---\ntitle: Harbour reopens\nsource: Coast Daily\npublished: 2024-03-05\n---\n"
+    "The harbour reopened on Monday after storm repairs. Ferries resumed at 6 a.m. on the "
+    "U.S. side.\n\nOfficials said the works cost $2.5 million.\n"
+)
+
 
 def _corpus(tmp_path: Path) -> Path:
     folder = tmp_path / "news"
     folder.mkdir()
     for seed in SEEDS.iterdir():
         shutil.copy(seed, folder / seed.name)
-    (folder / "extra.md").write_text(
-        "---\ntitle: Harbour reopens\nsource: Coast Daily\npublished: 2024-03-05\n---\n"
-        "The harbour reopened on Monday after storm repairs. Ferries resumed at 6 a.m. on the "
-        "U.S. side.\n\nOfficials said the works cost $2.5 million.\n",
-        encoding="utf-8",
-    )
+    (folder / "extra.md").write_text(HARBOUR_MD, encoding="utf-8")
     return folder
 
 
@@ -213,3 +214,92 @@ def test_ingest_builds_the_keyword_index_of_the_new_generation(tmp_path: Path) -
     folders = [p.name for p in cache_dir(store).iterdir()]
     assert folders == [folder.name]  # built during ingest; older generations are gone
     assert (folder / "chunks.json").is_file()
+
+
+def _own_articles(tmp_path: Path) -> Path:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "harbour.md").write_text(HARBOUR_MD, encoding="utf-8")
+    return folder
+
+
+class _Notes:
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def start(self, total: int) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+    def stop(self) -> None: ...
+
+
+def test_the_users_first_files_replace_the_seeds(tmp_path: Path) -> None:
+    settings = get_settings()
+    assert ingest_paths(None, settings).added == 2  # the first-run demo
+    notes = _Notes()
+    report = ingest_paths([_own_articles(tmp_path)], settings, progress=notes)
+    assert (report.added, report.removed) == (1, 2)
+    assert notes.notes == ["Removed the 2 bundled seed articles: the index now holds your own."]
+    articles, chunks, per_article = _state(settings)
+    assert (
+        articles == 1 and len(per_article) == 1 and chunks == per_article[next(iter(per_article))]
+    )
+    store = open_store(settings)
+    assert not store.file_entries().keys() & {str(p) for p in SEEDS.iterdir()}
+    assert [r["title"] for r in list_sources(settings)] == ["Harbour reopens"]
+    # Later runs, and an index holding both (as older versions left), keep what they hold.
+    again = ingest_paths(None, settings, progress=notes)  # the seeds asked for by name
+    assert again.added == 2 and again.removed == 0
+    more = tmp_path / "more"
+    more.mkdir()
+    (more / "b.txt").write_text("Bridge works\n\nThe bridge closed for repairs.\n")
+    later = ingest_paths([more], settings, progress=notes)
+    assert (later.added, later.removed) == (1, 0) and len(notes.notes) == 1
+    assert open_store(settings).article_count() == 4
+
+
+def test_seeds_stay_when_the_users_files_fail(tmp_path: Path) -> None:
+    settings = get_settings()
+    ingest_paths(None, settings)
+    report = ingest_paths([tmp_path / "missing"], settings)
+    assert report.failed == 1 and report.removed == 0
+    assert open_store(settings).article_count() == 2
+
+
+def test_cli_ingest_json_counts_the_replaced_seeds(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bot.ui.cli import app
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["ingest", "--json"]).exit_code == 0
+    result = runner.invoke(app, ["ingest", str(_own_articles(tmp_path)), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {
+        "added", "updated", "unchanged", "removed", "failed", "chunks_embedded", "errors",
+        "warnings",
+    }  # fmt: skip
+    assert (data["added"], data["removed"]) == (1, 2)
+    assert "Removed the 2 bundled seed articles" in result.stderr
+
+
+def test_a_seed_replacement_killed_before_it_forgot_the_files_is_finished(tmp_path: Path) -> None:
+    settings = get_settings()
+    ingest_paths(None, settings)
+    ingest_paths([_own_articles(tmp_path)], settings)
+    seed_files = {str(p) for p in SEEDS.iterdir()}
+    # As a run killed after it removed the seed articles, before it forgot their files, leaves it:
+    ingest_paths(None, settings)
+    store = open_store(settings)
+    seed_ids = [a for a, e in store.article_entries().items() if set(e.paths) <= seed_files]
+    store.delete_articles(seed_ids)
+    assert store.file_entries().keys() >= seed_files
+    more = tmp_path / "more"
+    more.mkdir()
+    (more / "b.txt").write_text("Bridge works\n\nThe bridge closed for repairs.\n")
+    ingest_paths([more], settings)
+    assert not open_store(settings).file_entries().keys() & seed_files
+    assert ingest_paths(None, settings).added == 2, "the seeds can be indexed again"

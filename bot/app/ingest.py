@@ -227,6 +227,7 @@ def ingest_paths(
     settings = settings or get_settings()
     notify = progress or SilentProgress()
     started = time.perf_counter()
+    user_paths = bool(paths)
     paths = [Path(p) for p in paths] if paths else [bundled_seeds_dir()]
     report = IngestReport()
     lock = _lock(settings, notify)
@@ -251,6 +252,7 @@ def ingest_paths(
                 run.flush(embedder)
         run.flush(embedder)
         gone = _forget_vanished_files(run, known_files, {str(f) for f in files}, paths)
+        gone += _replace_seeds(run, known_files, paths, notify) if user_paths else []
         if gone:
             run.flush(embedder)
             store.delete_files([e.path for e in gone])
@@ -357,11 +359,47 @@ def _forget_vanished_files(
         for path, entry in known_files.items()
         if path not in seen and _is_under(path, roots) and not os.path.lexists(path)
     ]
-    for entry in gone:
+    _forget(run, gone)
+    return gone
+
+
+def _forget(run: _Run, entries: Sequence[FileEntry]) -> None:
+    """Drop the articles of these files' records; the next flush deletes the articles no other
+    path holds (manifest records first, then their chunks)."""
+    for entry in entries:
         for record_path, article_id in entry.records.items():
             run.report.removed += 1
             run.drop_path(article_id, record_path)
-    return gone
+
+
+def _replace_seeds(
+    run: _Run, known_files: dict[str, FileEntry], paths: Sequence[Path], notify: Progress
+) -> list[FileEntry]:
+    """The bundled seeds are a first-run demo: when the index held nothing else and this run
+    indexed the user's own articles, drop the seed files' articles; returns those files.
+
+    Seed files whose articles are all gone already (a replacement killed before it forgot the
+    files) are returned too, so that a later `bot ingest` of the seeds indexes them again."""
+    seeds = [os.path.abspath(bundled_seeds_dir())]
+    if any(_is_under(os.path.abspath(p), seeds) for p in paths):
+        return []
+    seed_files = [entry for path, entry in known_files.items() if _is_under(path, seeds)]
+    only_seeds = any(e.records for e in known_files.values()) and all(
+        _is_under(path, seeds) for path in known_files
+    )
+    users_now = any(
+        not _is_under(path, seeds) for entry in run.articles.values() for path in entry.paths
+    )
+    if not (only_seeds and users_now):
+        held = run.articles.keys()
+        return [e for e in seed_files if e.records and not set(e.records.values()) & held]
+    count = sum(len(entry.records) for entry in seed_files)
+    _forget(run, seed_files)
+    notify.note(
+        f"Removed the {count} bundled seed article{'s' if count != 1 else ''}: "
+        "the index now holds your own."
+    )
+    return seed_files
 
 
 def _build_keyword_index(store: Any, report: IngestReport) -> None:

@@ -26,6 +26,7 @@ from bot.sources.article import (
     make_record,
     normalise_text,
 )
+from bot.sources.dateline import read_header
 from bot.sources.files import SUPPORTED_SUFFIXES, read_text
 
 __all__ = ["load_file"]
@@ -56,7 +57,7 @@ def _load(path: Path, max_bytes: int) -> LoadResult:
     result = LoadResult()
     raw = read_text(path, max_bytes, result.warnings)
     if suffix == ".txt":
-        result.articles.append(_load_plain_text(raw, abs_path))
+        result.articles.append(_load_plain_text(raw, abs_path, result.warnings))
     elif suffix in (".md", ".markdown"):
         result.articles.append(_load_markdown(raw, abs_path, result.warnings))
     elif suffix in (".html", ".htm"):
@@ -77,19 +78,35 @@ def _body(raw: str) -> str:
     return text
 
 
-def _load_plain_text(raw: str, abs_path: str) -> ArticleRecord:
+def _load_plain_text(raw: str, abs_path: str, warnings: list[str]) -> ArticleRecord:
     """A .txt file; one that opens with a YAML front matter block is read like markdown."""
     if _FRONT_MATTER.match(raw.lstrip("\ufeff").replace("\r\n", "\n")):
         problems: list[str] = []
         record = _load_markdown(raw, abs_path, problems)
         if not problems:  # a real front matter mapping; otherwise the dashes are just text
             return record
-    return _load_txt(raw, abs_path)
+    return _load_txt(raw, abs_path, warnings)
 
 
-def _load_txt(raw: str, abs_path: str) -> ArticleRecord:
+def _load_txt(raw: str, abs_path: str, warnings: list[str]) -> ArticleRecord:
     text = _body(raw)
-    return make_record(text, title="", source="", url="", published="", path=abs_path)
+    source, published = _header_metadata(text, abs_path, warnings)
+    return make_record(text, title="", source=source, url="", published=published, path=abs_path)
+
+
+def _header_metadata(text: str, abs_path: str, warnings: list[str]) -> tuple[str, str]:
+    """(outlet, ISO date) from the byline and dateline at the top of a plain-text article."""
+    try:
+        mtime: float | None = os.path.getmtime(abs_path)
+    except OSError:
+        mtime = None
+    header = read_header(text, mtime=mtime)
+    if header.year_from_mtime:
+        warnings.append(
+            f"the dateline gives no year; took {header.published[:4]} from the file's "
+            "modification time"
+        )
+    return header.outlet, header.published
 
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
@@ -187,6 +204,10 @@ def _load_markdown(raw: str, abs_path: str, warnings: list[str]) -> ArticleRecor
             else:
                 warnings.append("front matter is not a mapping; kept as text")
     body = _body(text)
+    source = _source_value(_lookup(meta, _SOURCE_KEYS))
+    published = _date_value(_lookup(meta, _DATE_KEYS), "", warnings)
+    if not meta:
+        source, published = _header_metadata(body, abs_path, warnings)
     title = meta.get("title")
     if title is None or title == "":
         heading = _MD_HEADING.search(body)
@@ -194,9 +215,9 @@ def _load_markdown(raw: str, abs_path: str, warnings: list[str]) -> ArticleRecor
     return make_record(
         body,
         title=str(title),
-        source=_source_value(_lookup(meta, _SOURCE_KEYS)),
+        source=source,
         url=one_line(_lookup(meta, _URL_KEYS) or "", URL_MAX),
-        published=_date_value(_lookup(meta, _DATE_KEYS), "", warnings),
+        published=published,
         path=abs_path,
     )
 

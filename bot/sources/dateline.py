@@ -1,0 +1,200 @@
+"""Wire-copy furniture: headlines, bylines, datelines and captions, and the metadata they give.
+
+A plain-text article (a `.txt`, or a `.md` without front matter) often looks like:
+
+    Flash flood kills 12 in Riverton            <- headline (the title)
+    By Ana Ruiz                                 <- byline (optional)
+    Valley Courier, 14 March 2024               <- outlet and date line (optional)
+    RIVERTON, March 13 (Northwire) — At least   <- dateline, opening the first paragraph
+    Photo: Rescue crews search ...              <- caption
+
+`read_header` takes the outlet and date from the top of such a file only: from the first lines up
+to the first paragraph, never from the body, so a date in a body sentence is not mistaken for the
+publication date. The outlet is the dateline's parenthesis ("(Northwire)") or the name before the
+comma of an outlet and date line; the date is parsed by dateparser (absolute dates only, day and
+month required).
+
+A date without a year ("March 13") takes its year from the file's modification time: the latest
+such day that is not after it (a story is filed before it is saved). Without a modification time
+the date stays empty. `read_header` says so in `year_from_mtime`, so the loader can warn that the
+year was not written in the file.
+
+The same recognisers tell the extractive answerer which lines are furniture (never quoted) and
+which dateline prefix to cut from a first sentence, so both read a file the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from bot.core.text import one_line
+
+__all__ = [
+    "Header",
+    "dateline_prefix_end",
+    "is_furniture_line",
+    "is_headline",
+    "read_header",
+]
+
+# Lines read for metadata: headline, byline, outlet and date line, dateline paragraph, with room
+# for one stray line (a subtitle) before the body starts.
+HEADER_LINES = 5
+# Only the head of a long line is matched: a dateline or an outlet line is short, and bounding the
+# input keeps every pattern linear on hostile text.
+LINE_HEAD_CHARS = 200
+# An outlet name longer than this is a sentence, not a name.
+OUTLET_MAX_CHARS = 60
+
+_UPPER_PLACE = r"[A-Z][A-Z'’.\-]+(?: [A-Z][A-Z'’.\-]+){0,3}"
+_DASH = r"(?:—|–|--?)"
+# "RIVERTON, March 13 (Northwire) — ", "RIVERTON (Meridian Radio) — ", "EASTFIELD — ".
+_DATELINE = re.compile(
+    rf"(?P<place>{_UPPER_PLACE})"
+    r"(?:, ?(?P<date>[A-Za-z0-9][A-Za-z0-9 ,.]{1,30}?))?"
+    rf"(?: ?\((?P<outlet>[^()\n]{{2,{OUTLET_MAX_CHARS}}})\))?"
+    rf"(?P<dash>[ \t]*{_DASH}[ \t]*|[ \t]*$)"
+)
+_CAPITALISED = r"[A-Z0-9][\w&'’.\-]*"
+_OUTLET_WORD = rf"(?:{_CAPITALISED}|of|the|and|&|de|du|la|le|am|im)"
+# "Market Watch Daily, 21 March 2024" as a whole line.
+_OUTLET_DATE = re.compile(
+    rf"(?P<outlet>{_CAPITALISED}(?: {_OUTLET_WORD}){{0,6}}),[ \t]*(?P<date>[^\n]{{3,40}}?)[ \t]*\Z"
+)
+_CONNECTORS = r"(?:and|&|de|van|von|der|den|da|del|di|dos|la|le|bin|al)"
+_NAME = r"[A-Z][\w'’.\-]*"
+# "By Ana Ruiz", "By Ana Ruiz and Tom Lee", "By ANA RUIZ, Northwire": a whole line.
+_BYLINE = re.compile(rf"(?i:by)[ \t]+{_NAME}(?:,? (?:{_NAME}|{_CONNECTORS})){{0,8}}[ \t]*\Z")
+_CAPTION_WORDS = "photo|photograph|picture|pictured|image|caption|video|graphic"
+# "Photo: ...", "Pictures: ...", "(Photo by ...)" at the start of a line.
+_CAPTION = re.compile(rf"(?i:(?:{_CAPTION_WORDS})s?[ \t]*:|\((?:photo|picture|image)\b)")
+_YEAR = re.compile(r"\b\d{4}\b")
+
+
+@dataclass(frozen=True)
+class Header:
+    """What the top of a plain-text article says about it; "" when it does not say."""
+
+    outlet: str = ""
+    published: str = ""  # ISO date
+    year_from_mtime: bool = False  # the date had no year: it came from the file's mtime
+
+
+def _fold(text: str) -> str:
+    return one_line(text).casefold()
+
+
+def is_headline(text: str, title: str) -> bool:
+    """`text` is the article's headline (`title`), whitespace and case aside."""
+    folded = _fold(title)
+    return bool(folded) and _fold(text) == folded
+
+
+def _is_bare_dateline(line: str) -> bool:
+    """A line that is only a dateline ("RIVERTON, March 13 (Northwire)"), with nothing after."""
+    m = _DATELINE.match(line)
+    return bool(m and m.end() == len(line) and (m.group("date") or m.group("outlet")))
+
+
+def is_furniture_line(line: str) -> bool:
+    """A byline, a caption, a bare dateline or an outlet and date line: metadata, never news."""
+    line = line.strip()[:LINE_HEAD_CHARS]
+    if not line:
+        return False
+    return bool(
+        _BYLINE.match(line)
+        or _CAPTION.match(line)
+        or _is_bare_dateline(line)
+        or _outlet_date(line) is not None
+    )
+
+
+def dateline_prefix_end(text: str) -> int:
+    """Length of the dateline ("RIVERTON, March 13 (Northwire) — ") opening `text`, else 0.
+
+    Only a dateline followed by a dash and more text counts, so a sentence that merely opens with
+    a capitalised word is never cut.
+    """
+    m = _DATELINE.match(text[:LINE_HEAD_CHARS])
+    if not m or not m.group("dash").strip() or m.end() >= len(text):
+        return 0
+    if m.group("date") and _parse_date(m.group("date"), None) is None:
+        return 0
+    return m.end()
+
+
+def _parse_date(text: str, mtime: float | None) -> tuple[str, bool] | None:
+    """(ISO date, year came from mtime) for an absolute date with day and month; None otherwise.
+
+    An "" ISO date means a valid day and month whose year is unknown (no mtime to take it from).
+    """
+    text = text.strip().rstrip(",.")
+    if not any(c.isdigit() for c in text) or len(text) > 40:
+        return None
+    import dateparser
+
+    has_year = bool(_YEAR.search(text))
+    try:
+        base = dt.datetime.fromtimestamp(mtime) if mtime is not None else dt.datetime.now()
+    except (OverflowError, OSError, ValueError):
+        base, mtime = dt.datetime.now(), None
+    settings = {
+        "REQUIRE_PARTS": ["day", "month"],
+        "PREFER_DATES_FROM": "past",
+        "RELATIVE_BASE": base,
+        "PARSERS": ["absolute-time"],
+    }
+    try:
+        parsed = dateparser.parse(text, languages=["en"], settings=settings)
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        return None
+    if parsed is None:
+        return None
+    if has_year:
+        return parsed.date().isoformat(), False
+    if mtime is None:
+        return "", False
+    return parsed.date().isoformat(), True
+
+
+def _outlet_date(line: str) -> tuple[str, str] | None:
+    """(outlet, date text) of an "Outlet Name, 21 March 2024" line, when the date parses."""
+    m = _OUTLET_DATE.match(line)
+    if not m or len(m.group("outlet")) > OUTLET_MAX_CHARS:
+        return None
+    if _parse_date(m.group("date"), None) is None:
+        return None
+    return m.group("outlet").strip(), m.group("date")
+
+
+def _from_dateline(line: str, mtime: float | None) -> Header | None:
+    m = _DATELINE.match(line)
+    if not m or not (m.group("date") or m.group("outlet")):
+        return None
+    date = _parse_date(m.group("date"), mtime) if m.group("date") else None
+    if m.group("date") and date is None:
+        return None
+    outlet = (m.group("outlet") or "").strip()
+    published, from_mtime = date if date else ("", False)
+    return Header(outlet=outlet, published=published, year_from_mtime=from_mtime)
+
+
+def read_header(text: str, *, mtime: float | None = None) -> Header:
+    """The outlet and date the top of a plain-text article gives (see the module docstring)."""
+    lines = [line.strip()[:LINE_HEAD_CHARS] for line in text.split("\n", 40)[:40]]
+    lines = [line for line in lines if line][:HEADER_LINES]
+    for number, line in enumerate(lines):
+        if _BYLINE.match(line):
+            continue
+        found = _outlet_date(line)
+        if found is not None:
+            published, from_mtime = _parse_date(found[1], mtime) or ("", False)
+            return Header(outlet=found[0], published=published, year_from_mtime=from_mtime)
+        header = _from_dateline(line, mtime)
+        if header is not None:
+            return header
+        if number > 0:
+            break  # the first paragraph of the body: metadata is never read past it
+    return Header()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 
@@ -166,3 +167,58 @@ def test_summary_scales_to_thousands_of_sentences() -> None:
     assert time.perf_counter() - start < 30
     assert len(summary.splitlines()) == 8
     assert len(embedder.calls) == 1 and embedder.calls[0] <= 4000
+
+
+WIRE_TITLE = "Death toll rises to 17 in Riverton flood, emergency service says"
+WIRE = (
+    f"{WIRE_TITLE}\n"
+    "By Ana Ruiz\n\n"
+    "RIVERTON, March 13 (Northwire) — The death toll in the Riverton flood rose to 17 on "
+    "Thursday, the regional emergency service said.\n\n"
+    "Photo: Rescue crews search flooded houses in Riverton. (Northwire/Jonas Okafor)\n\n"
+    "The regional emergency service said the flood toll in Riverton could rise further.\n"
+)
+
+
+def _wire_passage(text: str = WIRE, title: str = WIRE_TITLE) -> Passage:
+    return dataclasses.replace(passage(1, text), title=title)
+
+
+def test_furniture_is_never_quoted_and_the_dateline_is_cut() -> None:
+    wire = _wire_passage()
+    answer = extractive_answer(
+        "What is the death toll of the Riverton flood, the emergency service says?",
+        [wire],
+        HashEmbedder(),
+        max_sentences=5,
+    )
+    sentences = [text for text, _ in parse_citations(answer)]
+    lead = "The death toll in the Riverton flood rose to 17 on Thursday, the regional emergency"
+    assert any(text.startswith(lead) for text in sentences)
+    for text in sentences:
+        assert text in wire.text
+        assert WIRE_TITLE not in text and "RIVERTON," not in text
+        assert not text.startswith(("By ", "Photo:"))
+
+
+def test_a_title_that_is_the_lead_sentence_is_still_quoted() -> None:
+    lead = "The storm closed the harbour for three days and damaged the pier."
+    text = f"{lead}\nFishing boats stayed in port.\n"
+    answer = extractive_answer(
+        "What did the storm do to the harbour?", [_wire_passage(text, lead)], None
+    )
+    assert lead.rstrip(".") in answer
+
+
+def test_a_quote_without_an_end_mark_is_not_glued_to_the_next() -> None:
+    headline = "Riverton flood toll rises to 17, emergency service says"
+    text = f"{headline}\nThe regional emergency service said the flood toll rose to 17.\n"
+    wire = _wire_passage(text, title="Another title")
+    answer = extractive_answer(
+        "Riverton flood toll emergency service", [wire], HashEmbedder(), max_sentences=2
+    )
+    parsed = [sentence for sentence, _ in parse_citations(answer)]
+    assert headline in parsed
+    assert "The regional emergency service said the flood toll rose to 17." in parsed
+    checked = check_answer(answer, [wire], embedder=HashEmbedder())
+    assert [s.citations for s in checked.sentences] == [[1], [1]]

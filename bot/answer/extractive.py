@@ -27,6 +27,7 @@ from bot.core.markers import with_markers
 from bot.core.text import replace_surrogates
 from bot.core.types import NO_ANSWER, Passage
 from bot.core.words import content_words
+from bot.sources.dateline import dateline_prefix_end, is_furniture_line, is_headline
 
 MMR_LAMBDA = 0.7
 DUPLICATE_COSINE = 0.9
@@ -41,6 +42,7 @@ MAX_CANDIDATES = 4000
 LEAD_BONUS = 0.3  # weight of 1 / (1 + index in article): news puts the substance first
 _HASH_DIM = 1024
 _WS_RE = re.compile(r"\s+")
+_ENDS_SENTENCE_RE = re.compile(r"[.!?…][\"'”’)\]]*\Z")
 
 
 @dataclass
@@ -67,7 +69,7 @@ def _candidates(
         article = str(passage.article_id)
         rank = article_rank.setdefault(article, len(article_rank))
         body = replace_surrogates(passage.text)
-        for start, text in passage_sentences(body):
+        for start, text in _news_sentences(body, str(passage.title or "")):
             if not text or len(text) > MAX_SENTENCE_CHARS or text[0].islower():
                 continue  # a lower-case start is a fragment cut at a chunk boundary
             words = frozenset(content_words(text))
@@ -98,6 +100,31 @@ def _candidates(
             by_key[key] = sentence
             out.append(sentence)
     return out
+
+
+def _news_sentences(body: str, title: str) -> list[tuple[int, str]]:
+    """The passage's sentences without its furniture, each first sentence without its dateline.
+
+    Furniture is the headline (a line equal to the title, unless it ends in a full stop: a `.txt`
+    whose title is its lead sentence), bylines, captions and bare datelines; the quoted text stays
+    an exact part of the passage.
+    """
+    out: list[tuple[int, str]] = []
+    for start, text in passage_sentences(body):
+        line_start = body.rfind("\n", 0, start) + 1
+        line_end = body.find("\n", start)
+        line = body[line_start : line_end if line_end >= 0 else len(body)]
+        if is_furniture_line(line) or _is_title(line, title) or _is_title(text, title):
+            continue
+        if not body[line_start:start].strip():
+            cut = dateline_prefix_end(text)
+            start, text = start + cut, text[cut:]
+        out.append((start, text))
+    return out
+
+
+def _is_title(text: str, title: str) -> bool:
+    return is_headline(text, title) and not text.rstrip().endswith(".")
 
 
 def _hashed_vectors(word_sets: Sequence[frozenset[str] | set[str]]) -> np.ndarray:
@@ -200,7 +227,18 @@ def extractive_answer(
         return NO_ANSWER
     picked = _select(relevance, vectors[1:], sentences, max_sentences, eligible)
     picked.sort(key=lambda i: -float(relevance[i]))
-    return " ".join(_cite(sentences[i]) for i in picked)
+    return _join_quotes([sentences[i] for i in picked])
+
+
+def _join_quotes(quotes: Sequence[_Sentence]) -> str:
+    """The cited quotes as one answer; a quote without an end mark ends its line, so the citation
+    checker never reads it and the next quote as one sentence."""
+    answer = ""
+    for quote in quotes:
+        if answer:
+            answer += " " if _ENDS_SENTENCE_RE.search(answer) else "\n"
+        answer += _cite(quote)
+    return answer
 
 
 def extractive_summary(

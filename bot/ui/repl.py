@@ -16,7 +16,6 @@ imported by the REPL alone.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import threading
 import time
@@ -413,7 +412,8 @@ def run_repl(frontend: ChatFrontend, data_dir: Path) -> int:
 
 def _wait_for_cancelled_turns(frontend: ChatFrontend) -> None:
     """A cancelled answer still computing (e.g. a local model reading its prompt) is waited for;
-    Ctrl-C quits at once, skipping the exit handlers that would free the model under it."""
+    Ctrl-C quits at once (the worker is a daemon thread, and the model it uses is not freed at
+    exit while it runs)."""
     if not frontend.runner.busy():
         return
     frontend.console.print(
@@ -422,9 +422,7 @@ def _wait_for_cancelled_turns(frontend: ChatFrontend) -> None:
     try:
         frontend.runner.join()
     except KeyboardInterrupt:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(130)
+        raise SystemExit(130) from None
 
 
 def run_chat(

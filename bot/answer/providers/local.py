@@ -143,10 +143,17 @@ class LocalChatModel:
 
 
 def _close_llamas() -> None:
-    """Free loaded models before interpreter shutdown (llama_cpp's __del__ fails noisily then)."""
-    for llm, _ in list(_LLAMA_CACHE.values()):
-        with contextlib.suppress(Exception):  # shutting down: nothing left to report to
-            llm.close()
+    """Free loaded models before interpreter shutdown (llama_cpp's __del__ fails noisily then).
+    A model still answering in another thread (a cancelled chat turn) is left alone: freeing it
+    under the running computation would crash the process on its way out."""
+    for llm, lock in list(_LLAMA_CACHE.values()):
+        if not lock.acquire(blocking=False):
+            continue
+        try:
+            with contextlib.suppress(Exception):  # shutting down: nothing left to report to
+                llm.close()
+        finally:
+            lock.release()
     _LLAMA_CACHE.clear()
 
 

@@ -143,3 +143,9 @@ def test_recognisers() -> None:
     assert plain[dateline_prefix_end(plain) :] == "The council met."
     assert dateline_prefix_end("The council met on March 13 — again.") == 0
     assert dateline_prefix_end("RIVERTON, yesterday — Text.") == 0
+
+
+def test_markdown_marks_do_not_hide_furniture() -> None:
+    assert is_headline("# Council backs new roof", "Council backs new roof")
+    assert is_furniture_line("*Photo: Sheets of the old roof hang over the stand.*")
+    assert is_furniture_line("> By Ana Ruiz")

@@ -71,6 +71,8 @@ _CAPTION_WORDS = "photo|photograph|picture|pictured|image|caption|video|graphic"
 # "Photo: ...", "Pictures: ...", "(Photo by ...)" at the start of a line.
 _CAPTION = re.compile(rf"(?i:(?:{_CAPTION_WORDS})s?[ \t]*:|\((?:photo|picture|image)\b)")
 _YEAR = re.compile(r"\b\d{4}\b")
+# Markdown marks around a line ("# Headline", "*Photo: ...*", "> By Ana Ruiz") are not its words.
+_MARKUP = re.compile(r"\A[#>*_ \t]+|[*_ \t]+\Z")
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ class Header:
 
 
 def _fold(text: str) -> str:
-    return one_line(text).casefold()
+    return _MARKUP.sub("", one_line(text)).casefold()
 
 
 def is_headline(text: str, title: str) -> bool:
@@ -100,7 +102,7 @@ def _is_bare_dateline(line: str) -> bool:
 
 def is_furniture_line(line: str) -> bool:
     """A byline, a caption, a bare dateline or an outlet and date line: metadata, never news."""
-    line = line.strip()[:LINE_HEAD_CHARS]
+    line = _MARKUP.sub("", line.strip()[:LINE_HEAD_CHARS])
     if not line:
         return False
     return bool(

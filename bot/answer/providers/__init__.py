@@ -32,7 +32,6 @@ __all__ = [
     "Message",
     "OpenAIChatModel",
     "Provider",
-    "check_provider",
     "clean_completion",
     "estimate_tokens",
     "get_provider",
@@ -70,9 +69,3 @@ def get_provider(settings: Settings, override: str | None = None) -> Provider:
         path = local.usable_local_model(settings)
         return Provider(name, path.name, lambda: LocalChatModel(settings, path))
     return Provider(name, EXTRACTIVE_MODEL)
-
-
-def check_provider(settings: Settings, override: str | None = None) -> tuple[str, str]:
-    """(name, model) of the provider `get_provider` would make, after the same cheap checks."""
-    provider = get_provider(settings, override)
-    return provider.name, provider.model

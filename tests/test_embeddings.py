@@ -242,6 +242,42 @@ def test_memo_embeds_each_text_once_and_returns_the_same_vectors(
     np.testing.assert_allclose(again[0], fresh[0], atol=1e-6)
 
 
+def test_memo_forgets_the_least_recently_used_and_a_new_capacity_keeps_the_newest() -> None:
+    from bot.index.vector_memo import VectorMemo
+
+    memo = VectorMemo(3)
+    for i in range(3):
+        memo.put(str(i), np.full(2, i, dtype=np.float32))
+    assert memo.get("0") is not None  # now the most recently used
+    memo.put("3", np.full(2, 3, dtype=np.float32))
+    assert memo.get("1") is None and len(memo) == 3
+    memo.capacity = 2  # keeps "3" and "0", the two used last
+    assert len(memo) == 2 and memo.get("2") is None
+    np.testing.assert_array_equal(memo.get("0"), np.zeros(2))
+    memo.capacity = 0
+    memo.put("4", np.ones(2, dtype=np.float32))
+    assert len(memo) == 0 and memo.get("4") is None
+
+
+def test_memo_is_shared_by_threads() -> None:
+    from bot.index.vector_memo import VectorMemo
+
+    memo = VectorMemo(64)
+    vector = np.ones(4, dtype=np.float32)
+
+    def work(n: int) -> None:
+        for i in range(2000):
+            memo.put(f"{n}-{i % 100}", vector)
+            memo.get(f"{(n + 1) % 4}-{i % 100}")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(memo) == 64
+
+
 def test_memo_is_bounded_and_big_calls_bypass_it(monkeypatch: pytest.MonkeyPatch) -> None:
     model = LocalMiniLM(batch_size=64)
     model.memo.capacity = 5

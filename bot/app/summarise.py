@@ -357,7 +357,6 @@ def summarise(
     if selection.weak:
         return job.no_answer(selection.weak, selection.passages)
 
-    t0 = time.perf_counter()
     made = _summary_text(
         job,
         spec,
@@ -372,8 +371,6 @@ def summarise(
             "the model found nothing to note in the passages", job.everything[:CLOSEST_SHOWN]
         )
     text, given = made
-    if provider.llm() is None:
-        timings["summarise"] = (time.perf_counter() - t0) * 1000
     return _checked_summary(job, text, given, store, settings)
 
 
@@ -391,7 +388,10 @@ def _summary_text(
     no LLM, else the LLM's map-reduce (None when it found nothing to note)."""
     llm = job.provider.llm()
     if llm is None:
-        return _extractive_text(job, store.embedder, spec.sentences, on_delta)
+        t0 = time.perf_counter()
+        quoted = _extractive_text(job, store.embedder, spec.sentences, on_delta)
+        job.timings["summarise"] = (time.perf_counter() - t0) * 1000
+        return quoted
     return _llm_text(
         job,
         llm,

@@ -99,7 +99,21 @@ def test_data_dir_under_a_regular_file(tmp_path: Path) -> None:
     assert blocker.read_text() == "a regular file\n"
 
 
+def _read_only_run(data: Path, commands: dict[str, tuple[str, ...]]) -> dict[str, tuple]:
+    """Each command's (code, stdout, stderr), run at once on `data` made read-only meanwhile."""
+    subprocess.run(["chmod", "-R", "a-w", str(data)], check=True)
+    try:
+        env = clean_env(data)
+        procs = {name: start_bot(env, *args, obey_modes=True) for name, args in commands.items()}
+        return {name: finish(proc) for name, proc in procs.items()}
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(data)], check=True)
+
+
 def test_read_only_data_dir_is_refused_and_left_unharmed(tmp_path: Path) -> None:
+    from bot.core.settings import Settings
+    from bot.index.snapshot import pointer_path
+
     data = tmp_path / "data"
     ingest_seeds(data)
     before = index_snapshot(data)
@@ -107,31 +121,36 @@ def test_read_only_data_dir_is_refused_and_left_unharmed(tmp_path: Path) -> None
     news = tmp_path / "news"
     news.mkdir()
     (news / "new.txt").write_text("The harbour council of Port Lina met on Tuesday.\n")
-    subprocess.run(["chmod", "-R", "a-w", str(data)], check=True)
-    try:
-        env = clean_env(data)
-        procs = {
-            "ingest": start_bot(env, "ingest", str(news), obey_modes=True),
-            "ingest_rebuild": start_bot(env, "ingest", "--rebuild", str(SEEDS), obey_modes=True),
-            "ask": start_bot(env, "ask", QUESTION, obey_modes=True),
-            "sources": start_bot(env, "sources", obey_modes=True),
-        }
-        lines = {name: one_error_line(*finish(proc)) for name, proc in procs.items()}
-    finally:
-        subprocess.run(["chmod", "-R", "u+w", str(data)], check=True)
+    results = _read_only_run(
+        data,
+        {
+            "ingest": ("ingest", str(news)),
+            "ingest_rebuild": ("ingest", "--rebuild", str(SEEDS)),
+            "ask": ("ask", QUESTION, "--json"),
+            "sources": ("sources", "--json"),
+        },
+    )
     for name in ("ingest", "ingest_rebuild"):
-        assert lines[name] == (
+        assert one_error_line(*results[name]) == (
             f"error: Cannot write to the data directory {data}: permission denied "
             "(make it writable, or set BOT_DATA_DIR to a writable folder)"
-        ), lines[name]
+        ), results[name]
+    # The read commands answer from the index's read snapshot, which needs no writing.
+    for name in ("ask", "sources"):
+        code, out, err = results[name]
+        assert code == 0 and json.loads(out), (name, err[-2000:])
+    # unharmed: the same records, the same files, and it still answers once writable again
+    assert index_snapshot(data) == before
+    assert sorted(str(p.relative_to(data)) for p in data.rglob("*")) == files_before
+    # Without the snapshot, Chroma answers, and it cannot open a read-only index.
+    pointer_path(Settings(BOT_DATA_DIR=str(data))).unlink()
+    results = _read_only_run(data, {"ask": ("ask", QUESTION), "sources": ("sources",)})
+    lines = {name: one_error_line(*got) for name, got in results.items()}
     for name in ("ask", "sources"):
         assert lines[name].startswith(f"error: The index in {data / 'chroma'} is read-only"), lines
         assert lines[name].endswith(
             "(make the folder writable, or set BOT_DATA_DIR to a writable folder)"
         ), lines[name]
-    # unharmed: the same records, the same files, and it still answers once writable again
-    assert index_snapshot(data) == before
-    assert sorted(str(p.relative_to(data)) for p in data.rglob("*")) == files_before
     code, out, err = finish(start_bot(clean_env(data), "sources", "--json"))
     assert code == 0, err
     assert len(json.loads(out)) == 2
@@ -344,8 +363,10 @@ def rewrite_index_metadata(data: Path, **changes: Any) -> None:
     """Change the chunk collection's metadata behind bot's back, as another bot would write it."""
     from bot.core.settings import Settings
     from bot.index.chroma import open_client
+    from bot.index.snapshot import retract_snapshot
 
     settings = Settings(BOT_DATA_DIR=str(data))
+    retract_snapshot(settings)  # as every writer does first
     chunks = open_client(settings).get_collection(settings.collection)
     meta = dict(chunks.metadata)
     meta.pop("hnsw:space", None)

@@ -66,7 +66,7 @@ def _import_heavy(settings: Settings) -> None:
     """Import the big libraries up front, so the stage timings show what they cost."""
     from bot.index.store import import_backend
 
-    import_backend()
+    import_backend(settings)
 
 
 def _in_thread(fn: Callable[[], None], name: str) -> threading.Thread:
@@ -114,10 +114,11 @@ def _embed_while_waiting(
 
 
 def open_index(settings: Settings, notify: Callable[[str], None] | None = None) -> Any:
-    """The store, indexing the bundled seeds first when the index is empty (first run)."""
-    from bot.index.store import open_store
+    """The index to read (its snapshot when current: `open_reader`), indexing the bundled seeds
+    first when it is empty (first run)."""
+    from bot.index.store import open_reader
 
-    store = open_store(settings, create=False)
+    store = open_reader(settings)
     if not store.is_empty():
         return store
     from bot.app.ingest import ingest_paths
@@ -125,7 +126,7 @@ def open_index(settings: Settings, notify: Callable[[str], None] | None = None) 
     if notify:
         notify("The index is empty: indexing the bundled seed articles first…")
     ingest_paths(None, settings, embedder=store.embedder)
-    return open_store(settings, store.embedder, create=False)
+    return open_reader(settings, store.embedder)
 
 
 def _fit_passages(llm: ChatModel, question: str, passages: list[Passage]) -> list[Passage]:

@@ -260,6 +260,7 @@ def ingest_paths(
             store.set_state(dirty=False, new_generation=True)
             _build_keyword_index(store, report)
             embedder.prepare_questions()  # the fast question model, built once (a warning if not)
+        _publish_snapshot(store, report)
         notify.stop()
     finally:
         lock.release()
@@ -414,12 +415,25 @@ def _build_keyword_index(store: Any, report: IngestReport) -> None:
         )
 
 
+def _publish_snapshot(store: Any, report: IngestReport) -> None:
+    """Write the snapshot the read commands use instead of Chroma, unless it is current already
+    (bot.index.snapshot), so the first question after an ingest does not wait for it."""
+    from bot.index.snapshot import publish_snapshot
+
+    try:
+        publish_snapshot(store)
+    except Exception as exc:  # noqa: BLE001 - the index is fine; readers use Chroma meanwhile
+        report.warnings.append(
+            {"path": str(store.location), "warning": f"read snapshot not written: {exc}"}
+        )
+
+
 def list_sources(settings: Settings | None = None) -> list[dict[str, Any]]:
     """The indexed articles for `bot sources`, newest first."""
-    from bot.index.store import open_store
+    from bot.index.store import open_reader
 
     settings = settings or get_settings()
-    store = open_store(settings, create=False)
+    store = open_reader(settings)
     if not store.exists:
         return []
     rows = []

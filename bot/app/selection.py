@@ -16,8 +16,8 @@ from bot.core.types import Passage
 
 if TYPE_CHECKING:
     from bot.index.filters import Filters
+    from bot.index.reader import IndexReader
     from bot.index.records import ArticleEntry, StoredChunk
-    from bot.index.store import ArticleStore
 
 CLOSEST_SHOWN = 6  # passages shown with a no-answer result
 
@@ -76,7 +76,7 @@ def _unknown_target(value: str) -> BotError:
 
 
 def resolve_scope(
-    store: ArticleStore, target: str | None, source: str | None
+    store: IndexReader, target: str | None, source: str | None
 ) -> tuple[ArticleEntry | None, str | None]:
     """What `bot summarise TARGET --source SOURCE` means: (the target article's manifest entry or
     None, the outlet or None). A path or article id given as the source means that article."""
@@ -114,7 +114,7 @@ def _article_key(item: Passage | StoredChunk) -> tuple:
 
 
 def select_passages(
-    store: ArticleStore,
+    store: IndexReader,
     settings: Settings,
     target: ArticleEntry | None,
     filters: Filters,
@@ -139,7 +139,7 @@ def select_passages(
 
 
 def _select_topic(
-    store: ArticleStore, settings: Settings, filters: Filters, topic: str, scope: str
+    store: IndexReader, settings: Settings, filters: Filters, topic: str, scope: str
 ) -> Selection:
     from bot.index.search import retrieve_passages
 

@@ -1,10 +1,18 @@
 """What a search or a summary is limited to: an outlet and a date range, and the indexed outlet
-a `--source NAME` means."""
+a `--source NAME` means.
+
+The meaning of the filters lives here once, in two forms that must agree: the `where` clause
+Chroma applies (`where_clause`) and the same test over arrays of chunk fields (`passing`), which
+the keyword index and the snapshot apply.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from bot.core.errors import BotError
 
@@ -24,6 +32,48 @@ class Filters:
     @property
     def active(self) -> bool:
         return bool(self.source) or self.since_ts is not None or self.until_ts is not None
+
+
+def where_clause(filters: Filters | None, article_id: str | None = None) -> dict[str, Any] | None:
+    """The Chroma `where` that keeps the chunks passing `filters` (of one article, if given)."""
+    clauses: list[dict[str, Any]] = []
+    if article_id:
+        clauses.append({"article_id": article_id})
+    if filters is not None:
+        if filters.source:
+            clauses.append({"source": filters.source})
+        if filters.since_ts is not None:
+            clauses.append({"published_ts": {"$gte": filters.since_ts}})
+        if filters.until_ts is not None:
+            clauses.append({"published_ts": {"$lte": filters.until_ts}})
+            clauses.append({"published_ts": {"$gte": 0}})  # undated chunks are stored as -1
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def passing(
+    filters: Filters | None,
+    sources: np.ndarray,
+    published_ts: np.ndarray,
+    article_ids: np.ndarray | None = None,
+    article_id: str | None = None,
+) -> np.ndarray:
+    """Which chunks pass, as `where_clause` decides it, given each chunk's outlet, date (and
+    article id, for `article_id`) row for row: a boolean array."""
+    keep = np.ones(len(sources), dtype=bool)
+    if article_id:
+        if article_ids is None:
+            raise ValueError("filtering by article needs the chunks' article ids")
+        keep &= article_ids == article_id
+    if filters is not None:
+        if filters.source:
+            keep &= sources == filters.source
+        if filters.since_ts is not None:
+            keep &= published_ts >= filters.since_ts
+        if filters.until_ts is not None:
+            keep &= (published_ts <= filters.until_ts) & (published_ts >= 0)
+    return keep
 
 
 def match_outlet(name: str, known: Iterable[str]) -> str | None:

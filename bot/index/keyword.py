@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bot.core.words import tokenize, tokens_version
-from bot.index.filters import Filters
+from bot.index.filters import Filters, passing
 
 if TYPE_CHECKING:
-    from bot.index.store import ArticleStore
+    from bot.core.settings import Settings
+    from bot.index.reader import IndexReader
+    from bot.index.records import StoredChunk
 
 VECTORS_FILE = "vectors.npy"  # float32, one row per chunk, beside the BM25 files
 CHUNKS_FILE = "chunks.json"  # the ids, sources and dates, row for row
@@ -43,6 +45,9 @@ class LexicalIndex:
     # search needs no round trip to Chroma for the vectors MMR compares.
     vectors: np.ndarray | None = None
     _rows: dict[str, int] | None = None
+    # The chunks it was built from, row for row, kept only when the caller asked (the snapshot is
+    # written from them without reading the store again).
+    built_from: list[StoredChunk] | None = None
 
     def vectors_of(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
         """The stored vectors of those of `chunk_ids` this index holds."""
@@ -62,7 +67,7 @@ class LexicalIndex:
             return []
         mask = None
         if filters.active:
-            keep = self._passing(filters)
+            keep = passing(filters, self.sources, self.published_ts)
             if not keep.any():
                 return []
             mask = keep.astype(np.float32)
@@ -76,22 +81,16 @@ class LexicalIndex:
                 out.append((self.ids[int(doc)], float(score)))
         return out
 
-    def _passing(self, filters: Filters) -> np.ndarray:
-        """Which chunks pass the filters, as the store's `where` decides it for the dense side."""
-        keep = np.ones(len(self.ids), dtype=bool)
-        if filters.source:
-            keep &= self.sources == filters.source
-        if filters.since_ts is not None:
-            keep &= self.published_ts >= filters.since_ts
-        if filters.until_ts is not None:
-            keep &= (self.published_ts <= filters.until_ts) & (self.published_ts >= 0)
-        return keep
 
-
-def cache_dir(store: ArticleStore) -> Path:
+def cache_dir(store: IndexReader) -> Path:
     """Where the BM25 indexes of this store's generations are cached."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{store.location}-{store.name}")
-    return store.settings.data_dir / "cache" / "bm25" / safe[-CACHE_NAME_CHARS:]
+    return cache_base(store.settings, store.location, store.name)
+
+
+def cache_base(settings: Settings, location: str, name: str) -> Path:
+    """Where the BM25 indexes of the index at `location` called `name` are cached."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{location}-{name}")
+    return settings.data_dir / "cache" / "bm25" / safe[-CACHE_NAME_CHARS:]
 
 
 def index_folder(base: Path, generation: str) -> Path:
@@ -105,8 +104,9 @@ def index_folder(base: Path, generation: str) -> Path:
 _LOADED: dict[str, tuple[str, LexicalIndex]] = {}
 
 
-def load_lexical_index(store: ArticleStore) -> LexicalIndex:
-    """The BM25 index of the store's current generation: from memory, from disk, or built."""
+def load_lexical_index(store: IndexReader, *, keep_chunks: bool = False) -> LexicalIndex:
+    """The BM25 index of the store's current generation: from memory, from disk, or built. With
+    `keep_chunks`, one built here keeps the chunks it was built from (`built_from`)."""
     base = cache_dir(store)
     generation = store.generation or "none"
     loaded = _LOADED.get(str(base))
@@ -116,6 +116,8 @@ def load_lexical_index(store: ArticleStore) -> LexicalIndex:
     if index is None:
         index = _build(store)
         _save(index, base, generation)
+        if not keep_chunks:
+            index.built_from = None
     _LOADED[str(base)] = (generation, index)
     return index
 
@@ -132,6 +134,7 @@ def _load_cached(folder: Path) -> LexicalIndex | None:
 
     meta_file = folder / CHUNKS_FILE
     if not meta_file.exists():
+        shutil.rmtree(folder, ignore_errors=True)  # not an index this version can read
         return None
     try:
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
@@ -152,13 +155,15 @@ def _load_cached(folder: Path) -> LexicalIndex | None:
         return None
 
 
-def _build(store: ArticleStore) -> LexicalIndex:
+def _build(store: IndexReader) -> LexicalIndex:
     """BM25 over every chunk of the store, read a page at a time."""
     import bm25s
 
     ids, sources, dates, corpus, pages = [], [], [], [], []
+    built_from: list[StoredChunk] = []
     for chunks, page_vectors in store.iter_chunk_pages():
         pages.append(page_vectors)
+        built_from.extend(chunks)
         for chunk in chunks:
             ids.append(chunk.chunk_id)
             sources.append(chunk.source)
@@ -176,13 +181,19 @@ def _build(store: ArticleStore) -> LexicalIndex:
         np.array(dates, dtype=np.int64),
         vocab,
         np.concatenate(pages) if pages else None,
+        built_from=built_from,
     )
 
 
 def _save(index: LexicalIndex, base: Path, generation: str) -> None:
     """Write the index to its `index_folder` (a folder renamed into place whole), and delete the
-    older generations, which are never read again. A read-only data dir: no cache, no error."""
+    older generations, which are never read again. A read-only data dir: no cache, no error. A
+    folder another process wrote for this generation meanwhile is kept (it may hold the
+    snapshot, bot.index.snapshot)."""
     if index.vectors is None:  # no chunk: nothing worth caching
+        return
+    final = index_folder(base, generation)
+    if final.exists():
         return
     tmp = base / f".{generation}.{time.time_ns()}"
     try:
@@ -200,8 +211,8 @@ def _save(index: LexicalIndex, base: Path, generation: str) -> None:
             encoding="utf-8",
         )
         for old in base.iterdir():
-            if old.name != tmp.name:
+            if old.name not in (tmp.name, final.name):
                 shutil.rmtree(old, ignore_errors=True)
-        tmp.rename(index_folder(base, generation))
+        tmp.rename(final)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -25,7 +25,7 @@ from bot.index.keyword import LexicalIndex, load_lexical_index
 from bot.index.records import StoredChunk, article_of
 
 if TYPE_CHECKING:
-    from bot.index.store import ArticleStore
+    from bot.index.reader import IndexReader
 
 # Reciprocal rank fusion's constant, from the paper that introduced it (Cormack et al., 2009):
 # large enough that the first few ranks of one list cannot outweigh agreement between the lists.
@@ -42,7 +42,7 @@ SPARES_PER_PASSAGE = 2
 MAX_CHOICES = 3
 
 
-def resolve_source(store: ArticleStore, name: str | None) -> str | None:
+def resolve_source(store: IndexReader, name: str | None) -> str | None:
     """The indexed outlet `--source NAME` means (`match_outlet`); a BotError naming the known
     outlets when none matches."""
     if not name or not name.strip():
@@ -135,7 +135,7 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
 
 
 def _candidates(
-    store: ArticleStore,
+    store: IndexReader,
     lexical: LexicalIndex,
     question_vector: np.ndarray,
     fused: dict[str, float],
@@ -157,7 +157,7 @@ def _candidates(
 
 
 def _fetch_chosen(
-    store: ArticleStore, found: _Candidates, choose: Callable[[set[int]], list[int]]
+    store: IndexReader, found: _Candidates, choose: Callable[[set[int]], list[int]]
 ) -> tuple[list[int], dict[str, StoredChunk]]:
     """The rows `choose` picks and their chunks from the store. A BM25 cache older than a deletion
     may name a chunk that is gone: then the choice is made again without it."""
@@ -190,7 +190,7 @@ def _passages(
 
 def retrieve_passages(
     question: str,
-    store: ArticleStore,
+    store: IndexReader,
     *,
     k: int,
     filters: Filters | None = None,

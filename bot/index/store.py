@@ -46,8 +46,10 @@ from bot.index.chroma import (
     store_failure,
 )
 from bot.index.embeddings import Embedder
-from bot.index.filters import Filters
+from bot.index.filters import Filters, where_clause
+from bot.index.reader import IndexReader
 from bot.index.records import ArticleEntry, FileEntry, StoredChunk, file_record_id
+from bot.index.snapshot import open_snapshot, retract_snapshot, snapshot_ready
 
 SCHEMA_VERSION = 1
 # Records per read: few round trips to a server, while a page of chunks with their vectors stays
@@ -73,22 +75,21 @@ def _guarded(
     return call
 
 
-def chroma_where(filters: Filters | None, article_id: str | None = None) -> dict[str, Any] | None:
-    """The Chroma `where` that keeps the chunks passing `filters` (of one article, if given)."""
-    clauses: list[dict[str, Any]] = []
-    if article_id:
-        clauses.append({"article_id": article_id})
-    if filters is not None:
-        if filters.source:
-            clauses.append({"source": filters.source})
-        if filters.since_ts is not None:
-            clauses.append({"published_ts": {"$gte": filters.since_ts}})
-        if filters.until_ts is not None:
-            clauses.append({"published_ts": {"$lte": filters.until_ts}})
-            clauses.append({"published_ts": {"$gte": 0}})  # undated chunks are stored as -1
-    if not clauses:
-        return None
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+def _writing(
+    method: Callable[Concatenate[ArticleStore, _P], _R],
+) -> Callable[Concatenate[ArticleStore, _P], _R]:
+    """A method that writes to Chroma: the snapshot's pointer is removed first (durably), so no
+    reader takes the snapshot for the index from then on (bot.index.snapshot); then the method
+    runs `_guarded`."""
+    guarded = _guarded(method)
+
+    @functools.wraps(method)
+    def call(self: ArticleStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with failures_as_bot_errors(self.settings):
+            retract_snapshot(self.settings)
+        return guarded(self, *args, **kwargs)
+
+    return call
 
 
 class ArticleStore:
@@ -102,6 +103,9 @@ class ArticleStore:
         self._client = client
         self.name = settings.collection
         self.location = describe_location(settings)
+        if create:  # creating collections writes to the index
+            with failures_as_bot_errors(settings):
+                retract_snapshot(settings)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             chunk_ef = embedding_function(embedder)
@@ -187,7 +191,7 @@ class ArticleStore:
         """An ingest was writing and did not finish (see the module docstring)."""
         return bool(self._meta().get("dirty", False))
 
-    @_guarded
+    @_writing
     def set_state(self, *, dirty: bool, new_generation: bool = False) -> None:
         meta = self._meta()
         meta.pop("hnsw:space", None)  # fixed at creation; Chroma refuses to modify it
@@ -268,7 +272,7 @@ class ArticleStore:
         size = max(1, min(int(self._client.get_max_batch_size()), WRITE_BATCH))
         return [(start, min(n, start + size)) for start in range(0, n, size)]
 
-    @_guarded
+    @_writing
     def upsert_articles(self, entries: Sequence[ArticleEntry]) -> None:
         for a, b in self._batches(len(entries)):
             part = entries[a:b]
@@ -278,7 +282,7 @@ class ArticleStore:
                 metadatas=[e.to_metadata() for e in part],
             )
 
-    @_guarded
+    @_writing
     def delete_articles(self, ids: Sequence[str]) -> None:
         """Forget articles: manifest record first, then chunks (see the module docstring)."""
         ids = list(ids)
@@ -287,7 +291,7 @@ class ArticleStore:
         for article_id in ids:
             self._chunks.delete(where={"article_id": article_id})
 
-    @_guarded
+    @_writing
     def upsert_files(self, entries: Sequence[FileEntry]) -> None:
         for a, b in self._batches(len(entries)):
             part = entries[a:b]
@@ -297,14 +301,14 @@ class ArticleStore:
                 metadatas=[e.to_metadata() for e in part],
             )
 
-    @_guarded
+    @_writing
     def delete_files(self, paths: Sequence[str]) -> None:
         ids = [file_record_id(p) for p in paths]
         for a, b in self._batches(len(ids)):
             self._files.delete(ids=ids[a:b])
 
     # -- chunks ----------------------------------------------------------------------------
-    @_guarded
+    @_writing
     def upsert_chunks(self, chunks: Sequence[StoredChunk], vectors: Any) -> None:
         """Write chunks with their vectors (row i of `vectors` for `chunks[i]`)."""
         for a, b in self._batches(len(chunks)):
@@ -316,7 +320,7 @@ class ArticleStore:
                 metadatas=[c.to_metadata() for c in part],
             )
 
-    @_guarded
+    @_writing
     def delete_chunk_ids(self, ids: Sequence[str]) -> None:
         ids = list(ids)
         for a, b in self._batches(len(ids)):
@@ -353,7 +357,7 @@ class ArticleStore:
         got = self._chunks.query(
             query_embeddings=[np.asarray(vector, dtype=np.float32).tolist()],
             n_results=n,
-            where=chroma_where(filters),
+            where=where_clause(filters),
             include=[],  # ids only
         )
         return list(got["ids"][0])
@@ -380,11 +384,12 @@ class ArticleStore:
         self, filters: Filters | None = None, article_id: str | None = None
     ) -> list[StoredChunk]:
         """Every chunk that passes `filters` (and belongs to `article_id`, when given)."""
-        where = chroma_where(filters, article_id)
+        where = where_clause(filters, article_id)
         pages = self._pages(self._chunks, ["metadatas", "documents"], where)
         return [chunk for got in pages for chunk in _chunks_of(got)]
 
     # -- dropping --------------------------------------------------------------------------
+    @_writing
     def drop(self) -> None:
         """Delete all three collections (for `--rebuild`)."""
         drop_collections(self._client, self.name)
@@ -407,15 +412,18 @@ def _chunks_of(got: dict[str, Any]) -> list[StoredChunk]:
     ]
 
 
-def import_backend() -> None:
+def import_backend(settings: Settings) -> None:
     """Import Chroma now rather than when the first store opens (`bot ask` times it as a stage
-    of its own, and embeds the question meanwhile)."""
-    import_chromadb()
+    of its own, and embeds the question meanwhile), unless a snapshot will answer instead."""
+    if not snapshot_ready(settings):
+        import_chromadb()
 
 
 def drop_index(settings: Settings) -> None:
     """Delete the index named by the settings, whichever model or bot version wrote it (for
     `bot ingest --rebuild`, the fix for an index that `open_store` refuses)."""
+    with failures_as_bot_errors(settings):
+        retract_snapshot(settings)
     drop_collections(open_client(settings), settings.collection)
 
 
@@ -429,3 +437,13 @@ def open_store(
         embedder = get_embedder(settings)
     client = open_client(settings)
     return ArticleStore(settings, embedder, client, create=create)
+
+
+def open_reader(settings: Settings, embedder: Embedder | None = None) -> IndexReader:
+    """The index to read from: its snapshot when a current one exists (Chroma is then never
+    imported), else the Chroma store itself (`open_store`)."""
+    if embedder is None:
+        from bot.index.embeddings import get_embedder
+
+        embedder = get_embedder(settings)
+    return open_snapshot(settings, embedder) or open_store(settings, embedder)

@@ -155,12 +155,14 @@ def _ingest_multihop(data_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
 def part_quality(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from bot.app.ask import AskOptions, answer_question
     from bot.index.search import retrieve_passages
+    from bot.index.store import open_reader
 
     queries, truth = _load_multihop()
-    settings, store, info = _ingest_multihop(work / "quality")
+    settings, _, info = _ingest_multihop(work / "quality")
+    store = open_reader(settings)  # what `bot ask` reads: the snapshot when it is current
     print(
         f"\nmultihop corpus: {info['articles']} articles, {info['chunks']} chunks, "
-        f"ingested in {info['ingest_seconds']} s"
+        f"ingested in {info['ingest_seconds']} s; read from {type(store).__name__}"
     )
     answerable = [q for q in queries if not _is_null(q)]
     nulls = [q for q in queries if _is_null(q)]
@@ -408,6 +410,9 @@ def _measure(store: Any, settings: Any, questions: list[str], warmup: int = 5) -
 def part_latency(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import numpy as np
 
+    from bot.index.snapshot import publish_snapshot
+    from bot.index.store import open_reader
+
     queries, _ = _load_multihop()
     settings, store, info = _ingest_multihop(work / "latency")
     base_chunks = info["chunks"]
@@ -446,6 +451,8 @@ def part_latency(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         row = _measure(store, settings, questions)
         row["chunks"] = n
         row["build_seconds"] = build_s
+        if publish_snapshot(store):  # as `bot ingest` leaves it: `bot ask` reads the snapshot
+            row["snapshot"] = _measure(open_reader(settings, store.embedder), settings, questions)
         results["sizes"][str(size)] = row
         print(
             f"  {n} chunks: built in {build_s:.0f} s, first call {row['first_call_ms']:.0f} ms, "
@@ -475,9 +482,17 @@ def part_latency(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             ]
             target += ": " + ", ".join(verdicts)
         print(f"  {row['chunks']:>8}  {cells}   {target}")
+        if "snapshot" in row:
+            snap = row["snapshot"]
+            cells = "".join(
+                f"{snap[k]['p50']:>12.1f}/{snap[k]['p95']:<11.1f}" if k in snap else f"{'-':>24}"
+                for k in keys
+            )
+            print(f"  {'snapshot':>8}  {cells}")
     print(
         "  total = retrieve_passages end to end; search = total - embed_question (the index work "
-        "after the MiniLM forward pass on the question)"
+        "after the MiniLM forward pass on the question); rows by chunk count read Chroma, "
+        "'snapshot' rows the read snapshot of the same index (sizes up to its chunk limit)"
     )
     for row in results["sizes"].values():
         print(
@@ -534,9 +549,9 @@ def _cold_indexes(args: argparse.Namespace, work: Path, env: dict[str, str]) -> 
     vectors = np.asarray(store.embedder.embed(sentences), dtype=np.float32)
     build_filler(store, 10_000 - have, 0, (sentences, vectors), np.random.default_rng(11))
     store.set_state(dirty=False, new_generation=True)
-    from bot.index.keyword import load_lexical_index
+    from bot.index.snapshot import publish_snapshot
 
-    load_lexical_index(store)  # as `bot ingest` does at its end
+    publish_snapshot(store)  # as `bot ingest` does at its end (with the BM25 index)
     print(f"  cold indexes: seeds ({have} chunks) and {store.chunk_count()} chunks", flush=True)
     return dirs
 

@@ -141,6 +141,21 @@ def test_any_write_through_the_store_takes_the_snapshot_away_first(corpus: Path)
     reader = open_reader(settings)
     assert isinstance(reader, ArticleStore)
     assert victim not in {p.chunk_id for p in retrieve_passages("kestrel-7", reader, k=4).passages}
+    # The write started no new generation: the next ingest must not bring the old copy back.
+    ingest_paths([corpus, SEEDS], settings)
+    reader = open_reader(settings)
+    assert reader.chunks_by_ids([victim]) == []
+    assert victim not in {p.chunk_id for p in retrieve_passages("kestrel-7", reader, k=4).passages}
+
+
+def test_an_unchanged_ingest_keeps_the_snapshot_as_it_is(corpus: Path) -> None:
+    settings = get_settings()
+    table = snapshot._folder_of(settings, _snapshot().generation) / snapshot.TABLE_FILE
+    written = table.stat().st_mtime_ns
+    report = ingest_paths([corpus, SEEDS], settings)
+    assert report.added == report.updated == report.removed == 0
+    assert isinstance(open_reader(settings), SnapshotStore)
+    assert table.stat().st_mtime_ns == written
 
 
 def test_a_crash_between_taking_the_pointer_away_and_writing_leaves_no_pointer(

@@ -80,15 +80,22 @@ def _fsync_dir(folder: Path) -> None:
 
 def retract_snapshot(settings: Settings) -> None:
     """Remove the pointer, durably, before anything writes to the index: from then on readers
-    use Chroma. A pointer that cannot be removed stops the write (the OSError propagates)."""
+    use Chroma. The snapshot it named loses its `snapshot.json` too, so only a new one is ever
+    published (a write need not start a new generation). A pointer that cannot be removed stops
+    the write (the OSError propagates)."""
     if settings.chroma_url:
         return
     path = pointer_path(settings)
+    generation = current_generation(settings)
     try:
         path.unlink()
     except FileNotFoundError:
         return
     _fsync_dir(path.parent)
+    if generation is not None:
+        marker = _folder_of(settings, generation) / MARKER_FILE
+        marker.unlink(missing_ok=True)
+        _fsync_dir(marker.parent)
 
 
 def current_generation(settings: Settings) -> str | None:
@@ -172,11 +179,24 @@ def publish_snapshot(store: ArticleStore) -> bool:
     if settings.chroma_url or not generation or store.dirty:
         return False
     folder = index_folder(cache_dir(store), generation)
-    if current_generation(settings) == generation and _marker(folder, generation) is not None:
+    complete = _marker(folder, generation) is not None
+    if complete and current_generation(settings) == generation:
         return True
     count = store.chunk_count()
     if count == 0 or count > SNAPSHOT_MAX_CHUNKS:
         return False
+    if not (complete or _write_snapshot(store, folder, generation)):
+        return False
+    try:
+        _write_durably(pointer_path(settings), json.dumps({"generation": generation}).encode())
+        _fsync_dir(pointer_path(settings).parent)
+    except OSError:
+        return False
+    return True
+
+
+def _write_snapshot(store: ArticleStore, folder: Path, generation: str) -> bool:
+    """The snapshot's files in `folder` (the keyword cache folder of `generation`), on disk."""
     lexical = load_lexical_index(store, keep_chunks=True)
     built, lexical.built_from = lexical.built_from, None
     chunks = _snapshot_chunks(store, lexical.ids, built)
@@ -195,8 +215,6 @@ def publish_snapshot(store: ArticleStore) -> bool:
         _write_durably(folder / ARTICLES_FILE, json.dumps(articles).encode("utf-8"))
         _write_durably(folder / MARKER_FILE, json.dumps(marker).encode("utf-8"))
         _sync_folder(folder)
-        _write_durably(pointer_path(settings), json.dumps({"generation": generation}).encode())
-        _fsync_dir(pointer_path(settings).parent)
     except OSError:
         return False
     return True
@@ -218,14 +236,19 @@ def _marker(folder: Path, generation: str) -> dict[str, Any] | None:
     return marker
 
 
-def _snapshot_folder(settings: Settings) -> tuple[Path, dict[str, Any]] | None:
+def _folder_of(settings: Settings, generation: str) -> Path:
+    """The keyword cache folder of `generation` of the embedded index, which holds its snapshot."""
     from bot.index.chroma import describe_location
 
+    base = cache_base(settings, describe_location(settings), settings.collection)
+    return index_folder(base, generation)
+
+
+def _snapshot_folder(settings: Settings) -> tuple[Path, dict[str, Any]] | None:
     generation = current_generation(settings)
     if generation is None:
         return None
-    base = cache_base(settings, describe_location(settings), settings.collection)
-    folder = index_folder(base, generation)
+    folder = _folder_of(settings, generation)
     marker = _marker(folder, generation)
     if marker is None or int(marker.get("chunks", 0)) > SNAPSHOT_MAX_CHUNKS:
         return None

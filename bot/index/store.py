@@ -103,9 +103,6 @@ class ArticleStore:
         self._client = client
         self.name = settings.collection
         self.location = describe_location(settings)
-        if create:  # creating collections writes to the index
-            with failures_as_bot_errors(settings):
-                retract_snapshot(settings)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             chunk_ef = embedding_function(embedder)
@@ -123,12 +120,16 @@ class ArticleStore:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                if create:
-                    meta = {"hnsw:space": "cosine", **self._fresh_meta()}
-                    return self._client.get_or_create_collection(
-                        name=name, embedding_function=ef, metadata=meta
-                    )
-                return self._client.get_collection(name=name, embedding_function=ef)
+                try:
+                    return self._client.get_collection(name=name, embedding_function=ef)
+                except Exception as exc:
+                    if not (create and _is_missing_collection(exc)):
+                        raise
+                retract_snapshot(self.settings)  # creating a collection writes to the index
+                meta = {"hnsw:space": "cosine", **self._fresh_meta()}
+                return self._client.get_or_create_collection(
+                    name=name, embedding_function=ef, metadata=meta
+                )
             except Exception as exc:
                 if not create and _is_missing_collection(exc):
                     return None

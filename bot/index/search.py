@@ -1,6 +1,7 @@
 """Find the passages that matter for a question: dense + BM25, fused by reciprocal rank, then MMR.
 
-- Dense: the question's vector against Chroma's HNSW index (the store's `dense_ids`, filtered).
+- Dense: the question's vector against the store's `dense_ids`, filtered: Chroma's HNSW index, or
+  an exact scan of the read snapshot (bot.index.snapshot).
 - Lexical: BM25 over every chunk (bot.index.keyword), whose per-generation cache also holds every
   chunk's stored vector, which MMR compares.
 - Fusion: reciprocal rank fusion, `sum(1 / (60 + rank))` over the two rankings.

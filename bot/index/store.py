@@ -13,6 +13,10 @@ record is deleted before its chunks, and a file record is written last. While an
 the chunk collection is marked `dirty`; an ingest that finds the mark deletes chunks no article
 record claims.
 
+Every method that writes first removes the pointer to the read snapshot (bot.index.snapshot), so
+no reader takes that copy for the index once it may differ; `open_reader` reads the snapshot when
+it is current, and this store otherwise.
+
 This module (with bot.index.chroma, which opens the client) is the only one that touches Chroma
 objects: the rest of bot asks `ArticleStore` typed questions and gets `StoredChunk`,
 `ArticleEntry` and `FileEntry` records back (bot.index.records). Once the store is open, a failure

@@ -34,7 +34,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bot.index.filters import Filters, passing
-from bot.index.keyword import cache_base, cache_dir, index_folder, load_lexical_index
+from bot.index.keyword import (
+    VECTORS_FILE,
+    cache_base,
+    cache_dir,
+    index_folder,
+    load_lexical_index,
+)
 from bot.index.records import ArticleEntry, StoredChunk
 
 if TYPE_CHECKING:
@@ -43,7 +49,8 @@ if TYPE_CHECKING:
     from bot.index.store import ArticleStore
 
 # Above this many chunks the index is searched by Chroma's HNSW graph, not by an exact scan of
-# every vector: up to it, the scan costs no more than Chroma's query (bench/README.md, "cold").
+# every vector: up to about this size the scan costs no more than Chroma's query (bench/README.md,
+# "Retrieval latency").
 SNAPSHOT_MAX_CHUNKS = 20_000
 # Rows per matrix-vector product in the scan: the BLAS library runs a product this small on one
 # thread, where a larger one spreads over threads that stall when other processes hold the cores.
@@ -283,7 +290,9 @@ class SnapshotStore:
     Every file is opened (the arrays memory-mapped) when the store is made, so a newer ingest
     that deletes this generation's folder meanwhile does not take the files from under it."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, folder: Path, generation: str):
+    def __init__(
+        self, settings: Settings, embedder: Embedder, folder: Path, generation: str
+    ) -> None:
         from bot.index.chroma import describe_location
 
         self.settings = settings
@@ -297,7 +306,7 @@ class SnapshotStore:
         self._columns = np.load(folder / COLUMNS_FILE, mmap_mode="r", allow_pickle=False)
         self._texts = np.load(folder / TEXTS_FILE, mmap_mode="r", allow_pickle=False)
         self._norms = np.load(folder / NORMS_FILE, allow_pickle=False)
-        self._vectors = np.load(folder / "vectors.npy", mmap_mode="r", allow_pickle=False)
+        self._vectors = np.load(folder / VECTORS_FILE, mmap_mode="r", allow_pickle=False)
         articles = json.loads((folder / ARTICLES_FILE).read_text(encoding="utf-8"))
         self._articles: dict[str, dict[str, Any]] = dict(articles)
         n = len(self._ids)

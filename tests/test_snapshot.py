@@ -232,9 +232,27 @@ def _imports_chromadb(data_dir: Path) -> bool:
     return json.loads(done.stdout.strip().splitlines()[-1].lower())
 
 
+def _chat_imports(data_dir: Path) -> str:
+    """What `bot chat` imports (`-X importtime`) while it answers one question."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
+    env.update(BOT_DATA_DIR=str(data_dir), BOT_CACHE_DIR=os.environ["BOT_CACHE_DIR"])
+    env.update(BOT_LLM="extractive", PYTHONPATH=str(REPO))
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "bot", "chat", "--json"],
+        input="what did Zelensky announce?\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert done.returncode == 0 and json.loads(done.stdout.splitlines()[0])["passages"]
+    return done.stderr
+
+
 def test_read_commands_on_a_current_snapshot_do_not_import_chromadb() -> None:
     settings = get_settings()
     ingest_paths(None, settings)  # the seeds
     assert not _imports_chromadb(settings.data_dir)
+    assert "chromadb" not in _chat_imports(settings.data_dir)
     pointer_path(settings).unlink()  # without the snapshot, the same commands read Chroma
     assert _imports_chromadb(settings.data_dir)

@@ -58,12 +58,14 @@ def test_a_key_of_any_shape_echoed_by_a_server_is_redacted(tmp_path: Path) -> No
         assert secret[4:18].encode() not in everything  # nor a piece of it
     assert code == 1
     lines = err.decode().splitlines()  # the first run indexes the seeds, and says so
+    errors = [line for line in lines if line.startswith("error")]
     assert (
-        [line for line in lines if line.startswith("error")]
+        errors
         == lines[-1:]
         == [
             f"error: The LLM server at {server.url} rejected the request (HTTP 400: Bad key "
-            "[redacted] for request with [redacted]); check BOT_OPENAI_MODEL and the server's settings"
+            "[redacted] for request with [redacted]); check BOT_OPENAI_MODEL and the server's "
+            "settings"
         ]
     )
 

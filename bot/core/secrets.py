@@ -138,8 +138,13 @@ def _fragment_spans(text: str, secret: str) -> list[tuple[int, int]]:
     n = MIN_FRAGMENT_CHARS
     if len(secret) < n or len(text) < n:
         return []
-    grams = {secret[i : i + n] for i in range(len(secret) - n + 1)}
-    return [(i, i + n) for i in range(len(text) - n + 1) if text[i : i + n] in grams]
+    spans = []
+    for gram in {secret[i : i + n] for i in range(len(secret) - n + 1)}:
+        start = text.find(gram)
+        while start >= 0:
+            spans.append((start, start + n))
+            start = text.find(gram, start + 1)
+    return spans
 
 
 def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -309,8 +309,11 @@ def main() -> None:
     except KeyboardInterrupt:
         _fail("interrupted", code=130)
     except Exception as exc:  # a bug: still one line, with a way to get the traceback
-        if os.environ.get("BOT_DEBUG"):
-            raise
+        if os.environ.get("BOT_DEBUG"):  # the traceback, as Python prints it, minus any secret
+            import traceback
+
+            sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+            sys.exit(1)
         _fail(f"unexpected {type(exc).__name__}: {exc} (set BOT_DEBUG=1 for the traceback)")
 
 

@@ -5,7 +5,8 @@ waits included: each attempt gets at most what is left of it, and a wait that wo
 for one more attempt is not taken. A refused connection fails at once (nothing listens there, and
 retrying will not change that); 408, 409, 429 and 5xx answers, timeouts and dropped connections are
 retried up to BOT_LLM_MAX_RETRIES times, waiting what the server's Retry-After asks or backing off
-exponentially. A wait the user would notice is announced by one `BotNotice` line.
+exponentially. A wait the user would notice (a pause of NOTICE_AFTER_S or more before a retry, a
+server silent for SILENT_NOTICE_S) is announced by one `BotNotice` line.
 
 The openai SDK's own retries are off (max_retries=0) wherever this rule applies; openai is imported
 on first use only.
@@ -34,7 +35,7 @@ BACKOFF_JITTER = 0.25
 # An attempt needs at least this long (or the whole BOT_LLM_TIMEOUT when that is shorter) to have
 # a chance of an answer; a retry that would leave less is not started.
 MIN_ATTEMPT_S = 1.0
-# Pauses shorter than this pass unnoticed; a longer silent one looks like a hang.
+# Waits shorter than this pass unnoticed; a longer silent one looks like a hang.
 NOTICE_AFTER_S = 2.0
 # A server silent this long is said to be so, once: a slow first token is normal up to here.
 SILENT_NOTICE_S = 15.0
@@ -112,7 +113,7 @@ def _wait_before_retry(
         if failure.retry_after is not None:
             tries.refused_wait = failure.retry_after
         return None
-    if elapsed + wait >= NOTICE_AFTER_S:
+    if wait >= NOTICE_AFTER_S:
         _notice(f"{rule.subject} {failure.what}; retrying in {_seconds(wait)} s", rule)
     return wait
 

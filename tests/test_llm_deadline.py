@@ -76,7 +76,7 @@ def test_retry_after_beyond_the_deadline_fails_at_once(seeded: Path) -> None:
         "which would overrun BOT_LLM_DEADLINE (10 s); try again later or raise BOT_LLM_DEADLINE"
     )
     assert server.served == 1
-    assert ended - server.request_times[0] < 3  # no wait at all
+    assert ended - server.request_times[0] < 5  # no wait: a single one would be 30 s
 
 
 def test_a_busy_server_gets_one_progress_line_then_the_answer(seeded: Path) -> None:
@@ -104,7 +104,7 @@ def test_a_hanging_server_fails_within_the_deadline(seeded: Path) -> None:
         "raise it or try again later"
     )
     assert server.served == 1
-    assert 2.5 < ended - server.request_times[0] < 6
+    assert 2.5 < ended - server.request_times[0] < 10  # one attempt of BOT_LLM_TIMEOUT: 60 s
 
 
 def test_a_closed_port_fails_at_once_in_its_own_process(seeded: Path) -> None:
@@ -165,7 +165,7 @@ def test_embeddings_fail_at_once_on_a_closed_port() -> None:
     start = time.monotonic()
     with pytest.raises(BotError, match="OpenAI embedding request failed"):
         embedder.embed(["hello"])
-    assert time.monotonic() - start < 1.0  # three retries would back off about 3 s
+    assert time.monotonic() - start < 2.0  # three retries back off 2.6 s at least
 
 
 def test_embeddings_refuse_a_retry_after_beyond_the_deadline() -> None:

@@ -337,7 +337,7 @@ def test_dropped_connection_is_retried() -> None:
 
 def test_connection_refused_fails_at_once_naming_the_url() -> None:
     """Nothing listens there, and retrying will not change that: no retries, no backoff (three
-    would wait about 3 s)."""
+    would wait 2.6 s at least)."""
     url = closed_port_url()
     model = OpenAIChatModel(fake_settings(url, llm_max_retries=3))
     model._client()  # langchain-openai imported: only the request is timed
@@ -349,7 +349,7 @@ def test_connection_refused_fails_at_once_naming_the_url() -> None:
         f"The LLM server at {url} did not answer (connection refused); "
         "is it running? Check OPENAI_BASE_URL."
     )
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 2.0
 
 
 def test_connection_refused_while_streaming() -> None:

@@ -75,7 +75,7 @@ class OpenAIEmbedder:
         # The API rejects empty strings; a single space embeds as "nothing".
         inputs = [t if t.strip() else " " for t in batch]
         s = self._settings
-        subject = "The OpenAI embedding server"
+        subject = "The embedding server"
         tries = Attempts()
         try:
             response = call_with_retries(

@@ -71,10 +71,23 @@ _KEEP_REQUEST_HEADERS = {"content-type", "accept"}
 _KEEP_RESPONSE_HEADERS = {"content-type"}
 
 
+def _redacted_body(body: object) -> object:
+    """A recorded body with every secret `bot.core.secrets.redact` knows replaced."""
+    from bot.core.secrets import redact
+
+    if isinstance(body, bytes):
+        return redact(body.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+    return redact(body) if isinstance(body, str) else body
+
+
 def _scrub_request(request):  # type: ignore[no-untyped-def]
+    from bot.core.secrets import redact
+
     for name in list(request.headers):
         if name.lower() not in _KEEP_REQUEST_HEADERS:
             del request.headers[name]
+    request.uri = redact(request.uri)
+    request.body = _redacted_body(request.body)
     return request
 
 
@@ -84,6 +97,9 @@ def _scrub_response(response: dict) -> dict:
         for name, value in response.get("headers", {}).items()
         if name.lower() in _KEEP_RESPONSE_HEADERS
     }
+    body = response.get("body")
+    if isinstance(body, dict) and "string" in body:
+        body["string"] = _redacted_body(body["string"])
     return response
 
 

@@ -1,5 +1,5 @@
 """The one exception type of `bot` (its message is a single line that names the fix), and the one
-warning type, which the CLI prints as `warning: <message>` on stderr."""
+warning type, which the CLI prints as `warning: <message>` on stderr, and the notice type."""
 
 
 class BotError(Exception):
@@ -16,3 +16,8 @@ class IngestFileError(BotError):
 
 class BotWarning(UserWarning):
     """Something the user should know that does not stop the command (`warnings.warn` it)."""
+
+
+class BotNotice(UserWarning):
+    """Why the command is waiting (a busy server, a retry): the CLI prints it as one plain line on
+    stderr (`warnings.warn` it)."""

@@ -1,14 +1,31 @@
-"""The one settings object, read from the environment and `.env` (see `.env.example`)."""
+"""The one settings object, read from the environment and `.env` (see `.env.example`).
+
+A `.env` line python-dotenv cannot parse is skipped by it with a log warning, once for every reader
+of the file (Chroma reads `.env` too, once per settings class it defines), and the setting on it
+silently keeps its default. bot reports the file and line once instead, fails when the line sets
+one of its settings, and mutes python-dotenv's repeats.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import logging
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.core.secrets import (
+    is_secret_name,
+    remember_secret,
+    remember_secrets,
+    remember_url_credentials,
+)
+from bot.core.text import safe_path
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the `bot` package
 
@@ -153,7 +170,13 @@ class Settings(BaseSettings):
         ge=0,
         le=10,
         validation_alias="BOT_LLM_MAX_RETRIES",
-        description="Retries with backoff on 429, 5xx and timeouts.",
+        description="Retries with backoff on 429, 5xx and timeouts (not on a refused connection).",
+    )
+    llm_deadline: float = Field(
+        60.0,
+        gt=0,
+        validation_alias="BOT_LLM_DEADLINE",
+        description="Seconds one LLM or embedding request may take, retries and waits included.",
     )
     llm_temperature: float = Field(
         0.0, ge=0, le=2, validation_alias="BOT_LLM_TEMPERATURE", description="Sampling temperature."
@@ -265,11 +288,7 @@ def unknown_environment(environ: dict[str, str] | None = None) -> list[str]:
     import difflib
     import os
 
-    known = {
-        str(f.validation_alias).upper()
-        for f in Settings.model_fields.values()
-        if isinstance(f.validation_alias, str)
-    } | ENVIRONMENT_ONLY
+    known = setting_names() | ENVIRONMENT_ONLY
     lines = []
     for name in sorted(os.environ if environ is None else environ):
         upper = name.upper()
@@ -281,18 +300,131 @@ def unknown_environment(environ: dict[str, str] | None = None) -> list[str]:
     return lines
 
 
+# --- the .env file ----------------------------------------------------------------------
+
+ENV_FILE = ".env"  # where pydantic-settings (and Chroma) look, relative to the working folder
+_DOTENV_LOGGER = "dotenv.main"
+_DOTENV_PARSE_WARNING = "python-dotenv could not parse statement"
+# The variable a statement sets, read from its start: `NAME=…`, `export NAME=…`, `NAME …`.
+_STATEMENT_NAME = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.\-]*)\s*(=?)(.*)", re.S)
+
+
+@dataclass(frozen=True)
+class BadLine:
+    """A statement of the env file python-dotenv could not parse."""
+
+    line: int
+    name: str | None  # the variable it seems to set
+
+
+@dataclass(frozen=True)
+class EnvFileReport:
+    path: Path
+    bad: list[BadLine]
+
+    def unreadable(self, known: set[str]) -> BadLine | None:
+        """The first bad line that sets one of the `known` names (upper case)."""
+        return next((b for b in self.bad if b.name and b.name.upper() in known), None)
+
+    def where(self, lines: list[BadLine]) -> str:
+        numbers = ", ".join(str(b.line) for b in lines)
+        return f"{safe_path(self.path)} line{'s' if len(lines) > 1 else ''} {numbers}"
+
+
+class _MuteDotenvParseWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_DOTENV_PARSE_WARNING)
+
+
+_MUTE = _MuteDotenvParseWarnings()
+
+
+def check_env_file(path: Path | None = None) -> EnvFileReport:
+    """The bad lines of `path` (default: `.env` in the working folder; none when it is absent).
+    The values of its secret-named entries are redacted from then on, and python-dotenv's own
+    warnings about bad lines are muted for the rest of the process (this report says it once)."""
+    logging.getLogger(_DOTENV_LOGGER).addFilter(_MUTE)  # adding the same filter twice is a no-op
+    path = Path(path or ENV_FILE)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:  # absent or unreadable: pydantic-settings reads nothing from it either
+        return EnvFileReport(path, [])
+    from io import StringIO
+
+    from dotenv.parser import parse_stream
+
+    bad: list[BadLine] = []
+    good: dict[str, str | None] = {}
+    for binding in parse_stream(StringIO(text)):
+        if not binding.error:
+            if binding.key:
+                good[binding.key] = binding.value
+            continue
+        match = _STATEMENT_NAME.match(binding.original.string)
+        name = match.group(1) if match else None
+        if match and name and is_secret_name(name) and match.group(2):
+            remember_secret(match.group(3).strip().strip("'\"").strip())
+        bad.append(BadLine(binding.original.line, name))
+    remember_secrets(good)
+    return EnvFileReport(path.resolve(), bad)
+
+
+def setting_names() -> set[str]:
+    """The environment names of every setting, upper case."""
+    return {
+        str(f.validation_alias).upper()
+        for f in Settings.model_fields.values()
+        if isinstance(f.validation_alias, str)
+    }
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The settings of this process; a bad value becomes a one-line BotError naming the variable.
-    A BOT_* environment variable that is not a setting gives a BotWarning."""
+    A BOT_* environment variable that is not a setting, or a `.env` line that cannot be parsed,
+    gives a BotWarning; such a line that sets one of these settings is a BotError (running with
+    its default instead would silently change what the command does)."""
     import warnings
 
-    from pydantic import ValidationError
-
-    from bot.core.errors import BotError, BotWarning
+    from bot.core.errors import BotWarning
 
     for line in unknown_environment():
         warnings.warn(line, BotWarning, stacklevel=2)
+    _check_env_file()
+    settings = _load()
+    remember_secret(settings.openai_api_key)
+    for url in (settings.openai_base_url, settings.chroma_url):
+        remember_url_credentials(url)
+    return settings
+
+
+def _check_env_file() -> None:
+    import warnings
+
+    from bot.core.errors import BotError, BotWarning
+
+    report = check_env_file()
+    if not report.bad:
+        return
+    needed = report.unreadable(setting_names())
+    if needed is not None:
+        raise BotError(
+            f"{report.where([needed])}: {needed.name} could not be read (an unclosed quote or "
+            "a missing '='?); fix that line"
+        )
+    warnings.warn(
+        f"{report.where(report.bad)} could not be parsed and "
+        f"{'are' if len(report.bad) > 1 else 'is'} ignored (an unclosed quote or a missing '='?)",
+        BotWarning,
+        stacklevel=3,
+    )
+
+
+def _load() -> Settings:
+    from pydantic import ValidationError
+
+    from bot.core.errors import BotError
+
     try:
         return Settings()
     except ValidationError as exc:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from bot.core.errors import BotError
+from bot.core.retry import Attempts, RetryRule, call_with_retries, refused_wait_message
 from bot.index.embeddings import normalise_rows, text_list
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class OpenAIEmbedder:
                     api_key=s.openai_api_key or "not-needed",
                     base_url=s.openai_base_url,
                     timeout=s.llm_timeout,
-                    max_retries=s.llm_max_retries,
+                    max_retries=0,  # bot.core.retry retries, within the deadline
                 )
             return self._client
 
@@ -73,9 +74,21 @@ class OpenAIEmbedder:
         client = self._get_client()
         # The API rejects empty strings; a single space embeds as "nothing".
         inputs = [t if t.strip() else " " for t in batch]
+        s = self._settings
+        subject = "The embedding server"
+        tries = Attempts()
         try:
-            response = client.embeddings.create(model=self.model, input=inputs)
+            response = call_with_retries(
+                lambda timeout: client.embeddings.create(
+                    model=self.model, input=inputs, timeout=timeout
+                ),
+                RetryRule(s.llm_deadline, s.llm_timeout, s.llm_max_retries, subject),
+                tries,
+            )
         except Exception as exc:
+            refused = refused_wait_message(subject, tries, s.llm_deadline)
+            if refused:
+                raise BotError(refused) from None
             raise BotError(
                 f"OpenAI embedding request failed ({type(exc).__name__})",
                 hint="check OPENAI_API_KEY / OPENAI_BASE_URL and BOT_OPENAI_EMBEDDING_MODEL,"

@@ -18,7 +18,8 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.core.errors import BotError, BotWarning
+from bot.core.errors import BotError, BotNotice, BotWarning
+from bot.core.secrets import install_log_redaction, redact
 
 _STARTED = time.perf_counter()  # `ask --timings` reports the time since this point, stage by stage
 
@@ -298,6 +299,7 @@ def main() -> None:
     """Entry point (the `bot` command): run the app; turn a BotError into one line on stderr and
     exit 1."""
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    install_log_redaction()
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
@@ -307,8 +309,11 @@ def main() -> None:
     except KeyboardInterrupt:
         _fail("interrupted", code=130)
     except Exception as exc:  # a bug: still one line, with a way to get the traceback
-        if os.environ.get("BOT_DEBUG"):
-            raise
+        if os.environ.get("BOT_DEBUG"):  # the traceback, as Python prints it, minus any secret
+            import traceback
+
+            sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+            sys.exit(1)
         _fail(f"unexpected {type(exc).__name__}: {exc} (set BOT_DEBUG=1 for the traceback)")
 
 
@@ -318,15 +323,19 @@ _python_showwarning = warnings.showwarning
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
-    """A BotWarning as one `warning:` line on stderr; other warnings as Python shows them."""
+    """A BotWarning as one `warning:` line on stderr, a BotNotice as one plain line; other
+    warnings as Python shows them."""
     if issubclass(category, BotWarning):
-        sys.stderr.write(f"warning: {' '.join(str(message).split())}\n")
+        sys.stderr.write(f"warning: {' '.join(redact(str(message)).split())}\n")
+    elif issubclass(category, BotNotice):
+        sys.stderr.write(f"{' '.join(redact(str(message)).split())}\n")
+        sys.stderr.flush()
     else:
         _python_showwarning(message, category, filename, lineno, file, line)
 
 
 def _fail(message: str, code: int = 1) -> None:
-    first_line = " ".join(message.split())  # one line, whatever the message held
+    first_line = " ".join(redact(message).split())  # one line, whatever the message held
     sys.stderr.write(f"error: {first_line}\n")
     sys.exit(code)
 

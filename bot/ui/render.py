@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bot.core.markers import MARKER_RE
+from bot.core.secrets import redact
 from bot.core.text import clip, one_line, sanitize
 from bot.core.types import NO_ANSWER, AnswerResult, CheckedSentence, Passage, SummaryResult
 
@@ -238,7 +239,7 @@ class StreamPane:
         with self._lock:
             self.check()
             self.text += delta
-            view = Text(sanitize(self.text), style="dim")
+            view = Text(sanitize(redact(self.text)), style="dim")
             if self._live is None:
                 self._live = Live(
                     view,
@@ -462,5 +463,5 @@ def to_json_line(data: Any) -> str:
 
 
 def _safe_json(data: Any, *, indent: int | None) -> str:
-    text = json.dumps(data, ensure_ascii=False, indent=indent)
+    text = redact(json.dumps(data, ensure_ascii=False, indent=indent))
     return _JSON_UNSAFE_RE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)

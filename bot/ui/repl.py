@@ -28,6 +28,7 @@ from rich.text import Text
 
 from bot.app.chat import Chat
 from bot.core.errors import BotError
+from bot.core.secrets import redact
 from bot.core.text import sanitize
 from bot.core.types import AnswerResult
 from bot.ui.render import (
@@ -311,7 +312,7 @@ class ChatFrontend:
 
     def _error(self, message: str, line: str) -> None:
         self.failures += 1
-        one_line = " ".join(message.split())
+        one_line = " ".join(redact(message).split())
         if self.as_json:
             self._emit({"asked": line, "error": one_line})
         self.err.print(f"error: {one_line}", markup=False, highlight=False, soft_wrap=True)

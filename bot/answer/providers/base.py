@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.core.secrets import redact
 from bot.core.text import sanitize
 
 # The chars-per-token ratio of `estimate_tokens`: English prose runs near 4 with GPT tokenizers,
@@ -93,5 +94,5 @@ def clean_completion(text: str) -> str:
     """A whole completion as the pipeline sees it: encodable, with no escape sequences or control
     characters (an answer of nothing but those is empty). Streamed deltas are cleaned only by
     `replace_surrogates`, since an escape sequence may span two deltas; whoever shows them
-    sanitises."""
-    return sanitize(text)
+    sanitises. A secret the server echoes is redacted."""
+    return redact(sanitize(text))

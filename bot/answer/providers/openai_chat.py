@@ -6,8 +6,10 @@ surfaces as a one-line `BotError` naming the server and the fix (`openai_errors`
 
 from __future__ import annotations
 
+import itertools
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 from pydantic import SecretStr
@@ -15,7 +17,8 @@ from pydantic import SecretStr
 from bot.answer.providers.base import Completion, Message, clean_completion, estimate_tokens
 from bot.answer.providers.http import utf8_safe_client
 from bot.answer.providers.openai_errors import Endpoint, map_error
-from bot.core.errors import BotError
+from bot.core.errors import BotError, BotNotice
+from bot.core.retry import Attempts, call_with_retries
 from bot.core.settings import Settings
 from bot.core.text import replace_surrogates
 
@@ -32,10 +35,8 @@ MAX_PARALLEL_CALLS = 64
 class OpenAIChatModel:
     """Chat completions through langchain-openai's `ChatOpenAI`.
 
-    Retries: the openai SDK retries connection errors, timeouts, 408/409/429 and 5xx answers
-    `settings.llm_max_retries` times with exponential backoff (0.5 s doubling, at most 8 s,
-    minus up to 25 % jitter; a `Retry-After` of up to 60 s is honoured). langchain passes
-    `max_retries` straight to the SDK client. A stream is not retried once text has arrived.
+    Retries follow `bot.core.retry` (the SDK's own are off): BOT_LLM_DEADLINE bounds a call,
+    a refused connection fails at once. A stream is not retried once text has arrived.
     """
 
     name = "openai"
@@ -50,7 +51,11 @@ class OpenAIChatModel:
         self.context_tokens = settings.llm_context_tokens
         self.base_url = (settings.openai_base_url or "").rstrip("/") or None
         self.endpoint = Endpoint(
-            self.base_url, self.model, settings.llm_timeout, settings.llm_max_retries
+            self.base_url,
+            self.model,
+            settings.llm_timeout,
+            settings.llm_max_retries,
+            settings.llm_deadline,
         )
         self._api_key = settings.openai_api_key or NO_KEY_PLACEHOLDER
         self._llm: Any = None
@@ -99,7 +104,7 @@ class OpenAIChatModel:
                 api_key=SecretStr(self._api_key),
                 base_url=self.base_url or OPENAI_DEFAULT_BASE_URL,
                 timeout=s.llm_timeout,
-                max_retries=s.llm_max_retries,
+                max_retries=0,  # bot.core.retry retries, within the deadline
                 temperature=s.llm_temperature,
                 use_responses_api=False,
                 stream_usage=self.base_url is None,
@@ -124,14 +129,16 @@ class OpenAIChatModel:
         return self._encoding
 
     def _invoke(self, llm: Any, payload: list[dict], kwargs: dict) -> Completion:
+        tries = Attempts()
         try:
-            with warnings.catch_warnings():
-                # pydantic warns on stderr about a server's wrongly typed fields; the error (or
-                # the cleaned answer) says what matters, on one line.
-                warnings.simplefilter("ignore")
-                message = llm.invoke(payload, **kwargs)
+            with _quiet_pydantic():
+                message = call_with_retries(
+                    lambda timeout: llm.invoke(payload, timeout=timeout, **kwargs),
+                    self.endpoint.retry_rule,
+                    tries,
+                )
         except Exception as exc:
-            self._raise_mapped(exc, started=False)
+            self._raise_mapped(exc, started=False, tries=tries)
         text = clean_completion(_content_text(message.content))
         model = (message.response_metadata or {}).get("model_name") or self.model
         return Completion(text, self.name, str(model), _usage(message))
@@ -144,10 +151,16 @@ class OpenAIChatModel:
         finished = False
         model = self.model
         started = False
+        tries = Attempts()
+
+        def first_chunk(timeout: float) -> tuple[Iterator[Any], list[Any]]:
+            chunks = iter(llm.stream(payload, timeout=timeout, **kwargs))
+            return chunks, list(itertools.islice(chunks, 1))  # the request fails here if at all
+
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # see _invoke
-                for chunk in llm.stream(payload, **kwargs):
+            with _quiet_pydantic():
+                chunks, first = call_with_retries(first_chunk, self.endpoint.retry_rule, tries)
+                for chunk in itertools.chain(first, chunks):
                     started = True
                     meta = chunk.response_metadata or {}
                     finished = finished or bool(meta.get("finish_reason"))
@@ -158,7 +171,7 @@ class OpenAIChatModel:
                         parts.append(delta)
                         on_delta(delta)
         except Exception as exc:
-            self._raise_mapped(exc, started=started)
+            self._raise_mapped(exc, started=started, tries=tries)
         if started and not finished:
             raise BotError(
                 f"The LLM stream from {self.endpoint.label} was cut off (it ended without a "
@@ -166,12 +179,22 @@ class OpenAIChatModel:
             )
         return Completion(clean_completion("".join(parts)), self.name, model, usage)
 
-    def _raise_mapped(self, exc: Exception, *, started: bool) -> NoReturn:
+    def _raise_mapped(self, exc: Exception, *, started: bool, tries: Attempts) -> NoReturn:
         """Raise `exc` as a one-line BotError when it is one we know, else as it is."""
-        mapped = map_error(exc, self.endpoint, started=started)
+        mapped = map_error(exc, self.endpoint, started=started, tries=tries)
         if mapped is None:
             raise exc
         raise mapped from None
+
+
+@contextmanager
+def _quiet_pydantic() -> Iterator[None]:
+    """pydantic warns on stderr about a server's wrongly typed fields; the error (or the cleaned
+    answer) says what matters, on one line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("always", BotNotice)
+        yield
 
 
 def _content_text(content: Any) -> str:

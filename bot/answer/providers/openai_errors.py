@@ -1,21 +1,21 @@
 """Errors of OpenAI-compatible servers as one-line `BotError`s naming the server and the fix.
 
 `map_error` turns whatever langchain, the openai SDK or httpx raised into a message a user can act
-on; the API key never appears in one (key-shaped text is redacted). openai is imported on first
+on; no secret appears in one (`bot.core.secrets.redact`). openai is imported on first
 use only.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from bot.core.errors import BotError
+from bot.core.retry import Attempts, RetryRule, error_chain, refused_wait_message
+from bot.core.secrets import redact
 from bot.core.text import one_line
 
-_KEY_SHAPED = re.compile(r"(sk-[A-Za-z0-9_\-*]{6,}|Bearer\s+\S+)")
 _CONTEXT_OVERFLOW_MARKERS = (
     "context_length_exceeded",
     "context length",
@@ -46,6 +46,7 @@ class Endpoint:
     model: str
     timeout: float
     retries: int
+    deadline: float
 
     @property
     def label(self) -> str:
@@ -64,18 +65,29 @@ class Endpoint:
         return f"The LLM server at {self.label}" if self.base_url else "The OpenAI API"
 
     @property
-    def after_retries(self) -> str:
-        """ " after 2 retries", or nothing when the client does not retry."""
-        if not self.retries:
-            return ""
-        return " after 1 retry" if self.retries == 1 else f" after {self.retries} retries"
+    def retry_rule(self) -> RetryRule:
+        return RetryRule(self.deadline, self.timeout, self.retries, self.subject)
 
 
-def map_error(exc: BaseException, endpoint: Endpoint, *, started: bool) -> BotError | None:
+def _after(tries: Attempts) -> str:
+    """ " after 2 retries", or nothing when the request was not retried."""
+    if not tries.retries:
+        return ""
+    return " after 1 retry" if tries.retries == 1 else f" after {tries.retries} retries"
+
+
+def map_error(
+    exc: BaseException, endpoint: Endpoint, *, started: bool, tries: Attempts | None = None
+) -> BotError | None:
     """A one-line BotError for an exception from langchain/openai/httpx (None: not one of
-    theirs). `started`: text had already arrived, so a failure cut the stream off."""
+    theirs). `started`: text had already arrived, so a failure cut the stream off. `tries`: what
+    `call_with_retries` did."""
     if isinstance(exc, BotError):
         return exc
+    tries = tries or Attempts(timeout=endpoint.timeout)
+    refused = refused_wait_message(endpoint.subject, tries, endpoint.deadline)
+    if refused:
+        return BotError(refused)
     try:
         import openai
     except ImportError:  # pragma: no cover - langchain-openai depends on it
@@ -85,14 +97,14 @@ def map_error(exc: BaseException, endpoint: Endpoint, *, started: bool) -> BotEr
             f"The LLM stream from {endpoint.label} was cut off ({_root_reason(exc)}); try again"
         )
     if isinstance(exc, openai.APIStatusError):
-        return BotError(_status_message(exc, endpoint))
-    return _transport_error(exc, endpoint)
+        return BotError(_status_message(exc, endpoint, tries))
+    return _transport_error(exc, endpoint, tries)
 
 
 # --- the server answered with an error status ------------------------------------------------
 
 
-def _status_message(exc: Any, endpoint: Endpoint) -> str:
+def _status_message(exc: Any, endpoint: Endpoint, tries: Attempts) -> str:
     import openai
 
     for kind, message in (
@@ -104,14 +116,14 @@ def _status_message(exc: Any, endpoint: Endpoint) -> str:
         (openai.InternalServerError, _server_failed),
     ):
         if isinstance(exc, kind):
-            return message(exc, endpoint)
+            return message(exc, endpoint, tries)
     return (
         f"{endpoint.subject} answered HTTP {exc.status_code} ({_server_message(exc)}); "
         "check OPENAI_BASE_URL and BOT_OPENAI_MODEL"
     )
 
 
-def _rejected_key(exc: Any, endpoint: Endpoint) -> str:
+def _rejected_key(exc: Any, endpoint: Endpoint, tries: Attempts) -> str:
     if endpoint.base_url:
         return (
             f"The LLM server at {endpoint.label} rejected the API key (HTTP 401): "
@@ -120,30 +132,30 @@ def _rejected_key(exc: Any, endpoint: Endpoint) -> str:
     return "OpenAI rejected the API key: check OPENAI_API_KEY"
 
 
-def _denied(exc: Any, endpoint: Endpoint) -> str:
+def _denied(exc: Any, endpoint: Endpoint, tries: Attempts) -> str:
     return (
         f"{endpoint.subject} denied access to model '{endpoint.model}' (HTTP 403): "
         "check OPENAI_API_KEY and BOT_OPENAI_MODEL"
     )
 
 
-def _no_model(exc: Any, endpoint: Endpoint) -> str:
+def _no_model(exc: Any, endpoint: Endpoint, tries: Attempts) -> str:
     hint = "check BOT_OPENAI_MODEL"
     if endpoint.base_url:
         hint += " and that OPENAI_BASE_URL ends with the API prefix, usually /v1"
     return f"{endpoint.subject} has no model '{endpoint.model}' (HTTP 404): {hint}"
 
 
-def _rate_limited(exc: Any, endpoint: Endpoint) -> str:
+def _rate_limited(exc: Any, endpoint: Endpoint, tries: Attempts) -> str:
     if _error_code(exc) == "insufficient_quota":
         return f"{endpoint.subject} says the account has no quota left: check your plan and billing"
     return (
-        f"{endpoint.subject} kept rate-limiting the request (HTTP 429){endpoint.after_retries}; "
+        f"{endpoint.subject} kept rate-limiting the request (HTTP 429){_after(tries)}; "
         "wait a minute and try again"
     )
 
 
-def _bad_request(exc: Any, endpoint: Endpoint) -> str:
+def _bad_request(exc: Any, endpoint: Endpoint, tries: Attempts) -> str:
     detail = _server_message(exc)
     if _is_context_overflow(exc, detail):
         return (
@@ -157,22 +169,24 @@ def _bad_request(exc: Any, endpoint: Endpoint) -> str:
     )
 
 
-def _server_failed(exc: Any, endpoint: Endpoint) -> str:
-    return (
-        f"{endpoint.subject} failed with HTTP {exc.status_code}{endpoint.after_retries}; "
-        "try again later"
-    )
+def _server_failed(exc: Any, endpoint: Endpoint, tries: Attempts) -> str:
+    return f"{endpoint.subject} failed with HTTP {exc.status_code}{_after(tries)}; try again later"
 
 
 # --- no usable answer: timeouts, connections, malformed responses ----------------------------
 
 
-def _transport_error(exc: BaseException, endpoint: Endpoint) -> BotError | None:
+def _transport_error(exc: BaseException, endpoint: Endpoint, tries: Attempts) -> BotError | None:
     import openai
 
     reason = _root_reason(exc)
-    after = endpoint.after_retries
+    after = _after(tries)
     if isinstance(exc, openai.APITimeoutError):
+        if tries.timeout < endpoint.timeout:  # the deadline cut the last attempt short
+            return BotError(
+                f"{endpoint.subject} did not answer within BOT_LLM_DEADLINE "
+                f"({endpoint.deadline:g} s){after}; raise it or try again later"
+            )
         return BotError(
             f"{endpoint.subject} did not answer within {endpoint.timeout:g} s{after}; "
             "raise BOT_LLM_TIMEOUT or try again later"
@@ -200,10 +214,6 @@ def _transport_error(exc: BaseException, endpoint: Endpoint) -> BotError | None:
 # --- reading an error ------------------------------------------------------------------------
 
 
-def _redact(text: str) -> str:
-    return _KEY_SHAPED.sub("[redacted]", text)
-
-
 def _error_body(exc: Any) -> Any:
     """The "error" object of the JSON body the server sent, or the body itself."""
     body = getattr(exc, "body", None)  # only the SDK's APIError carries a body
@@ -215,7 +225,7 @@ def _server_message(exc: Any) -> str:
     message = inner.get("message") if isinstance(inner, dict) else inner
     if not message:
         message = getattr(exc, "message", None) or str(exc)  # the SDK's APIError has one
-    return _redact(one_line(str(message), 160))
+    return one_line(redact(str(message)), 160)
 
 
 def _error_code(exc: Any) -> str | None:
@@ -238,23 +248,9 @@ def _is_httpx_error(exc: BaseException) -> bool:
     return bool(roots & {"httpx", "httpx2", "httpcore", "httpcore2"})
 
 
-def _error_chain(exc: BaseException) -> list[BaseException]:
-    """`exc` and its causes, outermost first."""
-    chain: list[BaseException] = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        # json's scanner leaves a StopIteration as the context of "Expecting value": not a reason
-        if not isinstance(current, StopIteration) or not chain:
-            chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
-
-
 def _root_reason(exc: BaseException) -> str:
     """A short human reason from the innermost cause: 'connection refused', 'timed out'..."""
-    chain = _error_chain(exc)
+    chain = error_chain(exc)
     if any(isinstance(err, ConnectionRefusedError) for err in chain):
         return "connection refused"
     text = " ".join(str(e) for e in chain).lower()
@@ -262,6 +258,6 @@ def _root_reason(exc: BaseException) -> str:
         if needle in text:
             return reason
     inner = chain[-1]
-    detail = one_line(str(inner), 100)
+    detail = one_line(redact(str(inner)), 100)
     name = type(inner).__name__
-    return _redact(f"{name}: {detail}" if detail else name)
+    return f"{name}: {detail}" if detail else name

@@ -70,10 +70,10 @@ def human_bytes(n: int) -> str:
 
 
 def disk_full_message(data_dir: Path, needed: int, what: str) -> str:
-    """'Disk full: <data_dir> has N free; <what> needs about M more'."""
+    """'Disk full: <data_dir> has N free, and <what> needs about M'."""
     free = free_bytes(data_dir)
     free_text = "no space left" if free is None else f"{human_bytes(free)} free"
-    return f"Disk full: {data_dir} has {free_text}; {what} needs about {human_bytes(needed)} more"
+    return f"Disk full: {data_dir} has {free_text}, and {what} needs about {human_bytes(needed)}"
 
 
 def disk_full_error(data_dir: Path, needed: int, *, index_dir: Path | None = None) -> BotError:

@@ -33,7 +33,7 @@ CHUNKS_FILE = "chunks.json"  # the ids, sources and dates, row for row
 CACHE_NAME_CHARS = 120
 # The cache's size for each byte of its vectors: the BM25 postings and the chunk list add a sixth.
 CACHE_BYTES_PER_VECTOR_BYTE = 1.2
-# ... plus a disk block at least for each of its eight files.
+# ... plus a disk block at least for each of its files (seven, with room for one more).
 CACHE_FILES_BYTES = 8 * 4096
 
 

@@ -395,7 +395,7 @@ def test_foreign_or_newer_index_is_refused_by_every_command(tmp_path: Path) -> N
     for (data, cmd), proc in procs.items():
         line = one_error_line(*finish(proc))
         assert f"The index at {data / 'chroma'}" in line, (cmd, line)
-        assert "bot ingest --rebuild" in line, (cmd, line)
+        assert "bot ingest PATHS --rebuild" in line, (cmd, line)
         if data == other:
             assert "text-embedding-3-small (1536 dims)" in line, line
             assert "all-MiniLM-L6-v2" in line, line

@@ -12,12 +12,15 @@ import json
 import re
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bot.core.diskspace import disk_full_message, says_disk_full
+from bot.core.errors import BotWarning
 from bot.core.words import tokenize, tokens_version
 from bot.index.filters import Filters, passing
 
@@ -30,6 +33,10 @@ VECTORS_FILE = "vectors.npy"  # float32, one row per chunk, beside the BM25 file
 CHUNKS_FILE = "chunks.json"  # the ids, sources and dates, row for row
 # Characters of the store's location and name kept in the cache folder's name.
 CACHE_NAME_CHARS = 120
+# The cache's size for each byte of its vectors: the BM25 postings and the chunk list add a sixth.
+CACHE_BYTES_PER_VECTOR_BYTE = 1.2
+# ... plus a disk block at least for each of its files (seven, with room for one more).
+CACHE_FILES_BYTES = 8 * 4096
 
 
 @dataclass
@@ -115,7 +122,7 @@ def load_lexical_index(store: IndexReader, *, keep_chunks: bool = False) -> Lexi
     index = _load_cached(index_folder(base, generation))
     if index is None:
         index = _build(store)
-        _save(index, base, generation)
+        _save(index, base, generation, store.settings.data_dir)
         if not keep_chunks:
             index.built_from = None
     _LOADED[str(base)] = (generation, index)
@@ -185,11 +192,11 @@ def _build(store: IndexReader) -> LexicalIndex:
     )
 
 
-def _save(index: LexicalIndex, base: Path, generation: str) -> None:
+def _save(index: LexicalIndex, base: Path, generation: str, data_dir: Path) -> None:
     """Write the index to its `index_folder` (a folder renamed into place whole), and delete the
-    older generations, which are never read again. A read-only data dir: no cache, no error. A
-    folder another process wrote for this generation meanwhile is kept (it may hold the
-    snapshot, bot.index.snapshot)."""
+    older generations, which are never read again. A read-only data dir: no cache, no error; a
+    full disk: no cache, and a warning that says so. A folder another process wrote for this
+    generation meanwhile is kept (it may hold the snapshot, bot.index.snapshot)."""
     if index.vectors is None:  # no chunk: nothing worth caching
         return
     final = index_folder(base, generation)
@@ -214,5 +221,10 @@ def _save(index: LexicalIndex, base: Path, generation: str) -> None:
             if old.name not in (tmp.name, final.name):
                 shutil.rmtree(old, ignore_errors=True)
         tmp.rename(final)
-    except OSError:
+    except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if says_disk_full(exc):
+            # Searching goes on without the cache (rebuilt in memory by every process).
+            needed = int(index.vectors.nbytes * CACHE_BYTES_PER_VECTOR_BYTE) + CACHE_FILES_BYTES
+            message = disk_full_message(data_dir, needed, "the search cache")
+            warnings.warn(f"{message}; searching without it", BotWarning, stacklevel=2)

@@ -34,10 +34,13 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
+from bot.core.diskspace import says_disk_full
 from bot.core.errors import BotError
 from bot.core.settings import Settings
 from bot.index.chroma import (
     MANIFEST_VECTOR,
+    REBUILD_FIX,
+    IndexDamaged,
     collection_names,
     connection_reason,
     describe_location,
@@ -45,7 +48,10 @@ from bot.index.chroma import (
     embedding_function,
     failures_as_bot_errors,
     import_chromadb,
+    is_damage,
+    lost_collection,
     open_client,
+    rebuild_from_scratch,
     short_detail,
     store_failure,
 )
@@ -61,6 +67,10 @@ SCHEMA_VERSION = 1
 PAGE_SIZE = 5000
 # Records per write at most (Chroma's own limit, `get_max_batch_size`, may be lower).
 WRITE_BATCH = 4000
+# Bytes on disk per byte written, as Chroma stores a record: its text and metadata go into the
+# database, a string index and a full-text index; its vector into the write log and the HNSW files.
+TEXT_DISK_FACTOR = 5
+VECTOR_DISK_FACTOR = 2
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -136,14 +146,24 @@ class ArticleStore:
                 )
             except Exception as exc:
                 if not create and _is_missing_collection(exc):
+                    self._check_not_lost(name)
                     return None
                 lost = self.settings.chroma_url and connection_reason(exc) is not None
-                mapped = store_failure(self.settings, exc) if lost else None
+                known = lost or is_damage(exc) or says_disk_full(exc)
+                mapped = store_failure(self.settings, exc) if known else None
                 if mapped is not None:
                     raise mapped from exc
                 raise BotError(
                     f"Cannot open collection {name!r} at {self.location}: {short_detail(exc)}"
                 ) from exc
+
+    @_guarded
+    def _check_not_lost(self, name: str) -> None:
+        """A collection that looks missing from a damaged index raises IndexDamaged: `bot ask`
+        would otherwise load the seeds into it."""
+        reason = lost_collection(self.settings, self._client, name)
+        if reason is not None:
+            raise IndexDamaged(self.settings, reason)
 
     def _fresh_meta(self) -> dict[str, Any]:
         return {
@@ -173,7 +193,7 @@ class ArticleStore:
             raise BotError(
                 f"The index at {self.location} was written by a newer bot (schema {schema}, "
                 f"this one reads {SCHEMA_VERSION})",
-                hint="upgrade bot, or rebuild with `bot ingest --rebuild`",
+                hint=f"upgrade bot, or rebuild with {REBUILD_FIX}",
             )
         model = meta.get("embedding_model")
         dim = meta.get("embedding_dim")
@@ -182,7 +202,7 @@ class ArticleStore:
                 f"The index at {self.location} was built with embedding model {model} "
                 f"({dim} dims), but this run uses {self.embedder.name} "
                 f"({self.embedder.dimension} dims)",
-                hint="rebuild it with `bot ingest --rebuild`, or set BOT_EMBEDDING back",
+                hint=f"rebuild it with {REBUILD_FIX}, or set BOT_EMBEDDING back",
             )
 
     # -- state -----------------------------------------------------------------------------
@@ -196,6 +216,13 @@ class ArticleStore:
         """An ingest was writing and did not finish (see the module docstring)."""
         return bool(self._meta().get("dirty", False))
 
+    def _space_for(self, records: Sequence[Any] = (), vector_bytes: int = 0) -> Any:
+        """Inside: a write of `records` (metadata dicts or texts) and vectors; a failure for lack
+        of space says "disk full" with the space it needed, even when Chroma's message hides it."""
+        text_bytes = sum(len(str(r).encode("utf-8", "replace")) for r in records)
+        needed = TEXT_DISK_FACTOR * text_bytes + VECTOR_DISK_FACTOR * vector_bytes
+        return failures_as_bot_errors(self.settings, max(1, needed))
+
     @_writing
     def set_state(self, *, dirty: bool, new_generation: bool = False) -> None:
         meta = self._meta()
@@ -203,7 +230,8 @@ class ArticleStore:
         meta["dirty"] = dirty
         if new_generation:
             meta["generation"] = uuid.uuid4().hex
-        self._chunks.modify(metadata=meta)
+        with self._space_for([meta]):
+            self._chunks.modify(metadata=meta)
 
     @_guarded
     def chunk_count(self) -> int:
@@ -280,37 +308,41 @@ class ArticleStore:
     @_writing
     def upsert_articles(self, entries: Sequence[ArticleEntry]) -> None:
         for a, b in self._batches(len(entries)):
-            part = entries[a:b]
-            self._articles.upsert(
-                ids=[e.article_id for e in part],
-                embeddings=[list(MANIFEST_VECTOR)] * len(part),
-                metadatas=[e.to_metadata() for e in part],
-            )
+            metadatas = [e.to_metadata() for e in entries[a:b]]
+            with self._space_for(metadatas):
+                self._articles.upsert(
+                    ids=[e.article_id for e in entries[a:b]],
+                    embeddings=[list(MANIFEST_VECTOR)] * len(metadatas),
+                    metadatas=metadatas,
+                )
 
     @_writing
     def delete_articles(self, ids: Sequence[str]) -> None:
         """Forget articles: manifest record first, then chunks (see the module docstring)."""
         ids = list(ids)
-        for a, b in self._batches(len(ids)):
-            self._articles.delete(ids=ids[a:b])
-        for article_id in ids:
-            self._chunks.delete(where={"article_id": article_id})
+        with self._space_for():
+            for a, b in self._batches(len(ids)):
+                self._articles.delete(ids=ids[a:b])
+            for article_id in ids:
+                self._chunks.delete(where={"article_id": article_id})
 
     @_writing
     def upsert_files(self, entries: Sequence[FileEntry]) -> None:
         for a, b in self._batches(len(entries)):
-            part = entries[a:b]
-            self._files.upsert(
-                ids=[e.record_id for e in part],
-                embeddings=[list(MANIFEST_VECTOR)] * len(part),
-                metadatas=[e.to_metadata() for e in part],
-            )
+            metadatas = [e.to_metadata() for e in entries[a:b]]
+            with self._space_for(metadatas):
+                self._files.upsert(
+                    ids=[e.record_id for e in entries[a:b]],
+                    embeddings=[list(MANIFEST_VECTOR)] * len(metadatas),
+                    metadatas=metadatas,
+                )
 
     @_writing
     def delete_files(self, paths: Sequence[str]) -> None:
         ids = [file_record_id(p) for p in paths]
-        for a, b in self._batches(len(ids)):
-            self._files.delete(ids=ids[a:b])
+        with self._space_for():
+            for a, b in self._batches(len(ids)):
+                self._files.delete(ids=ids[a:b])
 
     # -- chunks ----------------------------------------------------------------------------
     @_writing
@@ -318,18 +350,22 @@ class ArticleStore:
         """Write chunks with their vectors (row i of `vectors` for `chunks[i]`)."""
         for a, b in self._batches(len(chunks)):
             part = chunks[a:b]
-            self._chunks.upsert(
-                ids=[c.chunk_id for c in part],
-                embeddings=vectors[a:b],
-                documents=[c.text for c in part],
-                metadatas=[c.to_metadata() for c in part],
-            )
+            documents = [c.text for c in part]
+            metadatas = [c.to_metadata() for c in part]
+            with self._space_for(documents + metadatas, np.asarray(vectors[a:b]).nbytes):
+                self._chunks.upsert(
+                    ids=[c.chunk_id for c in part],
+                    embeddings=vectors[a:b],
+                    documents=documents,
+                    metadatas=metadatas,
+                )
 
     @_writing
     def delete_chunk_ids(self, ids: Sequence[str]) -> None:
         ids = list(ids)
-        for a, b in self._batches(len(ids)):
-            self._chunks.delete(ids=ids[a:b])
+        with self._space_for():
+            for a, b in self._batches(len(ids)):
+                self._chunks.delete(ids=ids[a:b])
 
     def iter_chunks(self, *, with_text: bool = True) -> Iterator[StoredChunk]:
         """Every chunk, read a page at a time (without its text, unless `with_text`)."""
@@ -426,10 +462,11 @@ def import_backend(settings: Settings) -> None:
 
 def drop_index(settings: Settings) -> None:
     """Delete the index named by the settings, whichever model or bot version wrote it (for
-    `bot ingest --rebuild`, the fix for an index that `open_store` refuses)."""
+    `bot ingest PATHS --rebuild`, the fix for an index that `open_store` refuses); an embedded
+    index whose files are damaged is moved aside whole (`rebuild_from_scratch`)."""
     with failures_as_bot_errors(settings):
         retract_snapshot(settings)
-    drop_collections(open_client(settings), settings.collection)
+    rebuild_from_scratch(settings)
 
 
 def open_store(

@@ -1,0 +1,118 @@
+"""A full disk, for real: the data directory on a size-limited tmpfs mounted for the test (root
+only; skipped where mounting is impossible, since a faked ENOSPC would not show what Chroma
+really reports, which hides the cause as "Error in compaction: Failed to apply logs...").
+
+A write that fails for lack of space says "Disk full", names the data directory and the space
+free and needed, in one line; after space is freed, `bot ingest` brings the index exactly in step.
+A search cache that does not fit is a warning, and the answer still comes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.llm_server import clean_env
+from tests.test_store_faults import (
+    QUESTION,
+    SEEDS,
+    expected_state,
+    finish,
+    make_corpus,
+    one_error_line,
+    start_bot,
+)
+
+Mount = Callable[[str], Path]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Mount]:
+    """mount(size): a tmpfs of that size (e.g. "700k") at a fresh folder; unmounted after."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a size-limited filesystem here: {done.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a size-limited filesystem needs root")
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _index_state(data: Path) -> dict[str, int]:
+    """{article_id: chunks} of the index in `data`, read with the library."""
+    from chromadb.api.client import SharedSystemClient
+
+    from bot.core.settings import Settings
+    from bot.index.store import open_store
+
+    store = open_store(Settings(BOT_DATA_DIR=str(data)))
+    state: dict[str, int] = {}
+    for chunk in store.iter_chunks(with_text=False):
+        state[chunk.article_id] = state.get(chunk.article_id, 0) + 1
+    assert set(state) == set(store.article_entries())
+    SharedSystemClient.clear_system_cache()
+    return state
+
+
+def test_ingest_on_a_full_disk_says_disk_full_then_resumes(
+    small_disk: Mount, tmp_path: Path
+) -> None:
+    corpus = make_corpus(tmp_path / "news", 20)
+    disk = small_disk("700k")
+    data = disk / "data"
+    env = clean_env(data)
+    line = one_error_line(*finish(start_bot(env, "ingest", str(corpus))))
+    assert line.startswith(f"error: Disk full: {data} has "), line
+    assert "free, and writing to the index needs about " in line, line
+    assert "compaction" not in line and "Traceback" not in line, line
+    assert line.endswith(
+        "(free some space, or set BOT_DATA_DIR to a bigger disk, then run the command again)"
+    )
+
+    subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+    code, out, err = finish(start_bot(env, "ingest", str(corpus)))
+    assert code == 0, err[-2000:]
+    assert _index_state(data) == expected_state(corpus)
+
+
+def test_search_cache_on_a_full_disk_is_a_warning(small_disk: Mount) -> None:
+    disk = small_disk("8m")
+    data = disk / "data"
+    env = clean_env(data)
+    code, _, err = finish(start_bot(env, "ingest", str(SEEDS)))
+    assert code == 0, err[-2000:]
+    shutil.rmtree(data / "cache")
+    left = 16 * 1024  # room for Chroma's own small writes, not for the search cache
+    filler = os.open(disk / "filler", os.O_CREAT | os.O_WRONLY)
+    try:
+        os.posix_fallocate(filler, 0, shutil.disk_usage(disk).free - left)
+    finally:
+        os.close(filler)
+    code, out, err = finish(start_bot(env, "ask", QUESTION))
+    assert code == 0, err[-2000:]
+    assert err.splitlines() == [
+        f"warning: Disk full: {data} has 16.0 KB free, and the search cache needs about "
+        + err.split("needs about ", 1)[-1].split(";")[0]
+        + "; searching without it"
+    ], err
+    needed = err.split("needs about ", 1)[-1].split(" KB;")[0]
+    assert float(needed) > 16.0, err  # the estimate covers what did not fit
+    assert "[1]" in out  # answered, with a citation

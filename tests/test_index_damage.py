@@ -1,0 +1,91 @@
+"""A damaged embedded index, through the real CLI: real Chroma files damaged for real (truncated,
+garbled, the database deleted or emptied while the vector folders remain).
+
+Every command then fails with one `error:` line that says the index is damaged and names the fix,
+`bot ingest PATHS --rebuild`; `ask` does not load the seed articles into it. The fix works: it
+moves the damaged folder aside whole (byte for byte, never deleted), says so in one warning line,
+and builds a fresh index that answers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.llm_server import clean_env
+from tests.test_store_faults import QUESTION, SEEDS, finish, ingest_seeds, one_error_line, start_bot
+
+FIX = "rebuild it with `bot ingest PATHS --rebuild` (PATHS: the files or folders you indexed)"
+
+
+@pytest.fixture(scope="module")
+def seed_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory holding the two seed articles, built once and copied by each test."""
+    data = tmp_path_factory.mktemp("seed-index") / "data"
+    ingest_seeds(data)
+    return data
+
+
+def _garble(database: Path) -> None:
+    """Overwrite part of page 2 (SQLite pages are 4096 bytes): a table Chroma reads on open."""
+    with database.open("r+b") as f:
+        f.seek(4096 + 8)
+        f.write(bytes((i * 73 + 41) % 256 for i in range(200)))
+
+
+DAMAGE: dict[str, Callable[[Path], None]] = {
+    "truncated": lambda db: db.write_bytes(db.read_bytes()[: db.stat().st_size // 3]),
+    "garbled": _garble,
+    "deleted": lambda db: db.unlink(),
+    "emptied": lambda db: db.write_bytes(b""),
+}
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_damaged_index_names_the_fix_and_rebuild_moves_it_aside(
+    seed_index: Path, tmp_path: Path, damage: str
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(seed_index, data)
+    chroma = data / "chroma"
+    DAMAGE[damage](chroma / "chroma.sqlite3")
+    shutil.rmtree(data / "cache")  # the search cache must not hide the damage from `ask`
+    damaged = _files(chroma)
+    env = clean_env(data)
+    procs = {
+        "ask": start_bot(env, "ask", QUESTION),
+        "sources": start_bot(env, "sources"),
+        "ingest": start_bot(env, "ingest", str(SEEDS)),
+    }
+    for name, proc in procs.items():
+        line = one_error_line(*finish(proc))
+        assert line.startswith(f"error: The index in {chroma} is damaged: "), (name, line)
+        assert FIX in line, (name, line)
+        assert "permission" not in line, (name, line)
+    if damage in ("deleted", "emptied"):
+        assert "while 3 vector folders remain" in line, line
+    assert _files(chroma) == damaged  # refused without a write: no seeds loaded into it
+
+    code, out, err = finish(start_bot(env, "ingest", "--rebuild", str(SEEDS)))
+    assert code == 0, err[-2000:]
+    assert "Traceback" not in err
+    warning, *rest = err.splitlines()
+    assert not rest, err
+    aside = [p for p in data.iterdir() if p.name.startswith("chroma.damaged-")]
+    assert len(aside) == 1, list(data.iterdir())
+    assert warning.startswith(f"warning: The index in {chroma} was damaged ("), warning
+    assert warning.endswith(f"moved it to {aside[0]}; building a fresh one"), warning
+    assert _files(aside[0]) == damaged  # the user's files, moved whole, not deleted
+    assert out.startswith("2 added, 0 updated"), out
+
+    code, out, err = finish(start_bot(env, "ask", QUESTION, "--json"))
+    assert code == 0, err[-2000:]
+    assert json.loads(out)["passages"]

@@ -84,6 +84,21 @@ def _assert_exact(state: dict, expected: dict) -> None:
     assert state["files"] == expected["files"]
 
 
+# The read snapshot after a crash: no pointer, or a pointer to a complete snapshot of the
+# generation Chroma holds, with exactly Chroma's chunks.
+SNAPSHOT_STATE = (
+    "import json; from bot.core.settings import get_settings; "
+    "from bot.index.snapshot import open_snapshot, current_generation; "
+    "from bot.index.store import open_store; "
+    "st = get_settings(); s = open_store(st); pointed = current_generation(st); "
+    "snap = open_snapshot(st, s.embedder) if pointed else None; "
+    "print(json.dumps({'pointer': pointed is not None, 'opens': snap is not None, "
+    "'current': pointed == s.generation and not s.dirty, "
+    "'same': snap is not None and sorted(c.chunk_id for c in snap.chunks_where()) == "
+    "sorted(c.chunk_id for c in s.iter_chunks(with_text=False))}))"
+)
+
+
 @pytest.mark.slow
 def test_kill_9_at_random_moments_then_ingest_restores_the_exact_index(tmp_path: Path) -> None:
     corpus = _make_corpus(tmp_path / "corpus", 60)
@@ -119,6 +134,9 @@ def test_kill_9_at_random_moments_then_ingest_restores_the_exact_index(tmp_path:
             killed_mid_run += 1
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        snapshot = _run(SNAPSHOT_STATE, data_dir)
+        assert not snapshot["pointer"] or snapshot["opens"] and snapshot["current"], snapshot
+        assert not snapshot["pointer"] or snapshot["same"], snapshot
         if trial % 2 == 1:  # half the time, check the repaired state right away
             report = _run(INGEST, data_dir, str(corpus))
             assert report["failed"] == 0
@@ -127,6 +145,8 @@ def test_kill_9_at_random_moments_then_ingest_restores_the_exact_index(tmp_path:
     _assert_exact(_run(STATE, data_dir), expected)
     again = _run(INGEST, data_dir, str(corpus))
     assert again["chunks_embedded"] == 0 and again["unchanged"] == 60
+    snapshot = _run(SNAPSHOT_STATE, data_dir)
+    assert snapshot == {"pointer": True, "opens": True, "current": True, "same": True}
     assert killed_mid_run >= trials // 2, f"only {killed_mid_run} kills landed mid-run"
 
 

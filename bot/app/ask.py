@@ -348,6 +348,7 @@ def _checked(
     checked sentences and the passages they cite marked `cited`, or still a refusal. Adds
     "checking" to its timings."""
     from bot.answer.checking import check_answer
+    from bot.answer.disagreement import add_disagreements
 
     t0 = time.perf_counter()
     if prefetch is not None:
@@ -364,4 +365,5 @@ def _checked(
         result.answer, result.refused = checked.answer, False
         result.sentences = checked.sentences
         result.passages = mark_cited(result.passages, checked.sentences)
+        add_disagreements(result, embedder, focus=result.question)
     return result

@@ -180,7 +180,12 @@ def _notes_from(
     if not text:
         return [], False
     checked = check_answer(
-        text, list(given.values()), embedder=None, min_support=min_support, clauses=False
+        text,
+        list(given.values()),
+        embedder=None,
+        min_support=min_support,
+        clauses=False,
+        names=False,
     )
     run.dropped.update(checked.dropped)
     notes = []

@@ -3,7 +3,11 @@
 - Dense: the question's vector against Chroma's HNSW index (the store's `dense_ids`, filtered).
 - Lexical: BM25 over every chunk (bot.index.keyword), whose per-generation cache also holds every
   chunk's stored vector, which MMR compares.
-- Fusion: reciprocal rank fusion, `sum(1 / (60 + rank))` over the two rankings.
+- Fusion: reciprocal rank fusion, `sum(1 / (60 + rank))` over the two rankings, and a third one
+  of the chunks holding a rare name of the question: a name (capitalised, or with a digit) that at
+  most RARE_TERM_MAX_CHUNKS chunks hold names one story, whatever the dense ranking thinks of it.
+  The Retrieval says which passages hold each rare name, and which names no chunk holds, so the
+  answer can refuse rather than answer about something else.
 - Diversity: maximal marginal relevance over the candidates' vectors, where two chunks of one
   article count as more alike than their vectors say, so one article does not fill every slot.
 """
@@ -11,15 +15,17 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bot.core.errors import BotError
 from bot.core.types import Passage
+from bot.core.words import stopwords, tokenize
 from bot.index.filters import Filters, list_names, match_outlet
 from bot.index.keyword import LexicalIndex, load_lexical_index
 from bot.index.records import StoredChunk, article_of
@@ -40,6 +46,12 @@ MIN_FETCH = 30
 SPARES_PER_PASSAGE = 2
 # Times the choice is made again when chosen chunks are gone since the BM25 cache was built.
 MAX_CHOICES = 3
+# A question's name held by at most this many chunks is rare: those chunks are the story asked
+# about, while a name most articles mention says little about which chunk answers.
+RARE_TERM_MAX_CHUNKS = 3
+# A question word that counts as a name: capitalised anywhere ("Crepriquasha", "Lumora funding?":
+# question words and other openers are stopwords), or holding a digit ("Quorvel2").
+_NAME_RE = re.compile(r"\b(?:[A-Z][\w'’-]*|\w*\d\w*)")
 
 
 def resolve_source(store: ArticleStore, name: str | None) -> str | None:
@@ -103,6 +115,27 @@ class Retrieval:
     passages: list[Passage]
     best_dense: float
     timings_ms: dict[str, float]
+    # Names of the question that few chunks hold, each with the passages (numbers) holding it.
+    rare_terms: dict[str, list[int]] = field(default_factory=dict)
+    # Names of the question that no chunk passing the filters holds.
+    unmatched_terms: list[str] = field(default_factory=list)
+
+
+def question_names(question: str) -> list[str]:
+    """The question's words that count as names (see _NAME_RE), once each, without stopwords."""
+    stops = stopwords()
+    words = [w for w in _NAME_RE.findall(question) if len(w) > 1 and tokenize(w)]
+    return list(dict.fromkeys(w for w in words if w.lower() not in stops))
+
+
+def _rare_ranking(
+    names: dict[str, list[str]], lexical_ids: list[str]
+) -> tuple[list[str], list[str]]:
+    """(the chunks holding a rare name, in BM25 order, then the rest; the names none holds)."""
+    rare = {cid for ids in names.values() if len(ids) <= RARE_TERM_MAX_CHUNKS for cid in ids}
+    position = {cid: i for i, cid in enumerate(lexical_ids)}
+    ranking = sorted(rare, key=lambda cid: (position.get(cid, len(position)), cid))
+    return ranking, [name for name, ids in names.items() if not ids]
 
 
 @dataclass
@@ -214,15 +247,24 @@ def retrieve_passages(
     with _timed(timings, "bm25"):
         if mode in ("hybrid", "bm25"):
             lexical_ids = [cid for cid, _ in lexical.search(question, fetch_k, filters)]
+        names = lexical.term_chunks(question_names(question), filters)
+        rare_ids, unmatched = _rare_ranking(names, lexical_ids)
     with _timed(timings, "fuse_mmr"):
         hybrid = mode == "hybrid"
-        fused = rrf_fuse([dense_ids, lexical_ids])  # one of them is empty unless hybrid
+        # One of the first two is empty unless hybrid; rare names weigh in hybrid only.
+        fused = rrf_fuse([dense_ids, lexical_ids, rare_ids if hybrid else []])
         found = _candidates(store, lexical, qvec, fused, None if hybrid else SPARES_PER_PASSAGE * k)
         if found is None:
-            return Retrieval([], 0.0, timings)
+            return Retrieval([], 0.0, timings, unmatched_terms=unmatched)
         lambda_ = mmr_lambda if hybrid else None
         order, chunks = _fetch_chosen(store, found, lambda gone: found.pick(k, lambda_, gone))
     passages = _passages(found, order, chunks)
     if passages:  # the checker and extractive reuse the stored vectors
         store.embedder.remember([p.text for p in passages], found.vectors[order])
-    return Retrieval(passages, float(found.dense.max()), timings)
+    by_chunk = {p.chunk_id: p.n for p in passages}
+    rare = {
+        name: [by_chunk[cid] for cid in ids if cid in by_chunk]
+        for name, ids in names.items()
+        if 0 < len(ids) <= RARE_TERM_MAX_CHUNKS
+    }
+    return Retrieval(passages, float(found.dense.max()), timings, rare, unmatched)

@@ -94,19 +94,21 @@ def test_outlets_that_disagree_on_a_toll_are_reported_newest_first(embedder) -> 
     assert all(s.supported for s in added)
 
 
-def test_ask_gives_every_value_with_its_citation_and_json_carries_them(
-    tmp_path: Path,
-) -> None:
-    from bot.app.ask import AskOptions, answer_question
+def _index_storm(folder: Path) -> None:
     from bot.app.ingest import ingest_paths
 
-    folder = tmp_path / "news"
     folder.mkdir()
     for p in STORM:
         front = f"---\ntitle: Storm surge in Belmora\nsource: {p.article_id}\n"
         front += f"published: {p.published}\n---\n"
         (folder / f"{p.article_id}.md").write_text(front + p.text + "\n", encoding="utf-8")
     ingest_paths([folder], get_settings())
+
+
+def test_ask_gives_every_value_with_its_citation_and_json_carries_them(tmp_path: Path) -> None:
+    from bot.app.ask import AskOptions, answer_question
+
+    _index_storm(tmp_path / "news")
     result = answer_question(
         "How many people died in the Belmora storm surge?", AskOptions(llm="extractive")
     )
@@ -115,10 +117,29 @@ def test_ask_gives_every_value_with_its_citation_and_json_carries_them(
     assert len(data["disagreements"]) == 1
     entry = data["disagreements"][0]
     assert [v["value"] for v in entry["values"]] == ["11", "10", "Nine"]
-    by_value = {v["value"]: v["citations"] for v in entry["values"]}
-    for value, cited in by_value.items():
-        sentence = next(s for s in data["sentences"] if value in s["text"])
-        assert sentence["citations"] == cited
+    for value in entry["values"]:
+        sentence = next(s for s in data["sentences"] if value["value"] in s["text"])
+        assert sentence["citations"] == value["citations"]
+
+
+def test_a_model_answer_is_held_to_the_same_rules(tmp_path: Path) -> None:
+    """A model that co-cites every outlet for one toll: the outlets stating other tolls lose the
+    citation, and the disagreement is reported with their own sentences."""
+    from bot.app.ask import answer_question
+
+    from .fakes import FakeChatModel, fake_provider
+
+    _index_storm(tmp_path / "news")
+    model = FakeChatModel("The storm surge in Belmora killed 11 people [1][2][3].")
+    result = answer_question(
+        "How many people died in the Belmora storm surge?", provider=fake_provider(model)
+    )
+    by_n = {p.n: p for p in result.passages}
+    first = result.sentences[0]
+    assert [by_n[n].source for n in first.citations] == ["tidewater-news"]
+    assert any("other numbers or names" in w for w in result.warnings)
+    assert [v.value for v in result.disagreements[0].values] == ["11", "10", "Nine"]
+    assert len(result.sentences) == 3
 
 
 def test_a_rare_name_of_the_question_brings_its_chunks_in(tmp_path: Path) -> None:
@@ -135,14 +156,17 @@ def test_a_rare_name_of_the_question_brings_its_chunks_in(tmp_path: Path) -> Non
             f"housing initiative will cost {20 + i} million dorins and build {100 + i} homes."
         )
         (folder / f"{town}.md").write_text(f"---\ntitle: {town} initiative\n---\n{body}\n")
-    (folder / "rare.md").write_text(
-        "---\ntitle: Grant for river pumps\n---\nThe Crepriquasha fund pays 3 million dorins "
-        "for river pumps in the valley, its board said.\n"
+    (folder / "rare.md").write_text(  # a football report that names the sponsor once
+        "---\ntitle: Eastvale win the derby\n---\nEastvale beat Northport 3-1 on Saturday in "
+        "front of a full stadium. The winger scored twice before half time and the keeper saved "
+        "a penalty. Fans sang in the rain, and the shirt sponsor Crepriquasha paid for the away "
+        "fans' buses.\n"
     )
     ingest_paths([folder], get_settings())
     store = open_store(get_settings())
     question = "How much will the Crepriquasha initiative cost, says Zanthor?"
-    found = retrieve_passages(question, store, k=3, fetch_k=4, mmr_lambda=1.0)
+    found = retrieve_passages(question, store, k=3, fetch_k=8)
     holding = [p.n for p in found.passages if "Crepriquasha" in p.text]
-    assert holding and found.rare_terms == {"Crepriquasha": holding}
+    # Below the chunks both rankings agree on, chosen once its rare name counts.
+    assert holding == [3] and found.rare_terms == {"Crepriquasha": [3]}
     assert found.unmatched_terms == ["Zanthor"]

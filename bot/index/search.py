@@ -3,11 +3,12 @@
 - Dense: the question's vector against Chroma's HNSW index (the store's `dense_ids`, filtered).
 - Lexical: BM25 over every chunk (bot.index.keyword), whose per-generation cache also holds every
   chunk's stored vector, which MMR compares.
-- Fusion: reciprocal rank fusion, `sum(1 / (60 + rank))` over the two rankings, and a third one
-  of the chunks holding a rare name of the question: a name (capitalised, or with a digit) that at
-  most RARE_TERM_MAX_CHUNKS chunks hold names one story, whatever the dense ranking thinks of it.
-  The Retrieval says which passages hold each rare name, and which names no chunk holds, so the
-  answer can refuse rather than answer about something else.
+- Fusion: reciprocal rank fusion, `sum(1 / (60 + rank))` over the two rankings.
+- Rare names: a name of the question (capitalised, or with a digit) that at most
+  RARE_TERM_MAX_CHUNKS chunks hold names one story. When none of its chunks is chosen, whatever
+  the dense ranking thinks of them, its best chunk by BM25 takes the last place (for at most
+  MAX_RARE_SLOTS names). The Retrieval says which passages hold each rare name, and which names
+  no chunk holds, so the answer can refuse rather than answer about something else.
 - Diversity: maximal marginal relevance over the candidates' vectors, where two chunks of one
   article count as more alike than their vectors say, so one article does not fill every slot.
 """
@@ -49,6 +50,9 @@ MAX_CHOICES = 3
 # A question's name held by at most this many chunks is rare: those chunks are the story asked
 # about, while a name most articles mention says little about which chunk answers.
 RARE_TERM_MAX_CHUNKS = 3
+# Places a rare name may take from the fused choice: enough for the story asked about, while the
+# passages both rankings agree on keep the others.
+MAX_RARE_SLOTS = 1
 # A question word that counts as a name: capitalised anywhere ("Crepriquasha", "Lumora funding?":
 # question words and other openers are stopwords), or holding a digit ("Quorvel2").
 _NAME_RE = re.compile(r"\b(?:[A-Z][\w'’-]*|\w*\d\w*)")
@@ -128,14 +132,29 @@ def question_names(question: str) -> list[str]:
     return list(dict.fromkeys(w for w in words if w.lower() not in stops))
 
 
-def _rare_ranking(
-    names: dict[str, list[str]], lexical_ids: list[str]
-) -> tuple[list[str], list[str]]:
-    """(the chunks holding a rare name, in BM25 order, then the rest; the names none holds)."""
-    rare = {cid for ids in names.values() if len(ids) <= RARE_TERM_MAX_CHUNKS for cid in ids}
+def _rare_chunks(names: dict[str, list[str]], lexical_ids: list[str]) -> list[list[str]]:
+    """The chunks of each rare name, best BM25 rank first; names with a better-ranked chunk
+    first."""
     position = {cid: i for i, cid in enumerate(lexical_ids)}
-    ranking = sorted(rare, key=lambda cid: (position.get(cid, len(position)), cid))
-    return ranking, [name for name, ids in names.items() if not ids]
+    rank = lambda cid: (position.get(cid, len(position)), cid)  # noqa: E731
+    groups = [
+        sorted(ids, key=rank) for ids in names.values() if 0 < len(ids) <= RARE_TERM_MAX_CHUNKS
+    ]
+    return sorted(groups, key=lambda ids: rank(ids[0]))
+
+
+def _with_rare(picked: list[int], rare_rows: list[list[int]], gone: set[int]) -> list[int]:
+    """`picked` with the best row of each rare name none of whose rows is picked in the last
+    places (at most MAX_RARE_SLOTS of them)."""
+    out = list(picked)
+    slots = 0
+    for rows in rare_rows:
+        rows = [r for r in rows if r not in gone]
+        if not rows or any(r in out for r in rows) or slots >= MAX_RARE_SLOTS or not out:
+            continue
+        slots += 1
+        out[len(out) - slots] = rows[0]
+    return out
 
 
 @dataclass
@@ -248,23 +267,29 @@ def retrieve_passages(
         if mode in ("hybrid", "bm25"):
             lexical_ids = [cid for cid, _ in lexical.search(question, fetch_k, filters)]
         names = lexical.term_chunks(question_names(question), filters)
-        rare_ids, unmatched = _rare_ranking(names, lexical_ids)
+        unmatched = [name for name, ids in names.items() if not ids]
+        rare = _rare_chunks(names, lexical_ids) if mode == "hybrid" else []
     with _timed(timings, "fuse_mmr"):
         hybrid = mode == "hybrid"
-        # One of the first two is empty unless hybrid; rare names weigh in hybrid only.
-        fused = rrf_fuse([dense_ids, lexical_ids, rare_ids if hybrid else []])
+        fused = rrf_fuse([dense_ids, lexical_ids])  # one of them is empty unless hybrid
+        for cid in (cid for ids in rare for cid in ids):
+            fused.setdefault(cid, 0.0)  # a candidate, whatever either ranking says
         found = _candidates(store, lexical, qvec, fused, None if hybrid else SPARES_PER_PASSAGE * k)
         if found is None:
             return Retrieval([], 0.0, timings, unmatched_terms=unmatched)
         lambda_ = mmr_lambda if hybrid else None
-        order, chunks = _fetch_chosen(store, found, lambda gone: found.pick(k, lambda_, gone))
+        row = {cid: i for i, cid in enumerate(found.ids)}
+        rare_rows = [[row[c] for c in ids if c in row] for ids in rare]
+        order, chunks = _fetch_chosen(
+            store, found, lambda gone: _with_rare(found.pick(k, lambda_, gone), rare_rows, gone)
+        )
     passages = _passages(found, order, chunks)
     if passages:  # the checker and extractive reuse the stored vectors
         store.embedder.remember([p.text for p in passages], found.vectors[order])
     by_chunk = {p.chunk_id: p.n for p in passages}
-    rare = {
+    holding = {
         name: [by_chunk[cid] for cid in ids if cid in by_chunk]
         for name, ids in names.items()
         if 0 < len(ids) <= RARE_TERM_MAX_CHUNKS
     }
-    return Retrieval(passages, float(found.dense.max()), timings, rare, unmatched)
+    return Retrieval(passages, float(found.dense.max()), timings, holding, unmatched)

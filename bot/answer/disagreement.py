@@ -51,8 +51,9 @@ if TYPE_CHECKING:
 SAME_THING_COSINE = 0.55
 # Without an embedder: share of content words (values aside) two statements of one fact share.
 SAME_THING_JACCARD = 0.5
-# The clauses that carry the two values must be about the same part of the fact.
-CLAUSE_COSINE = 0.5
+# The clauses that carry the two values must be about the same part of the fact (short clauses
+# embed noisily: a paraphrased clause of a fact can sit just under 0.5).
+CLAUSE_COSINE = 0.45
 # Value kinds in the order they are compared: a count that differs outweighs a differing name.
 KIND_ORDER = ("number", "date", "name")
 # Fewer content words than this and a sentence cannot say what its number is about.
@@ -204,11 +205,14 @@ def _collect(
         if pair is None:
             continue
         mine, theirs = pair
+        # One disagreement per thing: a value already reported joins its entry.
         entry = next(
-            (f for f in found if f.kind == mine.kind and mine.key in f.sides), None
-        ) or _Found(_about(text, mine), mine.kind, {mine.key: (mine, anchor)})
+            (f for f in found if f.kind == mine.kind and {mine.key, theirs.key} & set(f.sides)),
+            None,
+        ) or _Found(_about(text, mine), mine.kind, {})
         if entry not in found:
             found.append(entry)
+        entry.sides.setdefault(mine.key, (mine, anchor))
         entry.sides.setdefault(theirs.key, (theirs, rival))
 
 

@@ -5,10 +5,11 @@
   chunk's stored vector, which MMR compares.
 - Fusion: reciprocal rank fusion, `sum(1 / (60 + rank))` over the two rankings.
 - Rare names: a name of the question (capitalised, or with a digit) that at most
-  RARE_TERM_MAX_CHUNKS chunks hold names one story. When none of its chunks is chosen, whatever
-  the dense ranking thinks of them, its best chunk by BM25 takes the last place (for at most
-  MAX_RARE_SLOTS names). The Retrieval says which passages hold each rare name, and which names
-  no chunk holds, so the answer can refuse rather than answer about something else.
+  RARE_TERM_MAX_CHUNKS chunks hold names one story. When BM25 ranks one of them among its first
+  k and none is chosen, whatever the dense ranking thinks of them, its best chunk takes the last
+  place (for at most MAX_RARE_SLOTS names). The Retrieval says which passages hold each rare
+  name, and which names no chunk holds, so the answer can refuse rather than answer about
+  something else.
 - Diversity: maximal marginal relevance over the candidates' vectors, where two chunks of one
   article count as more alike than their vectors say, so one article does not fill every slot.
 """
@@ -132,15 +133,16 @@ def question_names(question: str) -> list[str]:
     return list(dict.fromkeys(w for w in words if w.lower() not in stops))
 
 
-def _rare_chunks(names: dict[str, list[str]], lexical_ids: list[str]) -> list[list[str]]:
-    """The chunks of each rare name, best BM25 rank first; names with a better-ranked chunk
-    first."""
+def _rare_chunks(names: dict[str, list[str]], lexical_ids: list[str], k: int) -> list[list[str]]:
+    """The chunks of each rare name, best BM25 rank first, for the names whose best chunk BM25
+    ranks among its first `k` (the question is about it, not only naming it in passing); names
+    with a better-ranked chunk first."""
     position = {cid: i for i, cid in enumerate(lexical_ids)}
     rank = lambda cid: (position.get(cid, len(position)), cid)  # noqa: E731
     groups = [
         sorted(ids, key=rank) for ids in names.values() if 0 < len(ids) <= RARE_TERM_MAX_CHUNKS
     ]
-    return sorted(groups, key=lambda ids: rank(ids[0]))
+    return sorted((g for g in groups if rank(g[0])[0] < k), key=lambda ids: rank(ids[0]))
 
 
 def _with_rare(picked: list[int], rare_rows: list[list[int]], gone: set[int]) -> list[int]:
@@ -268,7 +270,7 @@ def retrieve_passages(
             lexical_ids = [cid for cid, _ in lexical.search(question, fetch_k, filters)]
         names = lexical.term_chunks(question_names(question), filters)
         unmatched = [name for name, ids in names.items() if not ids]
-        rare = _rare_chunks(names, lexical_ids) if mode == "hybrid" else []
+        rare = _rare_chunks(names, lexical_ids, k) if mode == "hybrid" else []
     with _timed(timings, "fuse_mmr"):
         hybrid = mode == "hybrid"
         fused = rrf_fuse([dense_ids, lexical_ids])  # one of them is empty unless hybrid

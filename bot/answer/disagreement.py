@@ -101,25 +101,29 @@ def _values(text: str) -> list[Value]:
 
 
 class _Similarity:
-    """Cosines between texts, embedded once (content-word Jaccard without an embedder)."""
+    """Cosines between texts, each embedded once, in batches as they are added (content-word
+    Jaccard on the cosine's scale without an embedder)."""
 
-    def __init__(self, embedder: Embedder | None, texts: Sequence[str]) -> None:
-        self.index = {t: i for i, t in enumerate(dict.fromkeys(texts))}
-        self.vectors: np.ndarray | None = None
-        if embedder is not None and self.index:
-            vectors = np.asarray(embedder.embed(list(self.index)), dtype=np.float32)
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            self.vectors = np.nan_to_num(vectors / np.where(norms > 0, norms, 1.0))
+    def __init__(self, embedder: Embedder | None) -> None:
+        self.embedder = embedder
+        self.vectors: dict[str, np.ndarray] = {}
+
+    def add(self, texts: Sequence[str]) -> None:
+        missing = [t for t in dict.fromkeys(texts) if t not in self.vectors]
+        if self.embedder is None or not missing:
+            return
+        vectors = np.asarray(self.embedder.embed(missing), dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = np.nan_to_num(vectors / np.where(norms > 0, norms, 1.0))
+        self.vectors.update(zip(missing, vectors, strict=True))
 
     def __call__(self, a: str, b: str) -> float:
-        if self.vectors is None:
+        if self.embedder is None:
             wa = {w for w in content_words(a) if not w[:1].isdigit()}
             wb = {w for w in content_words(b) if not w[:1].isdigit()}
-            union = wa | wb
-            return (
-                len(wa & wb) / len(union) / SAME_THING_JACCARD * SAME_THING_COSINE if union else 0
-            )
-        return float(self.vectors[self.index[a]] @ self.vectors[self.index[b]])
+            share = len(wa & wb) / len(wa | wb) if wa | wb else 0.0
+            return share / SAME_THING_JACCARD * SAME_THING_COSINE
+        return float(self.vectors[a] @ self.vectors[b])
 
 
 def find_disagreements(
@@ -159,23 +163,28 @@ def _find(
         for _, text in news_sentences(replace_surrogates(p.text), str(p.title or ""))
         if (claim := _claim(text, [p.n], [p]))
     ]
-    texts = [focus] if focus else []
-    for claim in anchors + others:
-        texts += [claim.text] + [c for c, _ in claim.clauses]
-    similar = _Similarity(embedder, texts)
+    similar = _Similarity(embedder)
+    # Whole sentences first (the answerer embedded most of them already), then the clauses of
+    # the pairs that are about the same thing.
+    similar.add([focus] * bool(focus) + [c.text for c in anchors + others])
     focus_names = stated_names(focus) if focus else set()
-    found: list[_Found] = []
+    pairs = []
     for anchor in anchors:
         articles = {by_n[n].article_id for n in anchor.citations if n in by_n}
-        for clause, values in _focus_clauses(anchor, focus, similar):
-            rivals = [
-                c
-                for c in others
-                if c.article not in articles
-                and focus_names <= word_set(by_n[c.citations[0]].text)
-                and similar(anchor.text, c.text) >= SAME_THING_COSINE
-            ]
-            _collect(found, anchor, (clause, values), rivals, similar)
+        rivals = [
+            c
+            for c in others
+            if c.article not in articles
+            and focus_names <= word_set(by_n[c.citations[0]].text)
+            and similar(anchor.text, c.text) >= SAME_THING_COSINE
+        ]
+        if rivals:
+            pairs.append((anchor, rivals))
+    similar.add([c for a, rivals in pairs for claim in (a, *rivals) for c, _ in claim.clauses])
+    found: list[_Found] = []
+    for anchor, rivals in pairs:
+        for clause in _focus_clauses(anchor, focus, similar):
+            _collect(found, anchor, clause, rivals, similar)
     return _report(found, sentences)
 
 

@@ -57,12 +57,14 @@ def test_a_sentence_never_cites_the_outlet_that_states_another_number() -> None:
     assert alone.citations == [2]  # kept, so the reader sees which passage was claimed
 
 
-def test_a_name_the_passage_does_not_state_fails_its_citation() -> None:
-    passages = [passage(1, "a", "", "Eastvale FC named Pavel Linde as their new head coach.")]
-    wrong = check_answer("Eastvale FC named Dario Mensa as their new head coach [1].", passages)
-    assert not wrong.sentences[0].supported
-    right = check_answer("Eastvale FC named Pavel Linde as their new head coach [1].", passages)
-    assert right.sentences[0].supported
+def test_a_passage_naming_someone_else_loses_its_co_citation() -> None:
+    passages = [
+        passage(1, "a", "", "Eastvale FC named Pavel Linde as their new head coach on Friday."),
+        passage(2, "b", "", "Eastvale FC named Dario Mensa as their new head coach on Friday."),
+    ]
+    answer = "Eastvale FC named Pavel Linde as their new head coach [1][2]."
+    sentence = check_answer(answer, passages).sentences[0]
+    assert sentence.citations == [1] and sentence.mismatched == [2] and sentence.supported
 
 
 def test_near_identical_names_and_numbers_each_cite_their_own_passage(embedder) -> None:

@@ -10,8 +10,8 @@ Support score of a sentence against one passage, in [0, 1]:
                embedded)
     support  = lexical                                         without an embedder
              = LEXICAL_WEIGHT * lexical + (1 - LEXICAL_WEIGHT) * semantic   with one
-    and if the sentence states a number or a name (bot.core.values) the passage does not
-    contain, support is capped at NUMBER_MISMATCH_CAP.
+    and if the sentence states a number the passage does not contain, support is capped at
+    NUMBER_MISMATCH_CAP.
 
 MiniLM cosines between a sentence and its own paraphrase sit around 0.6-0.9 and between unrelated
 news sentences around 0.0-0.25, hence the rescaling. With the default threshold (0.45) and no
@@ -36,8 +36,9 @@ holding MISMATCH_COVERAGE of the other words of a clause that states numbers or 
 those numbers and names. "15 people were injured" never cites the outlet that says 12, however
 close the wording; a passage cited for the other clause of a sentence joining two facts stays.
 Those removed are kept in `CheckedSentence.mismatched` (the outlets that may disagree). When no
-cited passage states them all, the sentence keeps its citations and is unsupported, its
-`unsupported_part` the clause stating what none of them states.
+cited passage states its numbers, the sentence keeps its citations and is unsupported, its
+`unsupported_part` the clause stating what none of them states; a name alone does not fail a
+sentence's only citations (an article names people across its passages).
 
 Sentences with fewer than MIN_CONTENT_WORDS content words (headings, "In short:", "Yes.") are
 neutral: never marked unsupported, and no citation is attached to them, unless every number they
@@ -75,8 +76,7 @@ MAX_EMBEDDED_SENTENCES = 200
 MIN_SHARED_WORDS = 2
 # Fewer content words than this and a sentence is a heading or a connective, not a claim.
 MIN_CONTENT_WORDS = 2
-# A sentence stating a number or name its passage lacks scores at most this: below any threshold
-# in use.
+# A sentence stating a number its passage lacks scores at most this: below any threshold in use.
 NUMBER_MISMATCH_CAP = 0.3
 # Words decide more than vectors: a wrong name shares a vector neighbourhood, not the word.
 LEXICAL_WEIGHT = 0.6
@@ -183,12 +183,13 @@ def check_answer(
     min_support: float = 0.45,
     attach_uncited: bool = True,
     clauses: bool = True,
-    names: bool = True,
+    drop_mismatched: bool = True,
 ) -> CheckResult:
     """Check each sentence of `answer` against the passages (see module docstring). Never raises.
 
     `clauses=False` judges each sentence only as a whole (the clause check is then skipped);
-    `names=False` holds citations to numbers only, as a draft that is checked again later is."""
+    `drop_mismatched=False` keeps the citations of passages that tell a part of the sentence
+    otherwise (a draft, checked again later)."""
     try:
         return _check(
             answer,
@@ -197,7 +198,7 @@ def check_answer(
             min_support,
             attach_uncited=attach_uncited,
             clauses=clauses,
-            names=names,
+            drop_mismatched=drop_mismatched,
         )
     except Exception:  # noqa: BLE001 - last resort: an unchecked but safe result
         text = tidy(MARKER_RE.sub(" ", replace_surrogates(answer)))
@@ -219,7 +220,6 @@ class _Context:
     cosines: list[dict[int, float]] | None
     min_support: float
     attach_uncited: bool
-    names: bool = True  # names count with numbers (see check_answer)
 
 
 def _check(
@@ -230,7 +230,7 @@ def _check(
     *,
     attach_uncited: bool,
     clauses: bool = True,
-    names: bool = True,
+    drop_mismatched: bool = True,
 ) -> CheckResult:
     found = segments(answer)
     by_n: dict[int, Passage] = {}
@@ -245,7 +245,6 @@ def _check(
         ),
         min_support=min_support,
         attach_uncited=attach_uncited,
-        names=names,
     )
     first = _first_sentence(found)
     refused = first is None or is_refusal(first.text)
@@ -261,7 +260,7 @@ def _check(
     if clause_checks:
         _check_clauses(clause_checks, checked, context, embedder, min_support)
     for segment, sentence in zip(found, checked, strict=True):
-        if names:
+        if drop_mismatched:
             _drop_mismatched(segment.text, sentence, context)
     return CheckResult(
         answer=join_segments(found, [c.citations for c in checked]) if found else "",
@@ -306,12 +305,10 @@ def _scores(index: int, words: list[str], text: str, context: _Context) -> dict[
     scores: dict[int, float] = {}
     cosines = context.cosines
     numbers = stated_numbers(text)
-    names = stated_names(text) if context.names else set()
     for n, passage_words in context.passage_words.items():
         lexical, numbers_ok = lexical_support(words, passage_words, numbers)
         cosine = cosines[index].get(n) if cosines and index < len(cosines) else None
-        values_ok = numbers_ok and names <= context.passage_names[n]
-        scores[n] = combine_support(lexical, cosine, values_ok)
+        scores[n] = combine_support(lexical, cosine, numbers_ok)
     return scores
 
 
@@ -333,7 +330,9 @@ def _drop_mismatched(text: str, sentence: CheckedSentence, context: _Context) ->
         sentence.mismatched = [n for n in sentence.citations if n not in kept]
         sentence.citations = kept
         return
-    # No cited passage states them: the sentence keeps the citations it claimed, flagged.
+    if all(numbers <= context.passage_words[n] for n in sentence.citations):
+        return  # only a name differs: the wording decides, as for any other word
+    # No cited passage states its numbers: it keeps the citations it claimed, flagged.
     sentence.supported = False
     sentence.support = min(sentence.support, NUMBER_MISMATCH_CAP)
     if not sentence.unsupported_part:
@@ -421,16 +420,13 @@ def _check_clauses(
     (a sentence that joins two passages' facts). A clause no passage supports makes its sentence
     unsupported, names the clause in `unsupported_part`, and caps the sentence's support at the
     clause's. Clauses whose words alone decide are not embedded: only the doubtful ones are."""
+    passage_words = context.passage_words
     # (row, clause text, its per-passage lexical scores and number checks)
     rows: list[tuple[int, str, dict[int, tuple[float, bool]]]] = []
     for row, parts in items:
         for part in parts:
             words, numbers = content_words(part), stated_numbers(part)
-            names = stated_names(part) if context.names else set()
-            lexical = {}
-            for n, pw in context.passage_words.items():
-                share, numbers_ok = lexical_support(words, pw, numbers)
-                lexical[n] = (share, numbers_ok and names <= context.passage_names[n])
+            lexical = {n: lexical_support(words, pw, numbers) for n, pw in passage_words.items()}
             rows.append((row, part, lexical))
 
     def score(lexical: tuple[float, bool], cosine: float | None) -> float:

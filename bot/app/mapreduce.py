@@ -185,7 +185,7 @@ def _notes_from(
         embedder=None,
         min_support=min_support,
         clauses=False,
-        names=False,
+        drop_mismatched=False,
     )
     run.dropped.update(checked.dropped)
     notes = []

@@ -221,7 +221,7 @@ def _check_summary(
         min_support=settings.min_support,
         attach_uncited=False,
         clauses=False,
-        names=False,
+        drop_mismatched=False,
     )
     run.dropped.update(first.dropped)
     pool = _cocite_pool(first.answer, given, everything, settings.min_support)

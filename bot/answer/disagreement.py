@@ -237,10 +237,14 @@ def _differing(
         mine = [v for v in values if v.kind == kind]
         theirs = [v for v in other_values if v.kind == kind]
         keys, other_keys = {v.key for v in mine}, {v.key for v in theirs}
-        for a in (v for v in mine if v.key not in other_keys):
-            b = next((v for v in theirs if v.key not in keys and v.scaled == a.scaled), None)
-            if b is None:
-                continue
+        pairs = [
+            (a, b)
+            for a in mine
+            if a.key not in other_keys
+            for b in theirs
+            if b.key not in keys and b.scaled == a.scaled
+        ]
+        for a, b in pairs:
             if kind == "name" and (
                 set(a.key.split()) <= other_claim.passage_words
                 or set(b.key.split()) <= claim.passage_words
@@ -249,7 +253,8 @@ def _differing(
             if _own_subject(text, a, other_claim) and _own_subject(other_text, b, claim):
                 return None  # each names something the other never mentions: two subjects
             return a, b
-        return None
+        if pairs:
+            return None  # this kind differs, but not as one thing: a later kind cannot
     return None
 
 

@@ -405,14 +405,14 @@ def test_clauses_of(sentence: str, expected: list[str]) -> None:
 def test_unsupported_trailing_clause_fails_the_sentence(embedder) -> None:
     answer = (
         "Zelensky lifted the visa requirement for foreign nationals who wish to join the "
-        "International Defence Legion, which is now guarded by United Nations peacekeepers [1]."
+        "International Defence Legion, which is now guarded by peacekeepers from abroad [1]."
     )
     whole = check_answer(answer, [LEGION], embedder=embedder, clauses=False).sentences[0]
     assert whole.supported  # most words are in the passage: sentence by sentence, it passes
     result = check_answer(answer, [LEGION], embedder=embedder)
     sentence = result.sentences[0]
     assert not sentence.supported
-    assert sentence.unsupported_part == "which is now guarded by United Nations peacekeepers."
+    assert sentence.unsupported_part == "which is now guarded by peacekeepers from abroad."
     assert sentence.support < whole.support
     assert sentence.citations == [1]
 

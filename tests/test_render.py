@@ -11,7 +11,7 @@ import sys
 import pytest
 from rich.console import Console
 
-from bot.core.types import AnswerResult, CheckedSentence, Passage
+from bot.core.types import AnswerResult, CheckedSentence, Disagreement, Passage, StatedValue
 from bot.ui.render import (
     defuse_markdown,
     render_answer,
@@ -296,6 +296,27 @@ def test_unsupported_sentence_not_in_answer_is_listed() -> None:
 def test_dropped_citations_warning() -> None:
     out = rendered(result(dropped_citations=[7, 9]))
     assert "removed citations to passages that were not given: [7], [9]" in out
+
+
+def test_a_disagreement_is_one_line_newest_first_and_in_the_json() -> None:
+    values = [StatedValue("16", [2], "2024-03-15"), StatedValue("14", [1], "2024-03-14")]
+    res = result(disagreements=[Disagreement("the death toll rose to …", values)])
+    out = rendered(res, width=200)
+    assert (
+        "disagreement: the articles disagree about “the death toll rose to …”: "
+        "16 [2] (2024-03-15); 14 [1] (2024-03-14)"
+    ) in out
+    data = json.loads(to_json(res))
+    assert data["disagreements"] == [
+        {
+            "about": "the death toll rose to …",
+            "values": [
+                {"value": "16", "citations": [2], "published": "2024-03-15"},
+                {"value": "14", "citations": [1], "published": "2024-03-14"},
+            ],
+        }
+    ]
+    assert json.loads(to_json(result()))["disagreements"] == []
 
 
 def test_existing_warning_is_not_duplicated() -> None:

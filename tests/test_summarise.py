@@ -615,19 +615,23 @@ def test_extractive_summary_is_cited_and_co_cites_the_same_fact(corpus: dict) ->
         ("15" if "15" in t else "12"): {listed[n].source for n in c} for t, c in injured.items()
     }
     assert by_number == {"15": {"Harbour Herald"}, "12": {"Coastal Times"}}
-    disagree = [w for w in result.warnings if w.startswith("the articles disagree")]
-    assert len(disagree) == 1 and "15 people" in disagree[0] and "12 people" in disagree[0]
+    assert len(result.disagreements) == 1
+    values = {
+        v.value: {listed[n].source for n in v.citations} for v in result.disagreements[0].values
+    }
+    assert values == {"15": {"Harbour Herald"}, "12": {"Coastal Times"}}
+    assert "people were injured" in result.disagreements[0].about
     ferries = [s for s in result.sentences if "Ferries to Eastholm" in s.text]
     assert len(ferries) == 1, "the near-duplicate is said once"
     assert {listed[n].source for n in ferries[0].citations} == {"Harbour Herald", "Coastal Times"}
 
 
 def test_extractive_length_maps_to_sentences(corpus: dict) -> None:
-    counts = [
-        len(run(corpus, SummariseOptions(llm="extractive", length=length)).sentences)
-        for length in ("short", "medium", "long")
-    ]
-    assert counts == [3, 6, 12]
+    """3, 6 or 12 sentences, plus one for each other value of a disagreement they state."""
+    for length, wanted in (("short", 3), ("medium", 6), ("long", 12)):
+        result = run(corpus, SummariseOptions(llm="extractive", length=length))
+        others = sum(len(d.values) - 1 for d in result.disagreements)
+        assert wanted <= len(result.sentences) <= wanted + others
 
 
 # --- the CLI -------------------------------------------------------------------------------------
@@ -663,7 +667,7 @@ def test_cli_json_keys(cli_index: dict) -> None:
     data = json.loads(result.stdout)
     ask_keys = {
         "question", "answer", "refused", "provider", "model", "prompt_hash", "sentences",
-        "passages", "timings_ms", "usage", "dropped_citations", "warnings",
+        "passages", "timings_ms", "usage", "dropped_citations", "warnings", "disagreements",
     }  # fmt: skip
     summary_keys = {
         "kind", "topic", "scope", "length", "articles", "passages_considered", "llm_calls",

@@ -31,6 +31,15 @@ neighbour). Each clause needs CLAUSE_BAR x the threshold against a passage, whic
 too. A clause no passage supports makes the sentence unsupported and is reported as its
 `unsupported_part`, so an invented trailing clause cannot ride on a well-supported one.
 
+Last, a sentence drops the citations of passages that tell a part of it otherwise: a passage
+holding MISMATCH_COVERAGE of the other words of a clause that states numbers or names, without
+those numbers and names. "15 people were injured" never cites the outlet that says 12, however
+close the wording; a passage cited for the other clause of a sentence joining two facts stays.
+Those removed are kept in `CheckedSentence.mismatched` (the outlets that may disagree). When no
+cited passage states its numbers, the sentence keeps its citations and is unsupported, its
+`unsupported_part` the clause stating what none of them states; a name alone does not fail a
+sentence's only citations (an article names people across its passages).
+
 Sentences with fewer than MIN_CONTENT_WORDS content words (headings, "In short:", "Yes.") are
 neutral: never marked unsupported, and no citation is attached to them, unless every number they
 cited was never given.
@@ -55,6 +64,7 @@ from bot.answer.citations import (
 from bot.core.markers import MARKER_RE
 from bot.core.text import replace_surrogates
 from bot.core.types import CheckedSentence, Passage
+from bot.core.values import stated_names, word_set
 from bot.core.words import content_words, stated_numbers
 
 if TYPE_CHECKING:
@@ -75,6 +85,9 @@ COSINE_FLOOR = 0.25
 COSINE_SPAN = 0.6
 # Another outlet's passage is co-cited when it supports the sentence nearly as well as the best.
 EXTRA_CITATION_MARGIN = 0.15
+# A cited passage holding this share of a clause's other words tells the same part of the story,
+# so it must state the clause's numbers and names too.
+MISMATCH_COVERAGE = 0.5
 # Shorter pieces of a sentence are judged together with their neighbour.
 CLAUSE_MIN_WORDS = 2
 # A clause needs this share of min_support; bench/check.py measures the trade-off.
@@ -170,13 +183,22 @@ def check_answer(
     min_support: float = 0.45,
     attach_uncited: bool = True,
     clauses: bool = True,
+    drop_mismatched: bool = True,
 ) -> CheckResult:
     """Check each sentence of `answer` against the passages (see module docstring). Never raises.
 
-    `clauses=False` judges each sentence only as a whole (the clause check is then skipped)."""
+    `clauses=False` judges each sentence only as a whole (the clause check is then skipped);
+    `drop_mismatched=False` keeps the citations of passages that tell a part of the sentence
+    otherwise (a draft, checked again later)."""
     try:
         return _check(
-            answer, passages, embedder, min_support, attach_uncited=attach_uncited, clauses=clauses
+            answer,
+            passages,
+            embedder,
+            min_support,
+            attach_uncited=attach_uncited,
+            clauses=clauses,
+            drop_mismatched=drop_mismatched,
         )
     except Exception:  # noqa: BLE001 - last resort: an unchecked but safe result
         text = tidy(MARKER_RE.sub(" ", replace_surrogates(answer)))
@@ -194,6 +216,7 @@ class _Context:
 
     by_n: dict[int, Passage]
     passage_words: dict[int, set[str]]
+    passage_names: dict[int, set[str]]  # every word of the passage, where names are looked up
     cosines: list[dict[int, float]] | None
     min_support: float
     attach_uncited: bool
@@ -207,6 +230,7 @@ def _check(
     *,
     attach_uncited: bool,
     clauses: bool = True,
+    drop_mismatched: bool = True,
 ) -> CheckResult:
     found = segments(answer)
     by_n: dict[int, Passage] = {}
@@ -215,6 +239,7 @@ def _check(
     context = _Context(
         by_n=by_n,
         passage_words={n: set(content_words(replace_surrogates(p.text))) for n, p in by_n.items()},
+        passage_names={n: word_set(replace_surrogates(p.text)) for n, p in by_n.items()},
         cosines=_cosines(
             embedder, [s.text for s in found[:MAX_EMBEDDED_SENTENCES]], list(by_n.values())
         ),
@@ -233,7 +258,10 @@ def _check(
             if len(parts) > 1:
                 clause_checks.append((len(checked) - 1, parts))
     if clause_checks:
-        _check_clauses(clause_checks, checked, context.passage_words, by_n, embedder, min_support)
+        _check_clauses(clause_checks, checked, context, embedder, min_support)
+    for segment, sentence in zip(found, checked, strict=True):
+        if drop_mismatched:
+            _drop_mismatched(segment.text, sentence, context)
     return CheckResult(
         answer=join_segments(found, [c.citations for c in checked]) if found else "",
         sentences=[c for c in checked if c.text],
@@ -258,7 +286,7 @@ def _check_sentence(
     by_n = context.by_n
     cited = [n for n in segment.numbers if n in by_n]
     words = content_words(segment.text)
-    scores = _scores(index, words, stated_numbers(segment.text), context)
+    scores = _scores(index, words, segment.text, context)
     # A short sentence is neutral ("In short:"), unless it cited only numbers never given: then
     # it claimed a source it does not have.
     lost_all = bool(segment.numbers) and not cited
@@ -272,15 +300,71 @@ def _check_sentence(
     return CheckedSentence(segment.text, cited, supported, round(support, 4)), neutral
 
 
-def _scores(index: int, words: list[str], numbers: set[str], context: _Context) -> dict[int, float]:
+def _scores(index: int, words: list[str], text: str, context: _Context) -> dict[int, float]:
     """The sentence's support score against every passage."""
     scores: dict[int, float] = {}
     cosines = context.cosines
+    numbers = stated_numbers(text)
     for n, passage_words in context.passage_words.items():
         lexical, numbers_ok = lexical_support(words, passage_words, numbers)
         cosine = cosines[index].get(n) if cosines and index < len(cosines) else None
         scores[n] = combine_support(lexical, cosine, numbers_ok)
     return scores
+
+
+def _drop_mismatched(text: str, sentence: CheckedSentence, context: _Context) -> None:
+    """Remove, in place, the citations of passages that do not state every number and name of
+    the sentence; a sentence left without any is unsupported."""
+    numbers, names = stated_numbers(text), stated_names(text)
+    if not numbers and not names:
+        return
+    parts = [
+        (set(content_words(part)) - nums, nums, nams)
+        for part in clauses_of(text)
+        if (nums := stated_numbers(part)) | (nams := stated_names(part))
+    ]
+    kept = [n for n in sentence.citations if not _states_otherwise(n, parts, context)]
+    if len(kept) == len(sentence.citations):
+        return
+    if kept:
+        sentence.mismatched = [n for n in sentence.citations if n not in kept]
+        sentence.citations = kept
+        return
+    if all(numbers <= context.passage_words[n] for n in sentence.citations):
+        return  # only a name differs: the wording decides, as for any other word
+    # No cited passage states its numbers: it keeps the citations it claimed, flagged.
+    sentence.supported = False
+    sentence.support = min(sentence.support, NUMBER_MISMATCH_CAP)
+    if not sentence.unsupported_part:
+        sentence.unsupported_part = _clause_stating(text, numbers | names, sentence, context)
+
+
+def _states_otherwise(
+    n: int, parts: list[tuple[set[str], set[str], set[str]]], context: _Context
+) -> bool:
+    """Whether passage `n` has the words of a clause stating values (words, numbers, names) but
+    not its values: it tells that part otherwise. A passage cited for another clause of a
+    sentence that joins two passages' facts does not."""
+    words, names = context.passage_words[n], context.passage_names[n]
+    for clause_words, numbers, clause_names in parts:
+        covered = len(clause_words & words) >= MISMATCH_COVERAGE * len(clause_words)
+        if covered and not (numbers <= words and clause_names <= names):
+            return True
+    return False
+
+
+def _clause_stating(
+    text: str, values: set[str], sentence: CheckedSentence, context: _Context
+) -> str:
+    """The first clause of `text` stating a number or name that no cited passage states."""
+    seen = set().union(
+        *(context.passage_words[n] | context.passage_names[n] for n in sentence.citations)
+    )
+    missing = values - seen
+    for part in clauses_of(text):
+        if (stated_numbers(part) | stated_names(part)) & missing:
+            return part
+    return text
 
 
 def _add_co_citations(cited: list[int], scores: dict[int, float], context: _Context) -> None:
@@ -326,8 +410,7 @@ def clauses_of(text: str) -> list[str]:
 def _check_clauses(
     items: list[tuple[int, list[str]]],
     checked: list[CheckedSentence],
-    passage_words: dict[int, set[str]],
-    by_n: dict[int, Passage],
+    context: _Context,
     embedder: Embedder | None,
     min_support: float,
 ) -> None:
@@ -337,6 +420,7 @@ def _check_clauses(
     (a sentence that joins two passages' facts). A clause no passage supports makes its sentence
     unsupported, names the clause in `unsupported_part`, and caps the sentence's support at the
     clause's. Clauses whose words alone decide are not embedded: only the doubtful ones are."""
+    passage_words = context.passage_words
     # (row, clause text, its per-passage lexical scores and number checks)
     rows: list[tuple[int, str, dict[int, tuple[float, bool]]]] = []
     for row, parts in items:
@@ -356,7 +440,7 @@ def _check_clauses(
         if max((score(lexical[n], floor) for n in checked[row].citations), default=0.0)
         < min_support
     ]
-    cosines = _cosines(embedder, [rows[i][1] for i in doubtful], list(by_n.values()))
+    cosines = _cosines(embedder, [rows[i][1] for i in doubtful], list(context.by_n.values()))
     best_cosine = {i: cosines[j] for j, i in enumerate(doubtful)} if cosines else {}
     for i, (row, part, lexical) in enumerate(rows):
         sentence = checked[row]

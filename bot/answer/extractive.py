@@ -69,7 +69,7 @@ def _candidates(
         article = str(passage.article_id)
         rank = article_rank.setdefault(article, len(article_rank))
         body = replace_surrogates(passage.text)
-        for start, text in _news_sentences(body, str(passage.title or "")):
+        for start, text in news_sentences(body, str(passage.title or "")):
             if not text or len(text) > MAX_SENTENCE_CHARS or text[0].islower():
                 continue  # a lower-case start is a fragment cut at a chunk boundary
             words = frozenset(content_words(text))
@@ -102,7 +102,7 @@ def _candidates(
     return out
 
 
-def _news_sentences(body: str, title: str) -> list[tuple[int, str]]:
+def news_sentences(body: str, title: str) -> list[tuple[int, str]]:
     """The passage's sentences without its furniture, each first sentence without its dateline.
 
     Furniture is the headline (a line equal to the title, unless it ends in a full stop: a `.txt`

@@ -346,9 +346,10 @@ def _checked(
     prefetch: threading.Thread | None,
 ) -> AnswerResult:
     """`result` (a refusal so far) with `text` checked against its passages: the answer, its
-    checked sentences and the passages they cite marked `cited`, or still a refusal. Adds
-    "checking" to its timings."""
+    checked sentences and the passages they cite marked `cited`, with the disagreements between
+    outlets, or still a refusal. Adds "checking" to its timings."""
     from bot.answer.checking import check_answer
+    from bot.answer.disagreement import add_disagreements
 
     t0 = time.perf_counter()
     if prefetch is not None:
@@ -365,4 +366,7 @@ def _checked(
         result.answer, result.refused = checked.answer, False
         result.sentences = checked.sentences
         result.passages = mark_cited(result.passages, checked.sentences)
+        t0 = time.perf_counter()
+        add_disagreements(result, embedder, focus=result.question)
+        result.timings_ms["checking"] += (time.perf_counter() - t0) * 1000
     return result

@@ -179,8 +179,9 @@ def _notes_from(
     text = tidy_model_text(reply, instructions)
     if not text:
         return [], False
+    draft = {"clauses": False, "drop_mismatched": False}  # the summary is checked in full later
     checked = check_answer(
-        text, list(given.values()), embedder=None, min_support=min_support, clauses=False
+        text, list(given.values()), embedder=None, min_support=min_support, **draft
     )
     run.dropped.update(checked.dropped)
     notes = []

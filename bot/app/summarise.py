@@ -17,9 +17,8 @@ Steps:
    against
    the passages it cites plus, for each sentence, a few passages (of other articles when it
    cites one) that share its wording, so a fact reported by several outlets cites all of them.
-   Only cited passages are listed, renumbered 1..m in order of first citation, and the text is
-   renumbered to match. Pairs of sentences from different articles that state the same thing
-   with different numbers are reported as a warning ("the articles disagree: ...").
+   Disagreements are found as in `ask` (bot.answer.disagreement, focused on the topic) and the
+   other values' sentences added as bullets. Only cited passages are listed, renumbered 1..m.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from bot.answer.disagreement import disagreements
+from bot.answer.disagreement import add_disagreements
 from bot.app.mapreduce import Run, number
 from bot.app.selection import (
     CLOSEST_SHOWN,
@@ -46,6 +45,7 @@ from bot.core.sentences import split_sentences
 from bot.core.settings import Settings, get_settings
 from bot.core.types import (
     NO_ANSWER,
+    AnswerResult,
     CheckedSentence,
     Passage,
     Progress,
@@ -221,6 +221,7 @@ def _check_summary(
         min_support=settings.min_support,
         attach_uncited=False,
         clauses=False,
+        drop_mismatched=False,
     )
     run.dropped.update(first.dropped)
     pool = _cocite_pool(first.answer, given, everything, settings.min_support)
@@ -473,8 +474,26 @@ def _checked_summary(
             passages=number(shown),
             warnings=warnings or ["the model found nothing to summarise"],
         )
-    answer, sentences, cited = _renumber(checked.answer, checked.sentences, {p.n: p for p in pool})
-    warnings.extend(disagreements(sentences, cited))
-    return job.result(
-        answer=answer, refused=False, sentences=sentences, passages=cited, warnings=warnings
+    found = AnswerResult(
+        job.question, checked.answer, False, "", "", "", checked.sentences, list(pool)
     )
+    add_disagreements(found, store.embedder, focus=job.topic or "", bullets=True)
+    answer, sentences, cited = _renumber(found.answer, found.sentences, {p.n: p for p in pool})
+    renumber = _new_numbers(pool, cited)
+    for disagreement in found.disagreements:
+        for value in disagreement.values:
+            value.citations = sorted(renumber[n] for n in value.citations if n in renumber)
+    return job.result(
+        answer=answer,
+        refused=False,
+        sentences=sentences,
+        passages=cited,
+        warnings=warnings + found.warnings,
+        disagreements=found.disagreements,
+    )
+
+
+def _new_numbers(pool: Sequence[Passage], cited: Sequence[Passage]) -> dict[int, int]:
+    """The pool's passage numbers mapped to the renumbered cited passages' numbers."""
+    new = {p.chunk_id: p.n for p in cited}
+    return {p.n: new[p.chunk_id] for p in pool if p.chunk_id in new}

@@ -52,6 +52,31 @@ class CheckedSentence:
     supported: bool
     support: float = 0.0
     unsupported_part: str = ""  # the clause no passage supports, when that made it unsupported
+    # Citations removed because their passage states other numbers or names than the sentence.
+    mismatched: list[int] = field(default_factory=list)
+
+
+@dataclass
+class StatedValue:
+    """One side of a disagreement: a value as a passage states it, where, and when published."""
+
+    value: str
+    citations: list[int]
+    published: str = ""
+
+    def to_json(self) -> dict:
+        return {"value": self.value, "citations": self.citations, "published": self.published}
+
+
+@dataclass
+class Disagreement:
+    """Articles that state different values for the same thing, newest report first."""
+
+    about: str
+    values: list[StatedValue]
+
+    def to_json(self) -> dict:
+        return {"about": self.about, "values": [v.to_json() for v in self.values]}
 
 
 @dataclass
@@ -70,6 +95,7 @@ class AnswerResult:
     usage: dict[str, int] = field(default_factory=dict)
     dropped_citations: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    disagreements: list[Disagreement] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {
@@ -93,6 +119,7 @@ class AnswerResult:
             "usage": self.usage,
             "dropped_citations": self.dropped_citations,
             "warnings": self.warnings,
+            "disagreements": [d.to_json() for d in self.disagreements],
         }
 
 

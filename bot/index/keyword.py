@@ -88,6 +88,21 @@ class LexicalIndex:
                 out.append((self.ids[int(doc)], float(score)))
         return out
 
+    def term_chunks(self, words: list[str], filters: Filters) -> dict[str, list[str]]:
+        """For each of `words` (as written), the ids of the chunks passing `filters` whose title
+        or text holds it, in index order."""
+        if not self.ids or not self.vocab:
+            return {word: [] for word in words}
+        scores = self.retriever.scores
+        indptr, indices = scores["indptr"], scores["indices"]
+        keep = passing(filters, self.sources, self.published_ts) if filters.active else None
+        out: dict[str, list[str]] = {}
+        for word in words:
+            column = self.vocab.get(next(iter(tokenize(word)), ""))
+            rows = [] if column is None else indices[indptr[column] : indptr[column + 1]]
+            out[word] = [self.ids[int(r)] for r in rows if keep is None or keep[int(r)]]
+        return out
+
 
 def cache_dir(store: IndexReader) -> Path:
     """Where the BM25 indexes of this store's generations are cached."""

@@ -5,6 +5,12 @@
 - Lexical: BM25 over every chunk (bot.index.keyword), whose per-generation cache also holds every
   chunk's stored vector, which MMR compares.
 - Fusion: reciprocal rank fusion, `sum(1 / (60 + rank))` over the two rankings.
+- Rare names: a name of the question (capitalised, or with a digit) that at most
+  RARE_TERM_MAX_CHUNKS chunks hold names one story. When BM25 ranks one of them among its first
+  k and none is chosen, whatever the dense ranking thinks of them, its best chunk takes the last
+  place (for at most MAX_RARE_SLOTS names). The Retrieval says which passages hold each rare
+  name, and which names no chunk holds, so the answer can refuse rather than answer about
+  something else.
 - Diversity: maximal marginal relevance over the candidates' vectors, where two chunks of one
   article count as more alike than their vectors say, so one article does not fill every slot.
 """
@@ -12,15 +18,17 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bot.core.errors import BotError
 from bot.core.types import Passage
+from bot.core.words import stopwords, tokenize
 from bot.index.filters import Filters, list_names, match_outlet
 from bot.index.keyword import LexicalIndex, load_lexical_index
 from bot.index.records import StoredChunk, article_of
@@ -41,6 +49,15 @@ MIN_FETCH = 30
 SPARES_PER_PASSAGE = 2
 # Times the choice is made again when chosen chunks are gone since the BM25 cache was built.
 MAX_CHOICES = 3
+# A question's name held by at most this many chunks is rare: those chunks are the story asked
+# about, while a name most articles mention says little about which chunk answers.
+RARE_TERM_MAX_CHUNKS = 3
+# Places a rare name may take from the fused choice: enough for the story asked about, while the
+# passages both rankings agree on keep the others.
+MAX_RARE_SLOTS = 1
+# A question word that counts as a name: capitalised anywhere ("Crepriquasha", "Lumora funding?":
+# question words and other openers are stopwords), or holding a digit ("Quorvel2").
+_NAME_RE = re.compile(r"\b(?:[A-Z][\w'’-]*|\w*\d\w*)")
 
 
 def resolve_source(store: IndexReader, name: str | None) -> str | None:
@@ -104,6 +121,43 @@ class Retrieval:
     passages: list[Passage]
     best_dense: float
     timings_ms: dict[str, float]
+    # Names of the question that few chunks hold, each with the passages (numbers) holding it.
+    rare_terms: dict[str, list[int]] = field(default_factory=dict)
+    # Names of the question that no chunk passing the filters holds.
+    unmatched_terms: list[str] = field(default_factory=list)
+
+
+def question_names(question: str) -> list[str]:
+    """The question's words that count as names (see _NAME_RE), once each, without stopwords."""
+    stops = stopwords()
+    words = [w for w in _NAME_RE.findall(question) if len(w) > 1 and tokenize(w)]
+    return list(dict.fromkeys(w for w in words if w.lower() not in stops))
+
+
+def _rare_chunks(names: dict[str, list[str]], lexical_ids: list[str], k: int) -> list[list[str]]:
+    """The chunks of each rare name, best BM25 rank first, for the names whose best chunk BM25
+    ranks among its first `k` (the question is about it, not only naming it in passing); names
+    with a better-ranked chunk first."""
+    position = {cid: i for i, cid in enumerate(lexical_ids)}
+    rank = lambda cid: (position.get(cid, len(position)), cid)  # noqa: E731
+    groups = [
+        sorted(ids, key=rank) for ids in names.values() if 0 < len(ids) <= RARE_TERM_MAX_CHUNKS
+    ]
+    return sorted((g for g in groups if rank(g[0])[0] < k), key=lambda ids: rank(ids[0]))
+
+
+def _with_rare(picked: list[int], rare_rows: list[list[int]], gone: set[int]) -> list[int]:
+    """`picked` with the best row of each rare name none of whose rows is picked in the last
+    places (at most MAX_RARE_SLOTS of them)."""
+    out = list(picked)
+    slots = 0
+    for rows in rare_rows:
+        rows = [r for r in rows if r not in gone]
+        if not rows or any(r in out for r in rows) or slots >= MAX_RARE_SLOTS or not out:
+            continue
+        slots += 1
+        out[len(out) - slots] = rows[0]
+    return out
 
 
 @dataclass
@@ -215,15 +269,30 @@ def retrieve_passages(
     with _timed(timings, "bm25"):
         if mode in ("hybrid", "bm25"):
             lexical_ids = [cid for cid, _ in lexical.search(question, fetch_k, filters)]
+        names = lexical.term_chunks(question_names(question), filters)
+        unmatched = [name for name, ids in names.items() if not ids]
+        rare = _rare_chunks(names, lexical_ids, k) if mode == "hybrid" else []
     with _timed(timings, "fuse_mmr"):
         hybrid = mode == "hybrid"
         fused = rrf_fuse([dense_ids, lexical_ids])  # one of them is empty unless hybrid
+        for cid in (cid for ids in rare for cid in ids):
+            fused.setdefault(cid, 0.0)  # a candidate, whatever either ranking says
         found = _candidates(store, lexical, qvec, fused, None if hybrid else SPARES_PER_PASSAGE * k)
         if found is None:
-            return Retrieval([], 0.0, timings)
+            return Retrieval([], 0.0, timings, unmatched_terms=unmatched)
         lambda_ = mmr_lambda if hybrid else None
-        order, chunks = _fetch_chosen(store, found, lambda gone: found.pick(k, lambda_, gone))
+        row = {cid: i for i, cid in enumerate(found.ids)}
+        rare_rows = [[row[c] for c in ids if c in row] for ids in rare]
+        order, chunks = _fetch_chosen(
+            store, found, lambda gone: _with_rare(found.pick(k, lambda_, gone), rare_rows, gone)
+        )
     passages = _passages(found, order, chunks)
     if passages:  # the checker and extractive reuse the stored vectors
         store.embedder.remember([p.text for p in passages], found.vectors[order])
-    return Retrieval(passages, float(found.dense.max()), timings)
+    by_chunk = {p.chunk_id: p.n for p in passages}
+    holding = {
+        name: [by_chunk[cid] for cid in ids if cid in by_chunk]
+        for name, ids in names.items()
+        if 0 < len(ids) <= RARE_TERM_MAX_CHUNKS
+    }
+    return Retrieval(passages, float(found.dense.max()), timings, holding, unmatched)

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 from bot.core.markers import MARKER_RE
 from bot.core.secrets import redact
 from bot.core.text import clip, one_line, sanitize
-from bot.core.types import NO_ANSWER, AnswerResult, CheckedSentence, Passage, SummaryResult
+from bot.core.types import (
+    NO_ANSWER,
+    AnswerResult,
+    CheckedSentence,
+    Disagreement,
+    Passage,
+    SummaryResult,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -345,6 +352,16 @@ def _footer(result: AnswerResult) -> str:
     return " · ".join(p for p in parts if p)
 
 
+def disagreement_line(disagreement: Disagreement) -> str:
+    """One line: the articles disagree about “X”: 16 [3] (2024-03-15); 14 [2] (2024-03-14)."""
+    sides = "; ".join(
+        f"{v.value} {''.join(f'[{n}]' for n in v.citations)}"
+        + (f" ({v.published[:10]})" if v.published else "")
+        for v in disagreement.values
+    )
+    return f"the articles disagree about “{disagreement.about}”: {sides}"
+
+
 def render_answer(
     result: AnswerResult,
     console: Console,
@@ -386,6 +403,9 @@ def render_answer(
         warnings.insert(0, f"removed citations to passages that were not given: {shown}")
     for warning in warnings:
         console.print(Text.assemble(("warning: ", "bold yellow"), warning))
+    for disagreement in result.disagreements or []:
+        note = one_line(disagreement_line(disagreement))
+        console.print(Text.assemble(("disagreement: ", "bold magenta"), note))
 
     if show_passages:
         console.print()

@@ -70,6 +70,8 @@ class AnswerResult:
     usage: dict[str, int] = field(default_factory=dict)
     dropped_citations: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # A "when" question's date: {value, source: "text" | "published", citation, text}.
+    answer_date: dict | None = None
 
     def to_json(self) -> dict:
         return {
@@ -93,6 +95,7 @@ class AnswerResult:
             "usage": self.usage,
             "dropped_citations": self.dropped_citations,
             "warnings": self.warnings,
+            "answer_date": self.answer_date,
         }
 
 

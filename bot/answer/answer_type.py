@@ -46,9 +46,12 @@ _SAY_VERBS = (
     r"|write|wrote|call|called|predict|predicted|admit|admitted|deny|denied|propose|proposed"
 )
 _SAY_QUESTION = re.compile(
-    rf"^\W*what\s+(?:did|does|do|has|have|had|will|would)\s+(?P<speaker>.+?)\s+(?:{_SAY_VERBS})\b",
+    rf"^\W*what\s+(?:did|does|do|has|have|had|will|would)\s+(?P<speaker>.+?)\s+(?P<verb>{_SAY_VERBS})\b",
     re.IGNORECASE,
 )
+# Verbs any report of speech answers; another verb ("announce", "promise") must be the
+# sentence's own.
+_ANY_SPEECH = frozenset({"say", "says", "said", "tell", "told", "add", "added"})
 _KINDS = (
     ("when", re.compile(r"^\W*(?:when\b|(?:on\s+)?what\s+(?:date|day|year|month|time)\b|"
                         r"(?:in\s+)?which\s+(?:year|month|day)\b|how\s+long\s+ago\b)", re.I)),
@@ -119,6 +122,7 @@ class Needs:
     terms: frozenset[str]
     speaker: Anchor | None = None
     counted: str | None = None  # the stem of what "how many" counts ("otter")
+    verb: str | None = None  # the stem of a "what did X announce" verb the answer must use
 
     @property
     def clause(self) -> str:
@@ -182,17 +186,19 @@ def read_question(question: str) -> Needs:
     named = {s for a in anchors for s in a.stems}
     asked = _QUESTION_WORDS.sub("", _CONTEXT.sub("", question))
     terms = frozenset(content_words(asked)) - named - _FRAME_WORDS
-    speaker = None
+    speaker, verb = None, None
     if kind == "say":
         m = _SAY_QUESTION.match(_OPENER.sub("", question))
         spoken = set(content_words(m.group("speaker"))) if m else set()
         speaker = next((a for a in anchors if set(a.stems) & spoken), None)
+        said = m.group("verb").lower() if m else "say"
+        verb = None if said in _ANY_SPEECH else (content_words(said) or [None])[0]
     counted = None
     if kind == "count":
         m = _COUNTED.match(_OPENER.sub("", question))
         stems = content_words(m.group(1)) if m else []
         counted = stems[0] if stems else None
-    return Needs(question, kind, anchors, terms, speaker=speaker, counted=counted)
+    return Needs(question, kind, anchors, terms, speaker=speaker, counted=counted, verb=verb)
 
 
 def date_mentions(text: str) -> list[str]:

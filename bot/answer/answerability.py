@@ -184,13 +184,10 @@ def _missing_refuses(needs: Needs, missing: int, named: int, best_dense: float) 
 
 def _fitting(needs: Needs, contexts: dict[str, ArticleContext]) -> set[str]:
     """The articles that may answer: those naming every anchor and covering TERM_SHARE of the
-    terms. A long question (more than LONG_QUESTION_TERMS terms) paraphrases several reports:
-    every article naming one of its anchors may answer a part."""
+    terms. A long question (more than LONG_QUESTION_TERMS terms) paraphrases several reports,
+    each answering a part in its own words: every article may."""
     if len(needs.terms) > LONG_QUESTION_TERMS:
-        return {
-            a for a, c in contexts.items()
-            if not needs.anchors or any(c.covers(x) for x in needs.anchors)
-        }  # fmt: skip
+        return set(contexts)
     seen = set().union(*(c.stems for c in contexts.values()))
     covering = {a for a, c in contexts.items() if c.term_share(needs.terms, seen) >= TERM_SHARE}
     return {a for a in covering if all(contexts[a].covers(x) for x in needs.anchors)}
@@ -253,6 +250,8 @@ def answers(needs: Needs, quote: Quotable) -> bool:
     everything = needs.terms | {s for a in needs.anchors for s in a.stems}
     if not holds_type(needs.kind, quote.text, everything):
         return False
+    if needs.verb and needs.verb not in content_words(quote.text):
+        return False  # "what did X announce": a sentence where X announces, not one near it
     window = content_words(f"{quote.before}\n{quote.text}")
     if needs.terms and not needs.terms & set(window):
         return False

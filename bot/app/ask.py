@@ -240,8 +240,11 @@ def answer_question(
     )
     timings["llm"] = (time.perf_counter() - t0) * 1000
     result = _checked(result, text, store.embedder, settings.min_support, prefetch=prefetch)
+    needs = read_question(question)
     if not result.refused:
-        result.answer_date = answer_date(read_question(question), result.sentences, found.passages)
+        result.answer_date = answer_date(needs, result.sentences, found.passages)
+    elif not result.warnings:
+        result.warnings.append(f"no passage says {needs.clause}")
     return result
 
 

@@ -192,7 +192,8 @@ def read_question(question: str) -> Needs:
         spoken = set(content_words(m.group("speaker"))) if m else set()
         speaker = next((a for a in anchors if set(a.stems) & spoken), None)
         said = m.group("verb").lower() if m else "say"
-        verb = None if said in _ANY_SPEECH else (content_words(said) or [None])[0]
+        stems = content_words(said)
+        verb = stems[0] if stems and said not in _ANY_SPEECH else None
     counted = None
     if kind == "count":
         m = _COUNTED.match(_OPENER.sub("", question))

@@ -240,9 +240,15 @@ def answer_question(
     )
     timings["llm"] = (time.perf_counter() - t0) * 1000
     result = _checked(result, text, store.embedder, settings.min_support, prefetch=prefetch)
-    needs = read_question(question)
+    return _dated(result, found.passages)
+
+
+def _dated(result: AnswerResult, passages: list[Passage]) -> AnswerResult:
+    """`result` with the date of a "when" answer, or, for a refusal without a reason yet, what
+    no passage says."""
+    needs = read_question(result.question)
     if not result.refused:
-        result.answer_date = answer_date(needs, result.sentences, found.passages)
+        result.answer_date = answer_date(needs, result.sentences, passages)
     elif not result.warnings:
         result.warnings.append(f"no passage says {needs.clause}")
     return result

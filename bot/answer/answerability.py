@@ -3,15 +3,19 @@
 The passages are grouped by article. An article's context is its retrieved passages plus its
 title, outlet and publication date. A question is answerable when:
 
-1. every name the question gives (`Needs.anchors`) is in some article's context: a name written
-   as in the question, or without a leading title word that the articles also write in lower case
-   ("President Zelensky" for "Ukrainian president Volodymyr Zelensky");
-2. an article that names them all covers at least TERM_SHARE of the question's other content
-   words (`Needs.terms`). When no single article names them all (a question that spans reports),
-   each name must sit in an article covering that share;
-3. for "how many", "how much", "when" and "what did X say" questions, a sentence of such an
-   article holds what is asked: a number, a date (or the article has a publication date), or
-   reported speech (in an article that names the speaker).
+1. every name the question gives (`Needs.anchors`, less the index's outlet names) is in some
+   article's context: written as in the question, or without a leading title word that the
+   articles also write in lower case ("President Zelensky" for "Ukrainian president Volodymyr
+   Zelensky"). A long question (more than LONG_QUESTION_TERMS words of its own) spans several
+   reports and may miss some, unless it misses MISSING_SHARE of them and no passage is as close
+   as CLOSE_DENSE;
+2. an article that names them all holds at least TERM_SHARE of the question's other content
+   words (`Needs.terms`; a word no passage holds weighs UNSEEN_WEIGHT: the reports may word it
+   otherwise). A long question is judged on all its articles together;
+3. for "how many", "how much", "when" and "what did X say" questions (and for any question when
+   the closest passage is under the retrieval floor), a sentence of such an article answers
+   (`answers`): it holds a number, a date or reported speech, next to the question's words and
+   names. A "when" question may also be dated by the article's publication date.
 
 A refusal says what is missing ("no passage says who won the Northland general election: none
 mentions "election" with "Northland"").

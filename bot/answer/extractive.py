@@ -211,11 +211,15 @@ def _cite(sentence: _Sentence) -> str:
 
 
 def quotable_sentences(question: str, passages: Sequence[Passage], embedder: Any) -> list[Quotable]:
-    """The sentences an answer may quote (furniture left out), each with its cosine with the
-    question, for the answerability gate. The embedder's memo keeps the vectors for the answer."""
+    """The sentences an answer may quote (furniture left out), for the answerability gate. Only
+    a "how many" question, whose gate may need it, gets each sentence's cosine with the question
+    (the embedder's memo keeps the vectors for the answer); a model is not kept waiting for
+    embeddings the gate does not read."""
     sentences = _candidates(passages)
     if not sentences:
         return []
+    if read_question(question).counted is None:
+        return _quotables(sentences, np.zeros(len(sentences), dtype=np.float32))
     question = replace_surrogates(question)
     vectors = _vectors(
         embedder,

@@ -133,6 +133,7 @@ class SummaryResult(AnswerResult):
 
     def to_json(self) -> dict:
         data = {"kind": "summary", **super().to_json()}
+        data.pop("answer_date")  # a summary answers no "when" question
         data.update(
             {
                 "topic": self.topic,

@@ -14,6 +14,7 @@ embeddings, so the module still works, only less well on paraphrases.
 
 from __future__ import annotations
 
+import math
 import re
 import zlib
 from collections.abc import Sequence
@@ -22,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from bot.answer.answer_type import Needs, is_quote, read_question
+from bot.answer.answerability import Quotable, answers
 from bot.answer.citations import passage_sentences
 from bot.core.markers import with_markers
 from bot.core.text import replace_surrogates
@@ -39,6 +42,17 @@ MAX_SENTENCE_CHARS = 600  # longer "sentences" are usually tables or run-on list
 # substance first) and MAX_CANDIDATES in all, so memory stays O(candidates x dimension).
 MAX_PER_ARTICLE = 60
 MAX_CANDIDATES = 4000
+# Answer ranking: relevance plus these. Holding the asked type (a date for "when") outweighs a
+# closer paraphrase without it; covering the question's rare words outweighs its topic words.
+TYPE_BONUS = 0.25
+SPECIFIC_BONUS = 0.3
+EVIDENCE_BONUS = 0.05  # a sentence two passages state
+QUOTE_BONUS = 0.15  # "what did X say" is best answered in X's own words
+# A sentence that refers back ("He asked troops to...") is as relevant as this share of the
+# sentence it continues.
+CONTEXT_SHARE = 0.8
+# A pick scoring under this share of the best answers less than it adds: left out.
+KEEP_SHARE = 0.75
 LEAD_BONUS = 0.3  # weight of 1 / (1 + index in article): news puts the substance first
 _HASH_DIM = 1024
 _WS_RE = re.compile(r"\s+")
@@ -55,6 +69,8 @@ class _Sentence:
     article_rank: int  # order in which the article first appears among the passages
     index_in_article: int
     passages: list[int] = field(default_factory=list)
+    before: str = ""  # the passage's sentence before this one, for what "he" or "it" refers to
+    title: str = ""
 
 
 def _candidates(
@@ -69,7 +85,9 @@ def _candidates(
         article = str(passage.article_id)
         rank = article_rank.setdefault(article, len(article_rank))
         body = replace_surrogates(passage.text)
+        previous = ""
         for start, text in news_sentences(body, str(passage.title or "")):
+            before, previous = previous, text
             if not text or len(text) > MAX_SENTENCE_CHARS or text[0].islower():
                 continue  # a lower-case start is a fragment cut at a chunk boundary
             words = frozenset(content_words(text))
@@ -96,6 +114,8 @@ def _candidates(
                 article_rank=rank,
                 index_in_article=count,
                 passages=[int(passage.n)],
+                before=before,
+                title=str(passage.title or ""),
             )
             by_key[key] = sentence
             out.append(sentence)
@@ -190,6 +210,32 @@ def _cite(sentence: _Sentence) -> str:
     return with_markers(sentence.text, sorted(sentence.passages))
 
 
+def quotable_sentences(question: str, passages: Sequence[Passage], embedder: Any) -> list[Quotable]:
+    """The sentences an answer may quote (furniture left out), for the answerability gate. Only
+    a "how many" question, whose gate may need it, gets each sentence's cosine with the question
+    (the embedder's memo keeps the vectors for the answer); a model is not kept waiting for
+    embeddings the gate does not read."""
+    sentences = _candidates(passages)
+    if not sentences:
+        return []
+    if read_question(question).counted is None:
+        return _quotables(sentences, np.zeros(len(sentences), dtype=np.float32))
+    question = replace_surrogates(question)
+    vectors = _vectors(
+        embedder,
+        [question] + [s.text for s in sentences],
+        [frozenset(content_words(question))] + [s.words for s in sentences],
+    )
+    return _quotables(sentences, vectors[1:] @ vectors[0])
+
+
+def _quotables(sentences: Sequence[_Sentence], cosine: np.ndarray) -> list[Quotable]:
+    return [
+        Quotable(s.article_id, s.text, s.before, float(c), s.title)
+        for s, c in zip(sentences, cosine, strict=True)
+    ]
+
+
 def extractive_answer(
     question: str,
     passages: list[Passage],
@@ -197,17 +243,23 @@ def extractive_answer(
     *,
     max_sentences: int = 3,
     min_relevance: float = 0.35,
+    articles: set[str] | None = None,
 ) -> str:
     """The passage sentences that best answer `question`, each with its `[n]` markers, best first.
 
-    Returns the no-answer phrase ("The articles don't say.") when no sentence reaches
-    `min_relevance`.
+    A sentence is eligible when it is near the question (relevance >= `min_relevance`) or holds
+    what the question asks for (`answerability.answers`), and comes from one of `articles` (the
+    articles the answerability gate found may answer; all when None). Eligible sentences are
+    ranked by relevance plus a bonus for holding the asked type and one for covering the
+    question's specific words (see `_answer_scores`); picks scoring under KEEP_SHARE of the best
+    are left out. Returns the no-answer phrase ("The articles don't say.") when none is eligible.
     """
     question = replace_surrogates(question)
     sentences = _candidates(passages)
-    question_words = frozenset(content_words(question))
     if not sentences or max_sentences < 1:
         return NO_ANSWER
+    needs = read_question(question)
+    question_words = frozenset(content_words(question))
     vectors = _vectors(
         embedder,
         [question] + [s.text for s in sentences],
@@ -222,12 +274,61 @@ def extractive_answer(
         dtype=np.float32,
     )
     relevance = QUESTION_COSINE_WEIGHT * cosine + (1 - QUESTION_COSINE_WEIGHT) * overlap
-    eligible = relevance >= min_relevance
+    quotes = _quotables(sentences, cosine)
+    holds = np.array([answers(needs, q) for q in quotes], dtype=bool)
+    eligible = (relevance >= min_relevance) | holds
+    if articles is not None:
+        eligible &= np.array([s.article_id in articles for s in sentences], dtype=bool)
+    if needs.kind != "other" and (eligible & holds).any():
+        eligible &= holds  # a question of a known type is answered by sentences of that type
     if not eligible.any():
         return NO_ANSWER
-    picked = _select(relevance, vectors[1:], sentences, max_sentences, eligible)
-    picked.sort(key=lambda i: -float(relevance[i]))
+    scores = _answer_scores(needs, sentences, relevance, holds)
+    picked = _select(scores, vectors[1:], sentences, max_sentences, eligible)
+    picked.sort(key=lambda i: -float(scores[i]))
+    best = float(scores[picked[0]])
+    picked = [i for i in picked if float(scores[i]) >= KEEP_SHARE * best]
     return _join_quotes([sentences[i] for i in picked])
+
+
+def _answer_scores(
+    needs: Needs, sentences: Sequence[_Sentence], relevance: np.ndarray, holds: np.ndarray
+) -> np.ndarray:
+    """The ranking score of each sentence as an answer:
+
+    - its relevance, or CONTEXT_SHARE of the relevance of the sentence before it when that is
+      higher and the sentence does not name the question's anchors itself ("Zelensky went on to
+      address Russian soldiers." then "He asked troops to 'save your lives and leave.'");
+    - TYPE_BONUS when it holds what is asked (`holds`), QUOTE_BONUS more for a direct quote
+      answering "what did X say";
+    - SPECIFIC_BONUS x the share of the question's words it covers, each weighted by its rarity
+      among the candidates (a word every sentence has is the topic, not the point); a word of
+      the sentence before counts half;
+    - EVIDENCE_BONUS when more than one passage states it.
+    """
+    asked = set(needs.terms) | {stem for a in needs.anchors for stem in a.stems}
+    named = {stem for a in needs.anchors for stem in a.stems}
+    n = len(sentences)
+    weight = {t: math.log(1 + n / (1 + sum(t in s.words for s in sentences))) for t in asked}
+    total = sum(weight.values())
+    row = {s.text: i for i, s in enumerate(sentences)}
+    out = relevance.astype(np.float32).copy()
+    for i, sentence in enumerate(sentences):
+        prior = row.get(sentence.before)
+        if prior is not None and not named <= sentence.words:
+            out[i] = max(out[i], CONTEXT_SHARE * float(relevance[prior]))
+        if total:
+            before = set(content_words(sentence.before)) if sentence.before else set()
+            covered = sum(
+                w if t in sentence.words else 0.5 * w if t in before else 0.0
+                for t, w in weight.items()
+            )
+            out[i] += SPECIFIC_BONUS * covered / total
+        if holds[i]:
+            out[i] += TYPE_BONUS
+            out[i] += QUOTE_BONUS * (needs.kind == "say" and is_quote(sentence.text))
+        out[i] += EVIDENCE_BONUS * (len(sentence.passages) > 1)
+    return out
 
 
 def _join_quotes(quotes: Sequence[_Sentence]) -> str:

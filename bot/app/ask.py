@@ -1,8 +1,8 @@
 """`bot ask`: retrieve passages, get a cited answer, check every sentence against what it cites.
 
-The LLM, the store and the settings are arguments with defaults, so tests pass fakes. When retrieval
-is weak the model is not asked at all: the bot says the articles don't say and shows the closest
-passages.
+The LLM, the store and the settings are arguments with defaults, so tests pass fakes. When no
+retrieved sentence answers the question (bot.answer.answerability) the model is not asked at all:
+the bot says what no passage says and shows the closest passages.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.answer.answer_type import read_question
+from bot.answer.answerability import Verdict, judge
+from bot.answer.when import answer_date
 from bot.core.errors import BotError
 from bot.core.settings import Settings, get_settings
 from bot.core.text import sanitize
@@ -226,25 +229,47 @@ def answer_question(
         store.embedder.question_name,
         f"{settings.min_relevance}/{settings.min_support}",
     )
-    weak = _weak_retrieval(found, settings.min_relevance)
-    result = refusal(question, found.passages, provider.name, provider.model, phash, weak)
+    verdict = _answerability(question, found, store, settings.min_relevance)
+    result = refusal(question, found.passages, provider.name, provider.model, phash, verdict.why)
     result.timings_ms = timings
-    if weak:
+    if not verdict.answerable:
         return result
     llm = _load_llm(provider, timings)
     t0 = time.perf_counter()
-    text, prefetch = _draft(llm, result, store.embedder, settings=settings, on_delta=on_delta)
+    text, prefetch = _draft(
+        llm, result, store.embedder, settings=settings, on_delta=on_delta, articles=verdict.articles
+    )
     timings["llm"] = (time.perf_counter() - t0) * 1000
-    return _checked(result, text, store.embedder, settings.min_support, prefetch=prefetch)
+    result = _checked(result, text, store.embedder, settings.min_support, prefetch=prefetch)
+    return _dated(result, found.passages)
 
 
-def _weak_retrieval(found: Retrieval, min_relevance: float) -> str:
-    """Why the passages found cannot answer (no passage, or none close enough), or ""."""
-    if not found.passages:
-        return "no indexed passage matches the filters"
-    if found.best_dense < min_relevance:
-        return f"the closest passage is a weak match (similarity {found.best_dense:.2f})"
-    return ""
+def _dated(result: AnswerResult, passages: list[Passage]) -> AnswerResult:
+    """`result` with the date of a "when" answer, or, for a refusal without a reason yet, what
+    no passage says."""
+    needs = read_question(result.question)
+    if not result.refused:
+        result.answer_date = answer_date(needs, result.sentences, passages)
+    elif not result.warnings:
+        result.warnings.append(f"no passage says {needs.clause}")
+    return result
+
+
+def _answerability(question: str, found: Retrieval, store: Any, min_relevance: float) -> Verdict:
+    """Whether a retrieved sentence answers `question` (bot.answer.answerability), for every
+    provider alike: the model is asked only when one does."""
+    from bot.answer.extractive import quotable_sentences
+    from bot.index.keyword import load_lexical_index
+
+    outlets = [str(s) for s in load_lexical_index(store).sources] if found.passages else []
+    return judge(
+        read_question(question),
+        found.passages,
+        quotable_sentences(question, found.passages, store.embedder),
+        best_dense=found.best_dense,
+        min_relevance=min_relevance,
+        outlets=outlets,
+    )
 
 
 def _load_llm(provider: Provider, timings: dict[str, float]) -> ChatModel | None:
@@ -306,17 +331,23 @@ def _draft(
     *,
     settings: Settings,
     on_delta: Callable[[str], None] | None,
+    articles: set[str] | None = None,
 ) -> tuple[str, threading.Thread | None]:
     """The unchecked answer to `result.question` from `result.passages`: the model's (the
-    passages that fit its context and the usage are set on `result`), or quoted sentences when
-    there is no model. Also the thread embedding passage sentences meanwhile, if one runs."""
+    passages that fit its context and the usage are set on `result`), or quoted sentences of
+    `articles` (those that may answer; all when None) when there is no model. Also the thread
+    embedding passage sentences meanwhile, if one runs."""
     from bot.answer.prompts import build_answer_messages
 
     if llm is None:
         from bot.answer.extractive import extractive_answer
 
         text = extractive_answer(
-            result.question, result.passages, embedder, min_relevance=settings.min_relevance
+            result.question,
+            result.passages,
+            embedder,
+            min_relevance=settings.min_relevance,
+            articles=articles,
         )
         if on_delta:
             on_delta(text)

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bot.answer.answer_type import read_question
 from bot.answer.providers import Message
 from bot.core.markers import MARKER_RE, strip_markers
 from bot.core.text import clip, sanitize
@@ -45,6 +46,8 @@ REWRITE_MAX_TOKENS = 80
 MAX_REWRITE_CHARS = 300
 CONTEXT_TERMS = 6  # key words a deterministic rewrite adds at most
 ANSWER_NAMES = 3  # of them taken from the last answer, when the last question named no one
+# A question naming nothing with at most this many content words is read as a follow-up.
+NAMELESS_FOLLOW_UP_WORDS = 3
 
 
 # --- memory ---------------------------------------------------------------------------------------
@@ -131,7 +134,7 @@ _FOLLOW_UP_START = re.compile(
 _GENERIC = frozenset(
     {"happen", "happened", "happening", "think", "know", "mean", "explain", "describe", "news"}
     | {"article", "articles", "thing", "things", "more", "else", "anything", "something"}
-    | {"story", "stories", "detail", "details"}
+    | {"story", "stories", "detail", "details", "many", "much"}
 )
 _LABEL_RE = re.compile(
     r"^\s*(?:the\s+)?(?:standalone|rewritten|rephrased|reformulated|new|final)?\s*"
@@ -146,13 +149,22 @@ _REPLY_RE = re.compile(
 _QUOTES = " \t\"'“”‘’`*_«»"
 
 
-def looks_like_follow_up(question: str) -> bool:
-    """True when the question points back into the conversation ("he", "that deal", "and
-    Kyiv?") or is too short to stand on its own."""
+def refers_back(question: str) -> bool:
+    """The question points back into the conversation: "he", "that deal", "and Kyiv?"."""
     words = {w.lower().replace("’", "'") for w in WORD_RE.findall(question)}
-    if words & _REFERRING or _FOLLOW_UP_START.match(question):
+    return bool(words & _REFERRING or _FOLLOW_UP_START.match(question))
+
+
+def looks_like_follow_up(question: str) -> bool:
+    """True when the question points back into the conversation, is too short to stand on its
+    own, or is a short question that names nothing ("Who leads the brigade?"): in a
+    conversation, "the brigade" is the one just talked about."""
+    if refers_back(question):
         return True
-    return len(set(content_words(question))) < 2
+    words = set(content_words(question))
+    if len(words) < 2:
+        return True
+    return not read_question(question).anchors and len(words) <= NAMELESS_FOLLOW_UP_WORDS
 
 
 def _stems(text: str) -> set[str]:
@@ -168,13 +180,21 @@ def _context_terms(history: list[Message], question: str, limit: int = CONTEXT_T
     have = _stems(question)
     names: list[str] = []
     others: list[str] = []
-    for word in WORD_RE.findall(user):
-        word = re.sub(r"['’]s$", "", word)
+    joined = False  # the last word was a name that the next capitalised word continues
+    for match in WORD_RE.finditer(user):
+        word = re.sub(r"['’]s$", "", match.group())
         stems = _stems(word)
         if not stems or stems <= have or word.lower() in _GENERIC:
+            joined = False
             continue  # stopwords, words the question has, "happened"...
         have |= stems
-        (names if word[:1].isupper() else others).append(word)
+        if not word[:1].isupper():
+            others.append(word)
+        elif joined and user[match.start() - 1 : match.start()] == " ":
+            names[-1] += f" {word}"  # "Kettle Bridge" stays one name
+        else:
+            names.append(word)
+        joined = word[:1].isupper()
     if not names and answer:
         counts: dict[str, int] = {}
         for sentence in re.split(r"(?<=[.!?])\s+", answer):
@@ -353,6 +373,14 @@ class Chat:
         result = answer_question(
             rewrite.question, self.options, on_delta=on_delta, **self._opened()
         )
+        gated = result.refused and "llm" not in result.timings_ms  # no model was asked
+        if gated and rewrite.question != question and not refers_back(question):
+            # Read as a follow-up nothing answers, a question that names nothing may still be
+            # a new one: asked as typed, it is answered if a passage answers it.
+            typed = answer_question(question, self.options, on_delta=on_delta, **self._opened())
+            if not typed.refused:
+                why = "no passage answers the rewrite; the question was answered as typed"
+                rewrite, result = Rewrite(question, "none", rejected=why), typed
         reply = ChatReply(question, rewrite, result)
         if remember:
             self.remember(reply)

@@ -96,6 +96,8 @@ class AnswerResult:
     dropped_citations: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     disagreements: list[Disagreement] = field(default_factory=list)
+    # A "when" question's date: {value, source: "text" | "published", citation, text}.
+    answer_date: dict | None = None
 
     def to_json(self) -> dict:
         return {
@@ -120,6 +122,7 @@ class AnswerResult:
             "dropped_citations": self.dropped_citations,
             "warnings": self.warnings,
             "disagreements": [d.to_json() for d in self.disagreements],
+            "answer_date": self.answer_date,
         }
 
 
@@ -157,6 +160,7 @@ class SummaryResult(AnswerResult):
 
     def to_json(self) -> dict:
         data = {"kind": "summary", **super().to_json()}
+        data.pop("answer_date")  # a summary answers no "when" question
         data.update(
             {
                 "topic": self.topic,

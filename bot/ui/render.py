@@ -395,6 +395,8 @@ def render_answer(
             part = one_line(sentence.unsupported_part or "") if not sentence.supported else ""
             if part:
                 console.print(Text.assemble(("  no passage states: ", "dim yellow"), f"“{part}”"))
+        if result.answer_date:
+            console.print(Text.assemble(("Date: ", "bold"), date_line(result.answer_date)))
 
     warnings = [one_line(w) for w in result.warnings or [] if one_line(w)]
     dropped = sorted({n for n in result.dropped_citations or [] if isinstance(n, int)})
@@ -419,6 +421,19 @@ def render_answer(
     footer = _footer(result)
     if footer:
         console.print(Text(footer, style="dim"))
+
+
+def date_line(answer_date: dict[str, Any]) -> str:
+    """Where a "when" answer's date comes from, in one line: "April 15 (stated in the text [2])"."""
+    value = one_line(str(answer_date.get("value") or ""))
+    n = answer_date.get("citation")
+    cite = f" [{n}]" if isinstance(n, int) else ""
+    said = one_line(str(answer_date.get("text") or ""))
+    if answer_date.get("source") == "text":
+        return f"{value} (stated in the text{cite})"
+    if said:
+        return f"{value} (“{said}”, counted from the article's publication date{cite})"
+    return f"{value} (the article's publication date{cite}; the text gives no date)"
 
 
 def _render_answer_sources(

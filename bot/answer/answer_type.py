@@ -1,0 +1,239 @@
+"""What a question asks for, and whether a sentence holds it.
+
+`read_question` turns a question into `Needs`:
+
+- `kind`: the expected answer type, from the question's opening words: "who" (a person or an
+  organisation), "when" (a date), "where" (a place), "count" ("how many": a number), "amount"
+  ("how much": a number or a sum), "say" ("what did X say/announce/tell...": reported speech by X),
+  or "other";
+- `anchors`: the names the question gives (runs of capitalised words after its first word, and
+  numbers): an answer must come from passages that name them;
+- `terms`: the question's other content words, less the words that only frame a question
+  ("how many", "report", "article"...): what the answer must be about;
+- `speaker`: for "say" questions, the name of who spoke.
+
+`holds_type` says whether a sentence holds what `kind` asks for; `date_mentions` finds the date
+expressions of a sentence ("April 15", "15 April 2024", "2025", "on Monday").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.core.words import WORD_RE, content_words
+
+# Words that frame a question rather than say what it is about: an answer need not contain them.
+_FRAME_WORDS = frozenset(
+    content_words(
+        "many much name happen happened report reported reports article articles mention "
+        "mentioned discuss discussed considering consider information based describe described "
+        "suggest suggests according piece coverage outlet story stories news latest recent "
+        "recently exactly total number amount kind type"
+    )
+)
+# Capitalised words that open clauses or stand for the asker, never a name to look for.
+_NOT_NAMES = frozenset(
+    {"i", "what", "who", "whom", "whose", "when", "where", "which", "why", "how", "did", "does"}
+    | {"do", "is", "are", "was", "were", "will", "would", "can", "could", "should", "has", "have"}
+    | {"had", "the", "a", "an", "and", "or", "but", "in", "on", "of", "for", "to", "at", "by"}
+)
+# Lower-case words allowed inside a name ("National Bank of Estravia", "Port of Calder").
+_NAME_JOINERS = frozenset({"of", "de", "la", "du", "von", "van", "der", "al", "bin", "&"})
+_SAY_VERBS = (
+    r"say|says|said|announce|announced|tell|told|claim|claimed|promise|promised|warn|warned|urge"
+    r"|urged|ask|asked|declare|declared|state|stated|reveal|revealed|pledge|pledged|add|added"
+    r"|write|wrote|call|called|predict|predicted|admit|admitted|deny|denied|propose|proposed"
+)
+_SAY_QUESTION = re.compile(
+    rf"^\W*what\s+(?:did|does|do|has|have|had|will|would)\s+(?P<speaker>.+?)\s+(?P<verb>{_SAY_VERBS})\b",
+    re.IGNORECASE,
+)
+# Verbs any report of speech answers; another verb ("announce", "promise") must be the
+# sentence's own.
+_ANY_SPEECH = frozenset({"say", "says", "said", "tell", "told", "add", "added"})
+_KINDS = (
+    ("when", re.compile(r"^\W*(?:when\b|(?:on\s+)?what\s+(?:date|day|year|month|time)\b|"
+                        r"(?:in\s+)?which\s+(?:year|month|day)\b|how\s+long\s+ago\b)", re.I)),
+    ("count", re.compile(r"^\W*how\s+(?:many|long|far|old|often)\b", re.I)),
+    ("amount", re.compile(r"^\W*(?:how\s+much\b|what\s+(?:percentage|share|price|rate)\b)", re.I)),
+    ("who", re.compile(r"^\W*(?:who|whom|whose)\b", re.I)),
+    ("where", re.compile(r"^\W*(?:where\b|(?:in\s+)?what\s+(?:place|city|town|country)\b)", re.I)),
+)  # fmt: skip
+# The key words a chat rewrite adds in brackets ("When was it announced? (Zelensky)"): their
+# names are the subject, but they are not words the answer must hold.
+_CONTEXT = re.compile(r"\s*\([^()]*\)\s*$")
+# "How long", "how far"...: the question's form, not its subject.
+_QUESTION_WORDS = re.compile(r"^\W*how\s+(?:many|much|long|far|old|often)\b", re.IGNORECASE)
+_COUNTED = re.compile(r"^\W*how\s+many\s+(?:more\s+|of\s+the\s+)?([\w’'-]+)", re.IGNORECASE)
+# Follow-up openers ("and", "so") before the question word.
+_OPENER = re.compile(r"^\W*(?:and|but|so|also|then|ok|okay)\b[\s,]*", re.IGNORECASE)
+
+_MONTHS = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
+    r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
+)
+_WEEKDAYS = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+# Absolute dates first (day and month, month and year, a bare year, ISO), then weekdays and the
+# days named relative to the report, which need the publication date to become a date.
+_ABSOLUTE_DATE = re.compile(
+    rf"\b(?:\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTHS}(?:,?\s+\d{{4}})?"
+    rf"|{_MONTHS}\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?:,?\s+\d{{4}})?"
+    rf"|{_MONTHS}\s+\d{{4}}"
+    rf"|\d{{4}}-\d{{2}}-\d{{2}}"
+    rf"|(?:in|since|by|until|from|for|of|during)\s+(?:the\s+)?(?:\d{{4}})(?:\s+season)?"
+    rf"|\d{{4}}\s+season)\b"
+)
+# Days named relative to the report. "Last week" or "this year" dates nothing precisely enough
+# to answer "when".
+_RELATIVE_DATE = re.compile(
+    rf"\b(?:{_WEEKDAYS}|yesterday|today|tonight|tomorrow|last\s+night)\b", re.IGNORECASE
+)
+_NUMBER = re.compile(
+    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozens?|hundreds?"
+    r"|thousands?|millions?|billions?|half|no one|none)\b",
+    re.IGNORECASE,
+)
+_QUOTE = re.compile(r"[\"“”«»]|(?:^|\s)['‘][A-Z]")
+# A reporting verb with what was reported after it: "announced that", "told troops to", "said
+# on Monday he would", or a colon or comma opening a quote.
+_REPORTED = re.compile(
+    rf"\b(?:{_SAY_VERBS})\b(?:\s+[\w’']+){{0,4}}?\s+(?:that|to|he|she|they|it|we|i)\b"
+    r"|[:,]\s*[\"“]",
+    re.IGNORECASE,
+)
+_NAME_WORD = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'’\-]*[a-z0-9][\w'’\-]*|\b[A-Z]{2,}\b")
+_PLACE = re.compile(r"\b(?:in|at|near|from|to|outside|inside)\s+(?:the\s+)?[A-Z][\w'’\-]+")
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A name the question gives: its words as written and their stems."""
+
+    text: str
+    stems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Needs:
+    question: str
+    kind: str
+    anchors: tuple[Anchor, ...]
+    terms: frozenset[str]
+    speaker: Anchor | None = None
+    counted: str | None = None  # the stem of what "how many" counts ("otter")
+    verb: str | None = None  # the stem of a "what did X announce" verb the answer must use
+
+    @property
+    def clause(self) -> str:
+        """The question as a clause for "no passage says ...": "who won the election"."""
+        text = _CONTEXT.sub("", self.question)
+        text = _OPENER.sub("", text).strip().rstrip("?!. ").strip()
+        return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text
+
+
+def _anchor(words: list[str]) -> Anchor | None:
+    while words and words[-1].lower() in _NAME_JOINERS:
+        words = words[:-1]
+    stems = tuple(s for w in words for s in content_words(w))
+    return Anchor(" ".join(words), stems) if stems else None
+
+
+def question_names(question: str) -> list[Anchor]:
+    """Runs of capitalised words after the first word, each once: the names to look for.
+    Numbers are not names: a question words them differently ("2,000-plus") or means a
+    report's date."""
+    anchors: list[Anchor] = []
+    run: list[str] = []
+    last_end = 0
+    for i, match in enumerate(WORD_RE.finditer(question)):
+        word = re.sub(r"['’]s$", "", match.group())
+        if run and question[last_end : match.start()].strip(" -"):
+            _close(run, anchors)  # punctuation between two words ends a name
+        last_end = match.end()
+        capital = word[:1].isupper() and word.lower() not in _NOT_NAMES and len(word) > 1
+        if (i > 0 and capital) or (run and word.lower() in _NAME_JOINERS):
+            run.append(word)
+        else:
+            _close(run, anchors)
+    _close(run, anchors)
+    unique = {a.stems: a for a in anchors}
+    return list(unique.values())
+
+
+def _close(run: list[str], anchors: list[Anchor]) -> None:
+    """Ends the name being read: adds it to `anchors` and empties `run`."""
+    found = _anchor(run)
+    if found is not None:
+        anchors.append(found)
+    run.clear()
+
+
+def question_kind(question: str) -> str:
+    text = _OPENER.sub("", question)
+    if _SAY_QUESTION.match(text):
+        return "say"
+    for kind, pattern in _KINDS:
+        if pattern.match(text):
+            return kind
+    return "other"
+
+
+def read_question(question: str) -> Needs:
+    """What `question` asks for (see the module docstring)."""
+    kind = question_kind(question)
+    anchors = tuple(question_names(question))
+    named = {s for a in anchors for s in a.stems}
+    asked = _QUESTION_WORDS.sub("", _CONTEXT.sub("", question))
+    terms = frozenset(content_words(asked)) - named - _FRAME_WORDS
+    speaker, verb = None, None
+    if kind == "say":
+        m = _SAY_QUESTION.match(_OPENER.sub("", question))
+        spoken = set(content_words(m.group("speaker"))) if m else set()
+        speaker = next((a for a in anchors if set(a.stems) & spoken), None)
+        said = m.group("verb").lower() if m else "say"
+        stems = content_words(said)
+        verb = stems[0] if stems and said not in _ANY_SPEECH else None
+    counted = None
+    if kind == "count":
+        m = _COUNTED.match(_OPENER.sub("", question))
+        stems = content_words(m.group(1)) if m else []
+        counted = stems[0] if stems else None
+    return Needs(question, kind, anchors, terms, speaker=speaker, counted=counted, verb=verb)
+
+
+def date_mentions(text: str) -> list[str]:
+    """Date expressions of `text`, absolute ones first ("April 15", "2025", "on Monday")."""
+    found = [m.group() for m in _ABSOLUTE_DATE.finditer(text)]
+    found += [m.group() for m in _RELATIVE_DATE.finditer(text)]
+    return found
+
+
+def has_absolute_date(text: str) -> bool:
+    return _ABSOLUTE_DATE.search(text) is not None
+
+
+def is_quote(text: str) -> bool:
+    """`text` quotes someone's words directly."""
+    return _QUOTE.search(text) is not None
+
+
+def holds_type(kind: str, text: str, question_words: frozenset[str]) -> bool:
+    """`text` holds what a `kind` question asks for. Names and places count only when the
+    question does not give them itself."""
+    if kind == "when":
+        return bool(date_mentions(text))
+    if kind in ("count", "amount"):
+        return _NUMBER.search(text) is not None
+    if kind == "say":
+        return _QUOTE.search(text) is not None or _REPORTED.search(text) is not None
+    if kind == "who":
+        return any(_new_word(m.group(), question_words) for m in _NAME_WORD.finditer(text))
+    if kind == "where":
+        return any(_new_word(m.group().split()[-1], question_words) for m in _PLACE.finditer(text))
+    return True
+
+
+def _new_word(word: str, question_words: frozenset[str]) -> bool:
+    stems = content_words(word)
+    return bool(stems) and not set(stems) <= question_words

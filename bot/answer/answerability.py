@@ -1,0 +1,267 @@
+"""Does any retrieved passage answer the question? The gate every provider's answer passes.
+
+The passages are grouped by article. An article's context is its retrieved passages plus its
+title, outlet and publication date. A question is answerable when:
+
+1. every name the question gives (`Needs.anchors`, less the index's outlet names) is in some
+   article's context: written as in the question, or without a leading title word that the
+   articles also write in lower case ("President Zelensky" for "Ukrainian president Volodymyr
+   Zelensky"). A long question (more than LONG_QUESTION_TERMS words of its own) spans several
+   reports and may miss some, unless it misses MISSING_SHARE of them and no passage is as close
+   as CLOSE_DENSE;
+2. an article that names them all holds at least TERM_SHARE of the question's other content
+   words (`Needs.terms`; a word no passage holds weighs UNSEEN_WEIGHT: the reports may word it
+   otherwise). A long question is judged on all its articles together;
+3. for "how many", "how much", "when" and "what did X say" questions (and for any question when
+   the closest passage is under the retrieval floor), a sentence of such an article answers
+   (`answers`): it holds a number, a date or reported speech, next to the question's words and
+   names. A "when" question may also be dated by the article's publication date.
+
+A refusal says what is missing ("no passage says who won the Northland general election: none
+mentions "election" with "Northland"").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from bot.answer.answer_type import Anchor, Needs, holds_type
+from bot.core.types import Passage
+from bot.core.words import WORD_RE, content_words
+
+# Share of the question's own content words an article must hold. Half: a question words its
+# verb differently from the report ("died" / "were killed") but never shares only a name with it.
+TERM_SHARE = 0.5
+# The weight of a question word that no retrieved passage holds, against 1 for one that some do.
+UNSEEN_WEIGHT = 0.5
+# A long question may miss some of its names (it spans reports, some not retrieved), but not
+# this share of them unless retrieval found a passage this close.
+MISSING_SHARE = 0.5
+CLOSE_DENSE = 0.5
+# A question with more content words than this asks across reports: judged on them together.
+LONG_QUESTION_TERMS = 5
+_OUTLET_PARTS = re.compile(r"\s[|\-–—:]\s|\.(?:com|org|net|co\.uk)\b")
+# The cosine with the question at which a sentence answers "how many X" without naming X: a
+# paraphrase ("death toll" for "people died"), not a number about something else.
+COUNTED_PARAPHRASE = 0.55
+# Kinds whose answer is a thing a sentence visibly holds (a number, a date, a quote).
+_GATED_KINDS = frozenset({"count", "amount", "when", "say"})
+
+
+@dataclass(frozen=True)
+class Quotable:
+    """A sentence an answer may quote, with its article and the sentence before it."""
+
+    article_id: str
+    text: str
+    before: str = ""
+    similarity: float = 0.0  # cosine with the question
+    title: str = ""  # of its article
+
+
+@dataclass
+class ArticleContext:
+    """One article's retrieved text as stems: the set, the order, and those written lower case."""
+
+    article_id: str
+    stems: set[str]
+    sequence: list[str]
+    lower: set[str]
+    published: str
+
+    def covers(self, anchor: Anchor) -> bool:
+        stems = list(anchor.stems)
+        if _contains(self.sequence, stems):
+            return True
+        return len(stems) > 1 and stems[0] in self.lower and _contains(self.sequence, stems[1:])
+
+    def term_share(self, terms: frozenset[str], elsewhere: set[str]) -> float:
+        """The weighted share of `terms` this article holds. A term no retrieved passage holds
+        weighs UNSEEN_WEIGHT: the reports may word it otherwise ("died" / "death toll"); a term
+        other articles hold but this one lacks weighs fully: it is what this one does not say."""
+        if not terms:
+            return 1.0
+        weights = {t: 1.0 if t in elsewhere else UNSEEN_WEIGHT for t in terms}
+        held = sum(w for t, w in weights.items() if t in self.stems)
+        return held / sum(weights.values())
+
+
+def _contains(sequence: list[str], part: list[str]) -> bool:
+    if not part:
+        return False
+    first, n = part[0], len(part)
+    return any(sequence[i : i + n] == part for i, stem in enumerate(sequence) if stem == first)
+
+
+def article_contexts(passages: Sequence[Passage]) -> dict[str, ArticleContext]:
+    texts: dict[str, list[str]] = {}
+    published: dict[str, str] = {}
+    for p in passages:
+        article = str(p.article_id)
+        if article not in texts:
+            texts[article] = [str(p.title or ""), str(p.source or ""), _date_words(p.published)]
+            published[article] = str(p.published or "")
+        texts[article].append(p.text)
+    out = {}
+    for article, parts in texts.items():
+        text = "\n".join(parts)
+        sequence = content_words(text)
+        lower = set(content_words(" ".join(w for w in WORD_RE.findall(text) if w.islower())))
+        out[article] = ArticleContext(article, set(sequence), sequence, lower, published[article])
+    return out
+
+
+def _date_words(published: str | None) -> str:
+    """ "2023-10-16" as "October 16 2023", so a question naming a report's date finds it."""
+    import datetime as dt
+
+    try:
+        day = dt.date.fromisoformat(str(published or "")[:10])
+    except ValueError:
+        return ""
+    return f"{day:%B} {day.day} {day.year}"
+
+
+@dataclass
+class Verdict:
+    answerable: bool
+    why: str = ""  # for a refusal: what no passage says
+    articles: set[str] = field(default_factory=set)  # the articles that may answer
+
+
+def outlet_names(outlets: Iterable[str]) -> set[tuple[str, ...]]:
+    """The stems of each outlet's name and of its parts ("The Roar | Sports Writers Blog",
+    "CBSSports.com"): a question naming an outlet names where to look, not what to find."""
+    forms: set[tuple[str, ...]] = set()
+    for outlet in outlets:
+        for part in [outlet, *_OUTLET_PARTS.split(str(outlet))]:
+            stems = tuple(content_words(part))
+            if stems:
+                forms.add(stems)
+    return forms
+
+
+def judge(
+    needs: Needs,
+    passages: Sequence[Passage],
+    sentences: Sequence[Quotable],
+    *,
+    best_dense: float = 1.0,
+    min_relevance: float = 0.0,
+    outlets: Iterable[str] = (),
+) -> Verdict:
+    """Whether `passages` answer `needs` (see the module docstring). `sentences` are the
+    passages' quotable sentences, furniture left out; `best_dense` the
+    retrieval's best similarity: under `min_relevance` a sentence must answer whatever the kind of
+    question; `outlets` the index's outlet names."""
+    says = f"no passage says {needs.clause}"
+    if not passages:
+        return Verdict(False, "no indexed passage matches the filters")
+    contexts = article_contexts(passages)
+    forms = outlet_names(outlets)
+    anchors = tuple(a for a in needs.anchors if a.stems not in forms)
+    missing = [a for a in anchors if not any(c.covers(a) for c in contexts.values())]
+    if missing and _missing_refuses(needs, len(missing), len(anchors), best_dense):
+        return Verdict(False, f"{says}: none mentions {_quoted([a.text for a in missing])}")
+    needs = replace(needs, anchors=tuple(a for a in anchors if a not in missing))
+    fit = _fitting(needs, contexts)
+    if not fit:
+        return Verdict(False, f"{says}: {_gap(needs, contexts)}")
+    weak = best_dense < min_relevance
+    if (weak or needs.kind in _GATED_KINDS) and not _holds_answer(
+        needs, fit, contexts, sentences, dated_ok=not weak
+    ):
+        return Verdict(False, says)
+    return Verdict(True, articles=fit)
+
+
+def _missing_refuses(needs: Needs, missing: int, named: int, best_dense: float) -> bool:
+    """A short question needs every name it gives. A long one paraphrases several reports and
+    may miss some of its names, unless it misses MISSING_SHARE of them and retrieval found no
+    passage as close as CLOSE_DENSE."""
+    if len(needs.terms) <= LONG_QUESTION_TERMS:
+        return True
+    return missing / named >= MISSING_SHARE and best_dense < CLOSE_DENSE
+
+
+def _fitting(needs: Needs, contexts: dict[str, ArticleContext]) -> set[str]:
+    """The articles that may answer: those naming every anchor and covering TERM_SHARE of the
+    terms. A long question (more than LONG_QUESTION_TERMS terms) paraphrases several reports,
+    each answering a part in its own words: every article may."""
+    if len(needs.terms) > LONG_QUESTION_TERMS:
+        return set(contexts)
+    seen = set().union(*(c.stems for c in contexts.values()))
+    covering = {a for a, c in contexts.items() if c.term_share(needs.terms, seen) >= TERM_SHARE}
+    return {a for a in covering if all(contexts[a].covers(x) for x in needs.anchors)}
+
+
+def _gap(needs: Needs, contexts: dict[str, ArticleContext]) -> str:
+    """What the closest article lacks, in the question's words."""
+    anchors = needs.anchors
+    seen = set().union(*(c.stems for c in contexts.values()))
+    best = max(
+        contexts.values(),
+        key=lambda c: (sum(c.covers(a) for a in anchors), c.term_share(needs.terms, seen)),
+    )
+    lacking = _surface(needs.question, needs.terms - best.stems)
+    named = [a.text for a in anchors if best.covers(a)]
+    if lacking and named:
+        return f"none mentions {_quoted(lacking)} with {_quoted(named)}"
+    if lacking:
+        return f"none mentions {_quoted(lacking)}"
+    return f"no single report mentions {_quoted([a.text for a in anchors])}"
+
+
+def _surface(question: str, stems: set[str] | frozenset[str]) -> list[str]:
+    """The question's words whose stems are `stems`, in question order."""
+    out: list[str] = []
+    for word in WORD_RE.findall(question):
+        if set(content_words(word)) & stems and word not in out:
+            out.append(word)
+    return out
+
+
+def _quoted(words: list[str]) -> str:
+    return " or ".join(f"“{w}”" for w in words)
+
+
+def _holds_answer(
+    needs: Needs,
+    fit: set[str],
+    contexts: dict[str, ArticleContext],
+    sentences: Sequence[Quotable],
+    *,
+    dated_ok: bool,
+) -> bool:
+    """A sentence of a fitting article answers (`answers`); for "when", with `dated_ok`, a
+    fitting article with a publication date also does."""
+    if dated_ok and needs.kind == "when" and any(contexts[a].published for a in fit):
+        return True
+    if needs.speaker is not None:
+        fit = {a for a in fit if contexts[a].covers(needs.speaker)}
+    return any(quote.article_id in fit and answers(needs, quote) for quote in sentences)
+
+
+def answers(needs: Needs, quote: Quotable) -> bool:
+    """`quote` holds what `needs` asks for, it or the sentence before it holds one of the
+    question's other words (when it has any), and each name the question gives is in it, the
+    sentence before or its article's title: a number in a sentence about something else does
+    not answer "how many". What "how many" counts ("otters") must be named there too, unless the
+    sentence is as close to the question as COUNTED_PARAPHRASE ("the death toll rose to 17" for
+    "how many people died")."""
+    everything = needs.terms | {s for a in needs.anchors for s in a.stems}
+    if not holds_type(needs.kind, quote.text, everything):
+        return False
+    if needs.verb and needs.verb not in content_words(quote.text):
+        return False  # "what did X announce": a sentence where X announces, not one near it
+    window = content_words(f"{quote.before}\n{quote.text}")
+    if needs.terms and not needs.terms & set(window):
+        return False
+    if needs.counted and needs.counted not in window and quote.similarity < COUNTED_PARAPHRASE:
+        return False
+    title = content_words(quote.title)
+    return all(
+        _contains(window, list(a.stems)) or _contains(title, list(a.stems)) for a in needs.anchors
+    )

@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.core.dates import published_ts
 from bot.core.errors import BotError, IngestFileError
 from bot.core.settings import Settings, bundled_seeds_dir, get_settings
+from bot.core.text import key_path, path_key
 from bot.core.types import Progress, SilentProgress
 
 if TYPE_CHECKING:
@@ -110,11 +111,8 @@ class _Run:
         self.wrote = False
         self.dirty_entries: set[str] = set()  # article records whose path list changed
         self.doomed: set[str] = set()  # article records no path refers to any more
-        # Which articles claim each record path, as the run found them.
-        self.claims: dict[str, set[str]] = {}
-        for article_id, entry in self.articles.items():
-            for record_path in entry.paths:
-                self.claims.setdefault(record_path, set()).add(article_id)
+        self.repoint: set[str] = set()  # articles whose chunks may cite a path they lost
+        self.stale: set[str] = set()  # files read again whatever their size and mtime say
 
     def add_path(self, article: Any, record_path: str) -> None:
         from bot.index.records import ArticleEntry
@@ -148,6 +146,7 @@ class _Run:
             return
         if record_path in entry.paths:
             entry.paths.remove(record_path)
+        self.repoint.add(article_id)  # unless doomed; it may also get another path again
         if entry.paths:
             self.dirty_entries.add(article_id)
         else:
@@ -160,11 +159,8 @@ class _Run:
 
     def flush(self, embedder: Embedder) -> None:
         """Embed and write the pending chunks, then the manifest records that claim them."""
-        if (
-            not self.pending
-            and not self.pending_files
-            and not self.doomed
-            and not self.dirty_entries
+        if not (
+            self.pending or self.pending_files or self.doomed or self.dirty_entries or self.repoint
         ):
             return
         self.begin_write()
@@ -179,6 +175,9 @@ class _Run:
         touched = {a.article_id for a, _ in self.pending} | (self.dirty_entries - self.doomed)
         entries = [self.articles[i] for i in sorted(touched) if i in self.articles]
         self.store.upsert_articles(entries)
+        # Chunks cite a path their article holds now (a renamed file's new name).
+        held = {i: self.articles[i].paths for i in self.repoint - self.doomed if i in self.articles}
+        self.store.repoint_chunks(held)
         # Deleted articles: manifest first, then their chunks.
         if self.doomed:
             self.store.delete_articles(sorted(self.doomed))
@@ -186,7 +185,7 @@ class _Run:
                 self.articles.pop(article_id, None)
         self.store.upsert_files(self.pending_files)
         self.pending, self.pending_files, self.pending_chunks = [], [], 0
-        self.dirty_entries, self.doomed = set(), set()
+        self.dirty_entries, self.doomed, self.repoint = set(), set(), set()
 
 
 def _stored_chunks(article: ArticleRecord, pieces: list[Chunk]) -> list[StoredChunk]:
@@ -236,27 +235,29 @@ def ingest_paths(
             from bot.index.embeddings import get_embedder
 
             embedder = get_embedder(settings)
-        store = _open_for_writing(settings, embedder, report, notify, rebuild=rebuild)
+        store = _open_for_writing(settings, embedder, rebuild=rebuild)
 
         files, discovery_errors = discover_files(paths)
         for path, message in discovery_errors:
-            report.errors.append({"path": path, "error": message})
+            report.errors.append({"path": path_key(path), "error": message})
         report.failed += len(discovery_errors)
         known_files = store.file_entries()
         run = _Run(settings, store, report)
+        interrupted = store.dirty
+        _repair(run, known_files, notify, interrupted=interrupted)
         notify.start(len(files))
         for file_path in files:
             notify.advance()
-            _ingest_file(run, file_path, known_files.get(str(file_path)))
+            _ingest_file(run, file_path, known_files.get(path_key(file_path)))
             if run.pending_chunks >= EMBED_BUFFER_CHUNKS:
                 run.flush(embedder)
         run.flush(embedder)
-        gone = _forget_vanished_files(run, known_files, {str(f) for f in files}, paths)
+        gone = _forget_vanished_files(run, known_files, {path_key(f) for f in files}, paths)
         gone += _replace_seeds(run, known_files, paths, notify) if user_paths else []
         if gone:
             run.flush(embedder)
             store.delete_files([e.path for e in gone])
-        if run.wrote or gone:
+        if run.wrote or gone or interrupted:
             store.set_state(dirty=False, new_generation=True)
             _build_keyword_index(store, report)
             embedder.prepare_questions()  # the fast question model, built once (a warning if not)
@@ -267,25 +268,48 @@ def ingest_paths(
     return report
 
 
-def _open_for_writing(
-    settings: Settings, embedder: Embedder, report: IngestReport, notify: Progress, *, rebuild: bool
-) -> Any:
-    """The store, created when missing (dropped first for a rebuild), with what an interrupted
-    run left behind removed."""
+def _open_for_writing(settings: Settings, embedder: Embedder, *, rebuild: bool) -> Any:
+    """The store, created when missing (dropped first for a rebuild)."""
     from bot.index.store import drop_index, open_store
 
     if rebuild:
         drop_index(settings)  # also an index open_store refuses (another model, newer bot)
-    store = open_store(settings, embedder, create=True)
-    if store.dirty:
-        orphans = store.orphan_chunk_ids()
-        store.delete_chunk_ids(orphans)
-        report.repaired_chunks = len(orphans)
-        if orphans:
-            notify.note(
-                f"Repaired the index: removed {len(orphans)} chunks left by an interrupted run."
-            )
-    return store
+    return open_store(settings, embedder, create=True)
+
+
+def _repair(
+    run: _Run, known_files: dict[str, FileEntry], notify: Progress, *, interrupted: bool
+) -> None:
+    """Bring the manifests and chunks back in step with each other, whatever a killed run left
+    and whatever happened to the files since (see `bot.index.store` for the write order).
+
+    A run writes an article's record before the record of the file that holds it, so a killed
+    run can leave an article claiming a path that no file record names: the claim is dropped (and
+    the article with it, unless this run finds it in a file again). A file whose record names an
+    article that does not claim the path is read again, whatever its size and mtime say."""
+    orphans: list[str] = []
+    if interrupted:  # reading every chunk's metadata is only worth it after a killed run
+        orphans, run.repoint = run.store.chunks_out_of_step()
+        run.store.delete_chunk_ids(orphans)
+    run.report.repaired_chunks = len(orphans)
+    backed = {(p, a) for entry in known_files.values() for p, a in entry.records.items()}
+    claimed = {(p, a) for a, entry in run.articles.items() for p in entry.paths}
+    run.stale = {
+        path
+        for path, entry in known_files.items()
+        if any(pair not in claimed for pair in entry.records.items())
+    }
+    for record_path, article_id in sorted(claimed - backed):
+        run.drop_path(article_id, record_path)
+    repaired = [
+        f"{n} {what}{'s' if n != 1 else ''}"
+        for n, what in ((len(orphans), "chunk"), (len(claimed - backed), "article path"))
+        if n
+    ]
+    if repaired:
+        notify.note(
+            f"Repaired the index: dropped {' and '.join(repaired)} left by an interrupted run."
+        )
 
 
 def _ingest_file(run: _Run, file_path: Path, old: FileEntry | None) -> None:
@@ -293,14 +317,15 @@ def _ingest_file(run: _Run, file_path: Path, old: FileEntry | None) -> None:
     from bot.index.records import FileEntry
     from bot.sources.formats import load_file
 
-    report, key = run.report, str(file_path)
+    report, key = run.report, path_key(file_path)
     try:
         stat = file_path.stat()
     except OSError as exc:
         report.failed += 1
         report.errors.append({"path": key, "error": f"cannot read: {exc.strerror}"})
         return
-    if old is not None and old.size == stat.st_size and old.mtime_ns == stat.st_mtime_ns:
+    same = old is not None and (old.size, old.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    if old is not None and same and key not in run.stale:
         report.unchanged += len(old.records)
         return
     try:
@@ -309,10 +334,13 @@ def _ingest_file(run: _Run, file_path: Path, old: FileEntry | None) -> None:
         # Keep what an earlier run indexed from this file: a bad read must not lose data.
         report.failed += 1
         report.errors.append({"path": key, "error": str(exc)})
+        report.warnings.extend({"path": key, "warning": w} for w in exc.warnings)
         return
     for warning in loaded.warnings:
         report.warnings.append({"path": key, "warning": warning})
-    new_records = _update_records(run, loaded.articles, old.records if old is not None else {})
+    # Records as the index stores their paths: a name that is not UTF-8 in its escaped form.
+    articles = [replace(a, path=path_key(a.path)) for a in loaded.articles]
+    new_records = _update_records(run, articles, old.records if old is not None else {})
     run.pending_files.append(FileEntry(key, stat.st_size, stat.st_mtime_ns, new_records))
 
 
@@ -325,7 +353,8 @@ def _update_records(
     new_records = {a.path: a.article_id for a in articles}
     for article in articles:
         previous = old_records.get(article.path)
-        if previous == article.article_id and article.article_id in run.articles:
+        entry = run.articles.get(article.article_id)
+        if previous == article.article_id and entry is not None and article.path in entry.paths:
             report.unchanged += 1
             continue
         if previous is None:
@@ -338,13 +367,6 @@ def _update_records(
         if record_path not in new_records:
             report.removed += 1
             run.drop_path(article_id, record_path)
-    # An article that claims one of these paths but is not what the path now holds was left by
-    # a run killed after it wrote that article and before the file's record (which still names
-    # the version before): the file changed again since, so nothing else would ever drop it.
-    for record_path in old_records.keys() | new_records.keys():
-        for article_id in run.claims.get(record_path, ()):
-            if new_records.get(record_path) != article_id:
-                run.drop_path(article_id, record_path)
     return new_records
 
 
@@ -353,14 +375,20 @@ def _forget_vanished_files(
 ) -> list[FileEntry]:
     """Drop the articles of files that vanished from a folder (or a named file) ingested in this
     run; returns those files' records."""
-    roots = [os.path.abspath(p) for p in paths]
+    roots = [path_key(os.path.abspath(p)) for p in paths]
     gone = [
         entry
         for path, entry in known_files.items()
-        if path not in seen and _is_under(path, roots) and not os.path.lexists(path)
+        if path not in seen and _is_under(path, roots) and not _exists(path)
     ]
     _forget(run, gone)
     return gone
+
+
+def _exists(key: str) -> bool:
+    """Whether the file a stored path names is there (a name that merely looks escaped, with a
+    real backslash in it, is looked up as it is too)."""
+    return os.path.lexists(key) or os.path.lexists(key_path(key))
 
 
 def _forget(run: _Run, entries: Sequence[FileEntry]) -> None:

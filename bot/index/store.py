@@ -47,6 +47,7 @@ from bot.index.chroma import (
 )
 from bot.index.embeddings import Embedder
 from bot.index.filters import Filters
+from bot.index.kill_switch import wrote
 from bot.index.records import ArticleEntry, FileEntry, StoredChunk, file_record_id
 
 SCHEMA_VERSION = 1
@@ -55,6 +56,8 @@ SCHEMA_VERSION = 1
 PAGE_SIZE = 5000
 # Records per write at most (Chroma's own limit, `get_max_batch_size`, may be lower).
 WRITE_BATCH = 4000
+# Articles per `$in` filter when moving chunks to a new path: a short query string for a server.
+REPOINT_ARTICLES = 200
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -195,6 +198,7 @@ class ArticleStore:
         if new_generation:
             meta["generation"] = uuid.uuid4().hex
         self._chunks.modify(metadata=meta)
+        wrote()
 
     @_guarded
     def chunk_count(self) -> int:
@@ -277,6 +281,7 @@ class ArticleStore:
                 embeddings=[list(MANIFEST_VECTOR)] * len(part),
                 metadatas=[e.to_metadata() for e in part],
             )
+            wrote()
 
     @_guarded
     def delete_articles(self, ids: Sequence[str]) -> None:
@@ -284,8 +289,10 @@ class ArticleStore:
         ids = list(ids)
         for a, b in self._batches(len(ids)):
             self._articles.delete(ids=ids[a:b])
+            wrote()
         for article_id in ids:
             self._chunks.delete(where={"article_id": article_id})
+            wrote()
 
     @_guarded
     def upsert_files(self, entries: Sequence[FileEntry]) -> None:
@@ -296,12 +303,14 @@ class ArticleStore:
                 embeddings=[list(MANIFEST_VECTOR)] * len(part),
                 metadatas=[e.to_metadata() for e in part],
             )
+            wrote()
 
     @_guarded
     def delete_files(self, paths: Sequence[str]) -> None:
         ids = [file_record_id(p) for p in paths]
         for a, b in self._batches(len(ids)):
             self._files.delete(ids=ids[a:b])
+            wrote()
 
     # -- chunks ----------------------------------------------------------------------------
     @_guarded
@@ -315,12 +324,14 @@ class ArticleStore:
                 documents=[c.text for c in part],
                 metadatas=[c.to_metadata() for c in part],
             )
+            wrote()
 
     @_guarded
     def delete_chunk_ids(self, ids: Sequence[str]) -> None:
         ids = list(ids)
         for a, b in self._batches(len(ids)):
             self._chunks.delete(ids=ids[a:b])
+            wrote()
 
     def iter_chunks(self, *, with_text: bool = True) -> Iterator[StoredChunk]:
         """Every chunk, read a page at a time (without its text, unless `with_text`)."""
@@ -336,13 +347,41 @@ class ArticleStore:
 
     def orphan_chunk_ids(self) -> list[str]:
         """Chunks that no article record claims (left behind by a crash)."""
+        return self.chunks_out_of_step()[0]
+
+    def chunks_out_of_step(self) -> tuple[list[str], set[str]]:
+        """What a crash can leave in the chunks: (the ids of chunks no article record claims,
+        the articles with a chunk whose path is not one of the article's paths)."""
         articles = self.article_entries()
-        orphans = []
+        orphans: list[str] = []
+        misplaced: set[str] = set()
         for chunk in self.iter_chunks(with_text=False):
             entry = articles.get(chunk.article_id)
             if entry is None or chunk.chunk_index >= entry.n_chunks:
                 orphans.append(chunk.chunk_id)
-        return orphans
+            elif chunk.path not in entry.paths:
+                misplaced.add(chunk.article_id)
+        return orphans, misplaced
+
+    @_guarded
+    def repoint_chunks(self, paths: dict[str, list[str]]) -> int:
+        """Give each chunk of these articles whose path is not one of its article's `paths` the
+        first of them (sorted). Only the metadata changes: nothing is embedded again. Returns
+        how many chunks moved."""
+        moved: list[tuple[str, dict[str, Any]]] = []
+        ids = sorted(a for a, held in paths.items() if held)
+        for start in range(0, len(ids), REPOINT_ARTICLES):
+            where = {"article_id": {"$in": ids[start : start + REPOINT_ARTICLES]}}
+            for got in self._pages(self._chunks, ["metadatas"], where):
+                for chunk_id, meta in zip(got["ids"], got["metadatas"], strict=True):
+                    held = paths[str(meta.get("article_id", ""))]
+                    if meta.get("path") not in held:
+                        moved.append((chunk_id, {**meta, "path": min(held)}))
+        for a, b in self._batches(len(moved)):
+            part = moved[a:b]
+            self._chunks.update(ids=[i for i, _ in part], metadatas=[m for _, m in part])
+            wrote()
+        return len(moved)
 
     # -- questions the search and the summaries ask --------------------------------------------
     @_guarded

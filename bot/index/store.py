@@ -347,36 +347,27 @@ class ArticleStore:
 
     def orphan_chunk_ids(self) -> list[str]:
         """Chunks that no article record claims (left behind by a crash)."""
-        return self.chunks_out_of_step()[0]
-
-    def chunks_out_of_step(self) -> tuple[list[str], set[str]]:
-        """What a crash can leave in the chunks: (the ids of chunks no article record claims,
-        the articles with a chunk whose path is not one of the article's paths)."""
         articles = self.article_entries()
-        orphans: list[str] = []
-        misplaced: set[str] = set()
+        orphans = []
         for chunk in self.iter_chunks(with_text=False):
             entry = articles.get(chunk.article_id)
             if entry is None or chunk.chunk_index >= entry.n_chunks:
                 orphans.append(chunk.chunk_id)
-            elif chunk.path not in entry.paths:
-                misplaced.add(chunk.article_id)
-        return orphans, misplaced
+        return orphans
 
     @_guarded
     def repoint_chunks(self, paths: dict[str, list[str]]) -> int:
-        """Give each chunk of these articles whose path is not one of its article's `paths` the
-        first of them (sorted). Only the metadata changes: nothing is embedded again. Returns
-        how many chunks moved."""
-        moved: list[tuple[str, dict[str, Any]]] = []
+        """Give the chunks of these articles whose path is not one of `paths[article]` the first
+        of them (sorted): metadata only, nothing is embedded again. Returns how many moved."""
         ids = sorted(a for a, held in paths.items() if held)
+        moved: list[tuple[str, dict[str, Any]]] = []
         for start in range(0, len(ids), REPOINT_ARTICLES):
             where = {"article_id": {"$in": ids[start : start + REPOINT_ARTICLES]}}
             for got in self._pages(self._chunks, ["metadatas"], where):
-                for chunk_id, meta in zip(got["ids"], got["metadatas"], strict=True):
-                    held = paths[str(meta.get("article_id", ""))]
+                for i, meta in zip(got["ids"], got["metadatas"], strict=True):
+                    held = paths[str(meta["article_id"])]
                     if meta.get("path") not in held:
-                        moved.append((chunk_id, {**meta, "path": min(held)}))
+                        moved.append((i, {**meta, "path": min(held)}))
         for a, b in self._batches(len(moved)):
             part = moved[a:b]
             self._chunks.update(ids=[i for i, _ in part], metadatas=[m for _, m in part])

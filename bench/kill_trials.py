@@ -81,8 +81,8 @@ def render(outcomes: list[dict[str, Any]], trials: int, actions: list[str]) -> s
         f"(every boundary of each trial's change), each repaired after each of "
         f"{', '.join(actions)}")  # fmt: skip
     add("")
-    add(f"{'killed after write':<20}" + "".join(f"{a:>18}" for a in actions))
-    add("-" * (20 + 18 * len(actions)))
+    add(f"{'killed after write':<20}" + "".join(f"{a:>21}" for a in actions))
+    add("-" * (20 + 21 * len(actions)))
     top = max((o["boundary"] for o in killed), default=0)
     for boundary in range(1, top + 1):
         cells = []
@@ -90,12 +90,12 @@ def render(outcomes: list[dict[str, Any]], trials: int, actions: list[str]) -> s
             here = [o for o in killed if o["boundary"] == boundary and o["action"] == action]
             out = sum(1 for o in here if o["problems"])
             cells.append(f"{out} / {len(here)} out of step" if here else "-")
-        add(f"{boundary:<20}" + "".join(f"{c:>18}" for c in cells))
+        add(f"{boundary:<20}" + "".join(f"{c:>21}" for c in cells))
     cells = []
     for action in actions:
         here = [o for o in outcomes if not o["killed"] and o["action"] == action]
         cells.append(f"{sum(1 for o in here if o['problems'])} / {len(here)} out of step")
-    add(f"{'(not killed)':<20}" + "".join(f"{c:>18}" for c in cells))
+    add(f"{'(not killed)':<20}" + "".join(f"{c:>21}" for c in cells))
     add("")
     verdict = "OK" if not bad else "MISS"
     add(f"out of step: {len(bad)} of {len(outcomes)} repairs (target 0): {verdict}")

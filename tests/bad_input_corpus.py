@@ -48,7 +48,7 @@ EXPECTED: dict[str, str] = {
     "too_large_50mb": "fail",
     "html_script_style_only": "fail",
     "html_deeply_nested": "ingest",
-    "html_no_body": "either",
+    "html_no_body": "fail",
     "html_malformed": "ingest",
     "json_unparseable": "fail",
     "json_wrong_types": "fail",

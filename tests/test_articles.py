@@ -221,7 +221,7 @@ def test_html_short_page_and_canonical(tmp_path: Path) -> None:
 
 def test_html_only_script_and_style(tmp_path: Path) -> None:
     p = write(tmp_path, "a.html", "<html><script>var a = 1;</script><style>p{}</style></html>")
-    assert_error(p, "no extractable text")
+    assert_error(p, "no article text")
 
 
 def test_html_deeply_nested(tmp_path: Path) -> None:
@@ -306,7 +306,7 @@ def test_jsonl_broken_lines_and_wrong_types(tmp_path: Path) -> None:
     w = result.warnings
     assert any("line 2: invalid JSON" in x for x in w)
     assert any("line 4" in x and "not a JSON object" in x for x in w)
-    assert any("line 5" in x and "int" in x for x in w)
+    assert any("line 5" in x and '"text" is a number' in x for x in w)
     assert any("line 6" in x and "list" in x for x in w)
     assert any("line 7" in x and "no text" in x for x in w)
     assert any("line 8" in x and "date" in x for x in w)
@@ -415,7 +415,7 @@ def test_messages_never_name_the_file(tmp_path: Path) -> None:
     warned = load(write(tmp_path, "w.jsonl", '{"text": "Fine."}\n{bad\n{"text": 5}\n'))
     assert warned.warnings == [
         "line 2: invalid JSON; skipped",
-        "line 3: text is a int, not a string; skipped",
+        'line 3: "text" is a number, not a string; skipped',
     ]
     dated = load(write(tmp_path, "d.md", "---\npublished: 2023-02-30\n---\nBody text."))
     assert dated.warnings == ["unrecognised date '2023-02-30'; left empty"]

@@ -11,49 +11,20 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.core.dates import published_ts
+from bot.app.ingest_run import EMBED_BUFFER_CHUNKS, IngestReport, IngestRun, repair
 from bot.core.errors import BotError, IngestFileError
 from bot.core.settings import Settings, bundled_seeds_dir, get_settings
+from bot.core.text import key_path, path_key
 from bot.core.types import Progress, SilentProgress
 
 if TYPE_CHECKING:
     from bot.index.embeddings import Embedder
-    from bot.index.records import FileEntry, StoredChunk
+    from bot.index.records import FileEntry
     from bot.sources.article import ArticleRecord
-    from bot.sources.chunking import Chunk
-
-# Chunks collected before one embedding call: large enough for length-sorted batches to be dense.
-EMBED_BUFFER_CHUNKS = 512
-
-
-@dataclass
-class IngestReport:
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    failed: int = 0
-    chunks_embedded: int = 0
-    errors: list[dict[str, str]] = field(default_factory=list)
-    warnings: list[dict[str, str]] = field(default_factory=list)
-    repaired_chunks: int = 0
-    seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "added": self.added,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "removed": self.removed,
-            "failed": self.failed,
-            "chunks_embedded": self.chunks_embedded,
-            "errors": self.errors,
-            "warnings": self.warnings,
-        }
 
 
 def _lock(settings: Settings, notify: Progress) -> Any:
@@ -96,123 +67,6 @@ def _is_under(path: str, roots: Sequence[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
-class _Run:
-    """The state of one ingest run (kept off the module so the steps read as plain functions)."""
-
-    def __init__(self, settings: Settings, store: Any, report: IngestReport) -> None:
-        self.settings = settings
-        self.store = store
-        self.report = report
-        self.articles = store.article_entries()
-        self.pending: list[tuple[Any, list[Any]]] = []  # (ArticleRecord, chunks) awaiting embedding
-        self.pending_files: list[Any] = []
-        self.pending_chunks = 0
-        self.wrote = False
-        self.dirty_entries: set[str] = set()  # article records whose path list changed
-        self.doomed: set[str] = set()  # article records no path refers to any more
-        # Which articles claim each record path, as the run found them.
-        self.claims: dict[str, set[str]] = {}
-        for article_id, entry in self.articles.items():
-            for record_path in entry.paths:
-                self.claims.setdefault(record_path, set()).add(article_id)
-
-    def add_path(self, article: Any, record_path: str) -> None:
-        from bot.index.records import ArticleEntry
-        from bot.sources.chunking import chunk_text
-
-        self.doomed.discard(article.article_id)
-        entry = self.articles.get(article.article_id)
-        if entry is not None:
-            if record_path not in entry.paths:
-                entry.paths.append(record_path)
-                self.dirty_entries.add(article.article_id)
-            return
-        chunks = chunk_text(article.text, self.settings.chunk_size, self.settings.chunk_overlap)
-        self.articles[article.article_id] = ArticleEntry(
-            article_id=article.article_id,
-            title=article.title,
-            source=article.source,
-            url=article.url,
-            published=article.published,
-            content_hash=article.content_hash,
-            n_chunks=len(chunks),
-            chars=len(article.text),
-            paths=[record_path],
-        )
-        self.pending.append((article, chunks))
-        self.pending_chunks += len(chunks)
-
-    def drop_path(self, article_id: str, record_path: str) -> None:
-        entry = self.articles.get(article_id)
-        if entry is None:
-            return
-        if record_path in entry.paths:
-            entry.paths.remove(record_path)
-        if entry.paths:
-            self.dirty_entries.add(article_id)
-        else:
-            self.doomed.add(article_id)
-
-    def begin_write(self) -> None:
-        if not self.wrote:
-            self.store.set_state(dirty=True)
-            self.wrote = True
-
-    def flush(self, embedder: Embedder) -> None:
-        """Embed and write the pending chunks, then the manifest records that claim them."""
-        if (
-            not self.pending
-            and not self.pending_files
-            and not self.doomed
-            and not self.dirty_entries
-        ):
-            return
-        self.begin_write()
-        chunks = [
-            stored for article, pieces in self.pending for stored in _stored_chunks(article, pieces)
-        ]
-        if chunks:
-            vectors = embedder.embed([c.text for c in chunks])
-            self.store.upsert_chunks(chunks, vectors)
-            self.report.chunks_embedded += len(chunks)
-        # Article records: new ones (their chunks are now written), changed path lists.
-        touched = {a.article_id for a, _ in self.pending} | (self.dirty_entries - self.doomed)
-        entries = [self.articles[i] for i in sorted(touched) if i in self.articles]
-        self.store.upsert_articles(entries)
-        # Deleted articles: manifest first, then their chunks.
-        if self.doomed:
-            self.store.delete_articles(sorted(self.doomed))
-            for article_id in self.doomed:
-                self.articles.pop(article_id, None)
-        self.store.upsert_files(self.pending_files)
-        self.pending, self.pending_files, self.pending_chunks = [], [], 0
-        self.dirty_entries, self.doomed = set(), set()
-
-
-def _stored_chunks(article: ArticleRecord, pieces: list[Chunk]) -> list[StoredChunk]:
-    """An article's chunks as the index stores them."""
-    from bot.index.records import StoredChunk, chunk_id
-
-    ts = published_ts(article.published)
-    return [
-        StoredChunk(
-            chunk_id=chunk_id(article.article_id, i),
-            article_id=article.article_id,
-            chunk_index=i,
-            start=piece.start,
-            end=piece.end,
-            title=article.title,
-            source=article.source,
-            url=article.url,
-            published=article.published,
-            published_ts=ts,
-            path=article.path,
-            text=piece.text,
-        )
-        for i, piece in enumerate(pieces)
-    ]
-
-
 def ingest_paths(
     paths: Sequence[Path] | None = None,
     settings: Settings | None = None,
@@ -236,27 +90,29 @@ def ingest_paths(
             from bot.index.embeddings import get_embedder
 
             embedder = get_embedder(settings)
-        store = _open_for_writing(settings, embedder, report, notify, rebuild=rebuild)
+        store = _open_for_writing(settings, embedder, rebuild=rebuild)
 
         files, discovery_errors = discover_files(paths)
         for path, message in discovery_errors:
-            report.errors.append({"path": path, "error": message})
+            report.errors.append({"path": path_key(path), "error": message})
         report.failed += len(discovery_errors)
         known_files = store.file_entries()
-        run = _Run(settings, store, report)
+        run = IngestRun(settings, store, report)
+        interrupted = store.dirty
+        repair(run, known_files, notify, interrupted=interrupted)
         notify.start(len(files))
         for file_path in files:
             notify.advance()
-            _ingest_file(run, file_path, known_files.get(str(file_path)))
+            _ingest_file(run, file_path, known_files.get(path_key(file_path)))
             if run.pending_chunks >= EMBED_BUFFER_CHUNKS:
                 run.flush(embedder)
         run.flush(embedder)
-        gone = _forget_vanished_files(run, known_files, {str(f) for f in files}, paths)
+        gone = _forget_vanished_files(run, known_files, {path_key(f) for f in files}, paths)
         gone += _replace_seeds(run, known_files, paths, notify) if user_paths else []
         if gone:
             run.flush(embedder)
             store.delete_files([e.path for e in gone])
-        if run.wrote or gone:
+        if run.wrote or gone or interrupted:
             store.set_state(dirty=False, new_generation=True)
             _build_keyword_index(store, report)
             embedder.prepare_questions()  # the fast question model, built once (a warning if not)
@@ -268,40 +124,29 @@ def ingest_paths(
     return report
 
 
-def _open_for_writing(
-    settings: Settings, embedder: Embedder, report: IngestReport, notify: Progress, *, rebuild: bool
-) -> Any:
-    """The store, created when missing (dropped first for a rebuild), with what an interrupted
-    run left behind removed."""
+def _open_for_writing(settings: Settings, embedder: Embedder, *, rebuild: bool) -> Any:
+    """The store, created when missing (dropped first for a rebuild)."""
     from bot.index.store import drop_index, open_store
 
     if rebuild:
         drop_index(settings)  # also an index open_store refuses (another model, newer bot)
-    store = open_store(settings, embedder, create=True)
-    if store.dirty:
-        orphans = store.orphan_chunk_ids()
-        store.delete_chunk_ids(orphans)
-        report.repaired_chunks = len(orphans)
-        if orphans:
-            notify.note(
-                f"Repaired the index: removed {len(orphans)} chunks left by an interrupted run."
-            )
-    return store
+    return open_store(settings, embedder, create=True)
 
 
-def _ingest_file(run: _Run, file_path: Path, old: FileEntry | None) -> None:
+def _ingest_file(run: IngestRun, file_path: Path, old: FileEntry | None) -> None:
     """Bring one file's articles in step: skipped when its size and mtime are unchanged."""
     from bot.index.records import FileEntry
     from bot.sources.formats import load_file
 
-    report, key = run.report, str(file_path)
+    report, key = run.report, path_key(file_path)
     try:
         stat = file_path.stat()
     except OSError as exc:
         report.failed += 1
         report.errors.append({"path": key, "error": f"cannot read: {exc.strerror}"})
         return
-    if old is not None and old.size == stat.st_size and old.mtime_ns == stat.st_mtime_ns:
+    same = old is not None and (old.size, old.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    if old is not None and same and key not in run.stale:
         report.unchanged += len(old.records)
         return
     try:
@@ -310,15 +155,18 @@ def _ingest_file(run: _Run, file_path: Path, old: FileEntry | None) -> None:
         # Keep what an earlier run indexed from this file: a bad read must not lose data.
         report.failed += 1
         report.errors.append({"path": key, "error": str(exc)})
+        report.warnings.extend({"path": key, "warning": w} for w in exc.warnings)
         return
     for warning in loaded.warnings:
         report.warnings.append({"path": key, "warning": warning})
-    new_records = _update_records(run, loaded.articles, old.records if old is not None else {})
+    # Records as the index stores their paths: a name that is not UTF-8 in its escaped form.
+    articles = [replace(a, path=path_key(a.path)) for a in loaded.articles]
+    new_records = _update_records(run, articles, old.records if old is not None else {})
     run.pending_files.append(FileEntry(key, stat.st_size, stat.st_mtime_ns, new_records))
 
 
 def _update_records(
-    run: _Run, articles: list[ArticleRecord], old_records: dict[str, str]
+    run: IngestRun, articles: list[ArticleRecord], old_records: dict[str, str]
 ) -> dict[str, str]:
     """Add the file's new and changed articles, and drop the paths it no longer holds; returns
     the file's records (record path -> article id)."""
@@ -326,7 +174,8 @@ def _update_records(
     new_records = {a.path: a.article_id for a in articles}
     for article in articles:
         previous = old_records.get(article.path)
-        if previous == article.article_id and article.article_id in run.articles:
+        entry = run.articles.get(article.article_id)
+        if previous == article.article_id and entry is not None and article.path in entry.paths:
             report.unchanged += 1
             continue
         if previous is None:
@@ -339,32 +188,31 @@ def _update_records(
         if record_path not in new_records:
             report.removed += 1
             run.drop_path(article_id, record_path)
-    # An article that claims one of these paths but is not what the path now holds was left by
-    # a run killed after it wrote that article and before the file's record (which still names
-    # the version before): the file changed again since, so nothing else would ever drop it.
-    for record_path in old_records.keys() | new_records.keys():
-        for article_id in run.claims.get(record_path, ()):
-            if new_records.get(record_path) != article_id:
-                run.drop_path(article_id, record_path)
     return new_records
 
 
 def _forget_vanished_files(
-    run: _Run, known_files: dict[str, FileEntry], seen: set[str], paths: Sequence[Path]
+    run: IngestRun, known_files: dict[str, FileEntry], seen: set[str], paths: Sequence[Path]
 ) -> list[FileEntry]:
     """Drop the articles of files that vanished from a folder (or a named file) ingested in this
     run; returns those files' records."""
-    roots = [os.path.abspath(p) for p in paths]
+    roots = [path_key(os.path.abspath(p)) for p in paths]
     gone = [
         entry
         for path, entry in known_files.items()
-        if path not in seen and _is_under(path, roots) and not os.path.lexists(path)
+        if path not in seen and _is_under(path, roots) and not _exists(path)
     ]
     _forget(run, gone)
     return gone
 
 
-def _forget(run: _Run, entries: Sequence[FileEntry]) -> None:
+def _exists(key: str) -> bool:
+    """Whether the file a stored path names is there (a name that merely looks escaped, with a
+    real backslash in it, is looked up as it is too)."""
+    return os.path.lexists(key) or os.path.lexists(key_path(key))
+
+
+def _forget(run: IngestRun, entries: Sequence[FileEntry]) -> None:
     """Drop the articles of these files' records; the next flush deletes the articles no other
     path holds (manifest records first, then their chunks)."""
     for entry in entries:
@@ -374,7 +222,7 @@ def _forget(run: _Run, entries: Sequence[FileEntry]) -> None:
 
 
 def _replace_seeds(
-    run: _Run, known_files: dict[str, FileEntry], paths: Sequence[Path], notify: Progress
+    run: IngestRun, known_files: dict[str, FileEntry], paths: Sequence[Path], notify: Progress
 ) -> list[FileEntry]:
     """The bundled seeds are a first-run demo: when the index held nothing else and this run
     indexed the user's own articles, drop the seed files' articles; returns those files.

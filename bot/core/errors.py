@@ -11,7 +11,14 @@ class BotError(Exception):
 
 
 class IngestFileError(BotError):
-    """One input file could not be read or parsed; ingestion of the others goes on."""
+    """One input file could not be read or parsed; ingestion of the others goes on. `warnings`
+    are the one-line reasons of its parts (e.g. why each record of a JSON file was skipped)."""
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, warnings: list[str] | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.warnings = list(warnings or [])
 
 
 class BotWarning(UserWarning):

@@ -278,8 +278,9 @@ class Settings(BaseSettings):
         return self.data_dir / "chroma"
 
 
-# Read straight from the environment, outside Settings: `bot.ui.cli` shows tracebacks with it.
-ENVIRONMENT_ONLY = frozenset({"BOT_DEBUG"})
+# Read straight from the environment, outside Settings: `bot.ui.cli` shows tracebacks with
+# BOT_DEBUG; the crash tests stop an ingest with BOT_TEST_KILL_AT_WRITE (bot.index.kill_switch).
+ENVIRONMENT_ONLY = frozenset({"BOT_DEBUG", "BOT_TEST_KILL_AT_WRITE"})
 
 
 def unknown_environment(environ: dict[str, str] | None = None) -> list[str]:

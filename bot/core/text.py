@@ -33,6 +33,9 @@ _CONTROL = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff\U000e0000-\U000e007f]"
 )
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# `os.fsdecode` gives an undecodable byte B as the lone surrogate U+DC00 + B (surrogateescape).
+_FSDECODED_BYTE = 0xDC00
+_ESCAPED_BYTE = re.compile(r"\\x([89a-fA-F][0-9a-fA-F])")
 _WHITESPACE = re.compile(r"\s+")
 # What a one-line message must not carry raw: controls, line separators, lone surrogates.
 _UNSAFE_IN_MESSAGE = re.compile(
@@ -87,12 +90,32 @@ def clip(text: Any, limit: int) -> str:
     return cut.rstrip(" ,;:.-") + "…"
 
 
+def path_key(path: str | os.PathLike[str]) -> str:
+    """A file path as the index stores and shows it. A name that is not valid UTF-8 reaches
+    Python with each undecodable byte as a lone surrogate (`os.fsdecode`), which no UTF-8 store
+    or terminal takes: each such byte becomes `\\xNN`, which prints and maps back to the byte
+    (`key_path`). Any other path is itself."""
+    text = os.fspath(path)
+    if not _SURROGATE.search(text):
+        return text
+    return _SURROGATE.sub(_escape_code, text)
+
+
+def key_path(key: str) -> str:
+    """The file path a `path_key` names: its `\\xNN` escapes of bytes 0x80-0xFF are the bytes
+    again (as `os.fsdecode` gives them), so the file can be opened."""
+    return _ESCAPED_BYTE.sub(lambda m: chr(_FSDECODED_BYTE + int(m.group(1), 16)), key)
+
+
+def _escape_code(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if _FSDECODED_BYTE + 0x80 <= code <= _FSDECODED_BYTE + 0xFF:
+        code -= _FSDECODED_BYTE  # a byte `os.fsdecode` could not decode
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def safe_path(path: str | os.PathLike[str]) -> str:
     """A path for a one-line message: controls, line separators and lone surrogates escaped
-    (`\\x1b`, `\\udce9`), so a hostile or undecodable file name is shown, not obeyed."""
-
-    def escape(match: re.Match[str]) -> str:
-        code = ord(match.group())
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-    return _UNSAFE_IN_MESSAGE.sub(escape, os.fspath(path))
+    (`\\x1b`; an undecodable byte as `path_key` stores it, `\\xe9`), so a hostile or undecodable
+    file name is shown, not obeyed."""
+    return _UNSAFE_IN_MESSAGE.sub(_escape_code, os.fspath(path))

@@ -57,6 +57,7 @@ from bot.index.chroma import (
 )
 from bot.index.embeddings import Embedder
 from bot.index.filters import Filters, where_clause
+from bot.index.kill_switch import wrote
 from bot.index.reader import IndexReader
 from bot.index.records import ArticleEntry, FileEntry, StoredChunk, file_record_id
 from bot.index.snapshot import open_snapshot, retract_snapshot, snapshot_ready
@@ -71,6 +72,8 @@ WRITE_BATCH = 4000
 # database, a string index and a full-text index; its vector into the write log and the HNSW files.
 TEXT_DISK_FACTOR = 5
 VECTOR_DISK_FACTOR = 2
+# Articles per `$in` filter when moving chunks to a new path: a short query string for a server.
+REPOINT_ARTICLES = 200
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -232,6 +235,7 @@ class ArticleStore:
             meta["generation"] = uuid.uuid4().hex
         with self._space_for([meta]):
             self._chunks.modify(metadata=meta)
+            wrote()
 
     @_guarded
     def chunk_count(self) -> int:
@@ -315,6 +319,7 @@ class ArticleStore:
                     embeddings=[list(MANIFEST_VECTOR)] * len(metadatas),
                     metadatas=metadatas,
                 )
+                wrote()
 
     @_writing
     def delete_articles(self, ids: Sequence[str]) -> None:
@@ -323,8 +328,10 @@ class ArticleStore:
         with self._space_for():
             for a, b in self._batches(len(ids)):
                 self._articles.delete(ids=ids[a:b])
+                wrote()
             for article_id in ids:
                 self._chunks.delete(where={"article_id": article_id})
+                wrote()
 
     @_writing
     def upsert_files(self, entries: Sequence[FileEntry]) -> None:
@@ -336,6 +343,7 @@ class ArticleStore:
                     embeddings=[list(MANIFEST_VECTOR)] * len(metadatas),
                     metadatas=metadatas,
                 )
+                wrote()
 
     @_writing
     def delete_files(self, paths: Sequence[str]) -> None:
@@ -343,6 +351,7 @@ class ArticleStore:
         with self._space_for():
             for a, b in self._batches(len(ids)):
                 self._files.delete(ids=ids[a:b])
+                wrote()
 
     # -- chunks ----------------------------------------------------------------------------
     @_writing
@@ -359,6 +368,7 @@ class ArticleStore:
                     documents=documents,
                     metadatas=metadatas,
                 )
+                wrote()
 
     @_writing
     def delete_chunk_ids(self, ids: Sequence[str]) -> None:
@@ -366,6 +376,7 @@ class ArticleStore:
         with self._space_for():
             for a, b in self._batches(len(ids)):
                 self._chunks.delete(ids=ids[a:b])
+                wrote()
 
     def iter_chunks(self, *, with_text: bool = True) -> Iterator[StoredChunk]:
         """Every chunk, read a page at a time (without its text, unless `with_text`)."""
@@ -388,6 +399,26 @@ class ArticleStore:
             if entry is None or chunk.chunk_index >= entry.n_chunks:
                 orphans.append(chunk.chunk_id)
         return orphans
+
+    @_writing
+    def repoint_chunks(self, paths: dict[str, list[str]]) -> int:
+        """Give the chunks of these articles whose path is not one of `paths[article]` the first
+        of them (sorted): metadata only, nothing is embedded again. Returns how many moved."""
+        ids = sorted(a for a, held in paths.items() if held)
+        moved: list[tuple[str, dict[str, Any]]] = []
+        for start in range(0, len(ids), REPOINT_ARTICLES):
+            where = {"article_id": {"$in": ids[start : start + REPOINT_ARTICLES]}}
+            for got in self._pages(self._chunks, ["metadatas"], where):
+                for i, meta in zip(got["ids"], got["metadatas"], strict=True):
+                    held = paths[str(meta["article_id"])]
+                    if meta.get("path") not in held:
+                        moved.append((i, {**meta, "path": min(held)}))
+        for a, b in self._batches(len(moved)):
+            part = moved[a:b]
+            with self._space_for([m for _, m in part]):
+                self._chunks.update(ids=[i for i, _ in part], metadatas=[m for _, m in part])
+                wrote()
+        return len(moved)
 
     # -- questions the search and the summaries ask --------------------------------------------
     @_guarded

@@ -66,9 +66,23 @@ def _load(path: Path, max_bytes: int) -> LoadResult:
         _load_json(raw, abs_path, result)
     else:
         _load_jsonl(raw, abs_path, result)
+    result.warnings = _capped(result.warnings)
     if not result.articles:
-        raise IngestFileError("no article records found")
+        # The records' own reasons go with the error: "no records" alone does not say what to fix.
+        raise IngestFileError("no article records found", warnings=result.warnings)
     return result
+
+
+# Warnings shown per file at most; the rest fold into one line: enough to see what is wrong with
+# a file of bad records, not a screen of the same line.
+MAX_WARNINGS_PER_FILE = 10
+
+
+def _capped(warnings: list[str]) -> list[str]:
+    if len(warnings) <= MAX_WARNINGS_PER_FILE:
+        return warnings
+    more = len(warnings) - MAX_WARNINGS_PER_FILE + 1
+    return [*warnings[: MAX_WARNINGS_PER_FILE - 1], f"… and {more} more warnings like these"]
 
 
 def _body(raw: str) -> str:
@@ -222,8 +236,9 @@ def _load_markdown(raw: str, abs_path: str, warnings: list[str]) -> ArticleRecor
     )
 
 
+# Markup whose content is not article text (a <title> is the title, not the article).
 _SCRIPT_STYLE = re.compile(
-    r"<(script|style|noscript|template)\b.*?</\1\s*>|<!--.*?-->", re.IGNORECASE | re.DOTALL
+    r"<(script|style|noscript|template|title)\b.*?</\1\s*>|<!--.*?-->", re.IGNORECASE | re.DOTALL
 )
 _TAG = re.compile(r"<[^>]*>")
 _BLOCK_TAG = re.compile(
@@ -265,7 +280,9 @@ def _load_html(raw: str, abs_path: str, warnings: list[str]) -> ArticleRecord:
     if not text:
         text = normalise_text(_regex_html_text(raw))
     if not text:
-        raise IngestFileError("HTML has no extractable text (only markup, scripts or styles)")
+        raise IngestFileError(
+            "no article text: the HTML holds only a title, markup, scripts or styles"
+        )
     url = getattr(meta, "url", None) or ""
     if not url:
         m = _META_URL.search(raw[:200_000])
@@ -280,21 +297,36 @@ def _load_html(raw: str, abs_path: str, warnings: list[str]) -> ArticleRecord:
     )
 
 
+# JSON value types as a JSON writer names them.
+_JSON_KINDS = {
+    bool: "true/false",
+    int: "a number",
+    float: "a number",
+    list: "a list",
+    dict: "an object",
+}
+
+
 def _json_record(obj: Any, n: int, label: str, abs_path: str, result: LoadResult) -> None:
     where = f"{label} {n}"
     if not isinstance(obj, dict):
         result.warnings.append(f"{where}: not a JSON object; skipped")
         return
     fields = {str(k).lower(): v for k, v in obj.items()}
-    raw_text = _lookup(fields, _TEXT_KEYS)
+    raw_text = _lookup(fields, (*_TEXT_KEYS, "description"))
     if raw_text is None:
-        raw_text = fields.get("description")
-    if raw_text is None or raw_text == "":
-        result.warnings.append(f"{where}: no text field (text/body/content/article/story); skipped")
+        held = [k for k in (*_TEXT_KEYS, "description") if k in fields]
+        reason = (
+            f'"{held[0]}" is {"null" if fields[held[0]] is None else "empty"}'
+            if held
+            else "no text field (text/body/content/article/story)"
+        )
+        result.warnings.append(f"{where}: {reason}; skipped")
         return
     if not isinstance(raw_text, str):
-        kind = type(raw_text).__name__
-        result.warnings.append(f"{where}: text is a {kind}, not a string; skipped")
+        key = next(k for k in (*_TEXT_KEYS, "description") if fields.get(k) is raw_text)
+        kind = _JSON_KINDS.get(type(raw_text), type(raw_text).__name__)
+        result.warnings.append(f'{where}: "{key}" is {kind}, not a string; skipped')
         return
     text = normalise_text(raw_text)
     if not text:

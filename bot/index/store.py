@@ -21,16 +21,15 @@ This module (with bot.index.chroma, which opens the client) is the only one that
 objects: the rest of bot asks `ArticleStore` typed questions and gets `StoredChunk`,
 `ArticleEntry` and `FileEntry` records back (bot.index.records). Once the store is open, a failure
 of Chroma itself becomes a one-line `BotError` that names the server URL or the index folder and
-the fix: every method that calls Chroma is `_guarded`.
+the fix: every method that calls Chroma is `guarded` (bot.index.guards).
 """
 
 from __future__ import annotations
 
-import functools
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +56,7 @@ from bot.index.chroma import (
 )
 from bot.index.embeddings import Embedder
 from bot.index.filters import Filters, where_clause
+from bot.index.guards import guarded, space_for, writing
 from bot.index.kill_switch import wrote
 from bot.index.reader import IndexReader
 from bot.index.records import ArticleEntry, FileEntry, StoredChunk, file_record_id
@@ -68,45 +68,8 @@ SCHEMA_VERSION = 1
 PAGE_SIZE = 5000
 # Records per write at most (Chroma's own limit, `get_max_batch_size`, may be lower).
 WRITE_BATCH = 4000
-# Bytes on disk per byte written, as Chroma stores a record: its text and metadata go into the
-# database, a string index and a full-text index; its vector into the write log and the HNSW files.
-TEXT_DISK_FACTOR = 5
-VECTOR_DISK_FACTOR = 2
 # Articles per `$in` filter when moving chunks to a new path: a short query string for a server.
 REPOINT_ARTICLES = 200
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-def _guarded(
-    method: Callable[Concatenate[ArticleStore, _P], _R],
-) -> Callable[Concatenate[ArticleStore, _P], _R]:
-    """The method, with Chroma's failures raised as one-line BotErrors (`store_failure`)."""
-
-    @functools.wraps(method)
-    def call(self: ArticleStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with failures_as_bot_errors(self.settings):
-            return method(self, *args, **kwargs)
-
-    return call
-
-
-def _writing(
-    method: Callable[Concatenate[ArticleStore, _P], _R],
-) -> Callable[Concatenate[ArticleStore, _P], _R]:
-    """A method that writes to Chroma: the snapshot's pointer is removed first (durably), so no
-    reader takes the snapshot for the index from then on (bot.index.snapshot); then the method
-    runs `_guarded`."""
-    guarded = _guarded(method)
-
-    @functools.wraps(method)
-    def call(self: ArticleStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with failures_as_bot_errors(self.settings):
-            retract_snapshot(self.settings)
-        return guarded(self, *args, **kwargs)
-
-    return call
 
 
 class ArticleStore:
@@ -160,7 +123,7 @@ class ArticleStore:
                     f"Cannot open collection {name!r} at {self.location}: {short_detail(exc)}"
                 ) from exc
 
-    @_guarded
+    @guarded
     def _check_not_lost(self, name: str) -> None:
         """A collection that looks missing from a damaged index raises IndexDamaged: `bot ask`
         would otherwise load the seeds into it."""
@@ -220,13 +183,9 @@ class ArticleStore:
         return bool(self._meta().get("dirty", False))
 
     def _space_for(self, records: Sequence[Any] = (), vector_bytes: int = 0) -> Any:
-        """Inside: a write of `records` (metadata dicts or texts) and vectors; a failure for lack
-        of space says "disk full" with the space it needed, even when Chroma's message hides it."""
-        text_bytes = sum(len(str(r).encode("utf-8", "replace")) for r in records)
-        needed = TEXT_DISK_FACTOR * text_bytes + VECTOR_DISK_FACTOR * vector_bytes
-        return failures_as_bot_errors(self.settings, max(1, needed))
+        return space_for(self.settings, records, vector_bytes)
 
-    @_writing
+    @writing
     def set_state(self, *, dirty: bool, new_generation: bool = False) -> None:
         meta = self._meta()
         meta.pop("hnsw:space", None)  # fixed at creation; Chroma refuses to modify it
@@ -237,11 +196,11 @@ class ArticleStore:
             self._chunks.modify(metadata=meta)
             wrote()
 
-    @_guarded
+    @guarded
     def chunk_count(self) -> int:
         return self._chunks.count() if self._chunks is not None else 0
 
-    @_guarded
+    @guarded
     def article_count(self) -> int:
         return self._articles.count() if self._articles is not None else 0
 
@@ -257,7 +216,7 @@ class ArticleStore:
         }
 
     # -- reading in pages --------------------------------------------------------------------
-    @_guarded
+    @guarded
     def _get(self, collection: Any, **query: Any) -> dict[str, Any]:
         return dict(collection.get(**query))
 
@@ -304,12 +263,12 @@ class ArticleStore:
                 out[i] = ArticleEntry.from_metadata(i, m)
         return out
 
-    @_guarded
+    @guarded
     def _batches(self, n: int) -> list[tuple[int, int]]:
         size = max(1, min(int(self._client.get_max_batch_size()), WRITE_BATCH))
         return [(start, min(n, start + size)) for start in range(0, n, size)]
 
-    @_writing
+    @writing
     def upsert_articles(self, entries: Sequence[ArticleEntry]) -> None:
         for a, b in self._batches(len(entries)):
             metadatas = [e.to_metadata() for e in entries[a:b]]
@@ -321,7 +280,7 @@ class ArticleStore:
                 )
                 wrote()
 
-    @_writing
+    @writing
     def delete_articles(self, ids: Sequence[str]) -> None:
         """Forget articles: manifest record first, then chunks (see the module docstring)."""
         ids = list(ids)
@@ -333,7 +292,7 @@ class ArticleStore:
                 self._chunks.delete(where={"article_id": article_id})
                 wrote()
 
-    @_writing
+    @writing
     def upsert_files(self, entries: Sequence[FileEntry]) -> None:
         for a, b in self._batches(len(entries)):
             metadatas = [e.to_metadata() for e in entries[a:b]]
@@ -345,7 +304,7 @@ class ArticleStore:
                 )
                 wrote()
 
-    @_writing
+    @writing
     def delete_files(self, paths: Sequence[str]) -> None:
         ids = [file_record_id(p) for p in paths]
         with self._space_for():
@@ -354,7 +313,7 @@ class ArticleStore:
                 wrote()
 
     # -- chunks ----------------------------------------------------------------------------
-    @_writing
+    @writing
     def upsert_chunks(self, chunks: Sequence[StoredChunk], vectors: Any) -> None:
         """Write chunks with their vectors (row i of `vectors` for `chunks[i]`)."""
         for a, b in self._batches(len(chunks)):
@@ -370,7 +329,7 @@ class ArticleStore:
                 )
                 wrote()
 
-    @_writing
+    @writing
     def delete_chunk_ids(self, ids: Sequence[str]) -> None:
         ids = list(ids)
         with self._space_for():
@@ -400,7 +359,7 @@ class ArticleStore:
                 orphans.append(chunk.chunk_id)
         return orphans
 
-    @_writing
+    @writing
     def repoint_chunks(self, paths: dict[str, list[str]]) -> int:
         """Give the chunks of these articles whose path is not one of `paths[article]` the first
         of them (sorted): metadata only, nothing is embedded again. Returns how many moved."""
@@ -421,7 +380,7 @@ class ArticleStore:
         return len(moved)
 
     # -- questions the search and the summaries ask --------------------------------------------
-    @_guarded
+    @guarded
     def dense_ids(self, vector: np.ndarray, n: int, filters: Filters | None = None) -> list[str]:
         """The ids of the `n` chunks nearest to `vector` that pass `filters`, nearest first."""
         if self._chunks is None:
@@ -461,7 +420,7 @@ class ArticleStore:
         return [chunk for got in pages for chunk in _chunks_of(got)]
 
     # -- dropping --------------------------------------------------------------------------
-    @_writing
+    @writing
     def drop(self) -> None:
         """Delete all three collections (for `--rebuild`)."""
         drop_collections(self._client, self.name)

@@ -3,9 +3,8 @@
 Every piece of article- or model-derived text goes through `sanitize` before it reaches the
 terminal, and is handed to rich as `Text` (never as a markup string). Model answers are rendered as
 markdown after `defuse_markdown`: links become `text (url)`, images their alt text and URL, raw
-HTML and entities are shown as typed, and no hyperlink escape codes are emitted.
-
-rich is imported inside the functions: `import bot.ui.render` stays cheap for `bot --help`.
+HTML and entities are shown as typed, and no hyperlink escape codes are emitted. rich is
+imported inside the functions: `import bot.ui.render` stays cheap for `bot --help`.
 """
 
 from __future__ import annotations
@@ -439,8 +438,7 @@ def date_line(answer_date: dict[str, Any]) -> str:
 def _render_answer_sources(
     passages: Sequence[Passage], console: Console, all_sources: bool, more_hint: str
 ) -> None:
-    """The sources of an answer: the cited passages, or all with `all_sources`; a dim line
-    counts those left out."""
+    """The cited passages (all with `all_sources`), and a dim line counting those left out."""
     from rich.text import Text
 
     shown = list(passages) if all_sources else [p for p in passages if p.cited]

@@ -14,15 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.answer.answer_type import read_question
-from bot.answer.answerability import Verdict, judge
-from bot.answer.when import answer_date
 from bot.core.errors import BotError
 from bot.core.settings import Settings, get_settings
 from bot.core.text import sanitize
 from bot.core.types import NO_ANSWER, AnswerResult, Passage, mark_cited
 
 if TYPE_CHECKING:
+    from bot.answer.answerability import Verdict
     from bot.answer.providers import ChatModel, Provider
     from bot.index.embeddings import Embedder
     from bot.index.filters import Filters
@@ -67,6 +65,7 @@ def clean_question(question: str) -> str:
 
 def _import_heavy(settings: Settings) -> None:
     """Import the big libraries up front, so the stage timings show what they cost."""
+    import bot.answer.answerability  # noqa: F401 - the word rules load bm25s's stopword lists
     from bot.index.store import import_backend
 
     import_backend(settings)
@@ -247,6 +246,9 @@ def answer_question(
 def _dated(result: AnswerResult, passages: list[Passage]) -> AnswerResult:
     """`result` with the date of a "when" answer, or, for a refusal without a reason yet, what
     no passage says."""
+    from bot.answer.answer_type import read_question
+    from bot.answer.when import answer_date
+
     needs = read_question(result.question)
     if not result.refused:
         result.answer_date = answer_date(needs, result.sentences, passages)
@@ -258,6 +260,8 @@ def _dated(result: AnswerResult, passages: list[Passage]) -> AnswerResult:
 def _answerability(question: str, found: Retrieval, store: Any, min_relevance: float) -> Verdict:
     """Whether a retrieved sentence answers `question` (bot.answer.answerability), for every
     provider alike: the model is asked only when one does."""
+    from bot.answer.answer_type import read_question
+    from bot.answer.answerability import judge
     from bot.answer.extractive import quotable_sentences
     from bot.index.keyword import load_lexical_index
 

@@ -139,7 +139,7 @@ def test_a_model_answer_is_held_to_the_same_rules(tmp_path: Path) -> None:
     by_n = {p.n: p for p in result.passages}
     first = result.sentences[0]
     assert [by_n[n].source for n in first.citations] == ["tidewater-news"]
-    assert any("other numbers or names" in w for w in result.warnings)
+    assert any("numbers or names it does not state" in w for w in result.warnings)
     assert [v.value for v in result.disagreements[0].values] == ["11", "10", "Nine"]
     assert len(result.sentences) == 3
 

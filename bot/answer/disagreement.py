@@ -54,8 +54,10 @@ SAME_THING_JACCARD = 0.5
 # The clauses that carry the two values must be about the same part of the fact (short clauses
 # embed noisily: a paraphrased clause of a fact can sit just under 0.5).
 CLAUSE_COSINE = 0.45
-# Value kinds in the order they are compared: a count that differs outweighs a differing name.
-KIND_ORDER = ("number", "date", "name")
+# Value kinds in the order they are compared: a count that differs outweighs a differing date.
+# Names are not compared: two clauses naming different people or places are far more often about
+# different things ("to defend Ukraine" / "against Russia's troops") than in conflict.
+KIND_ORDER = ("number", "date")
 # Fewer content words than this and a sentence cannot say what its number is about.
 MIN_WORDS = 4
 ABOUT_CHARS = 100
@@ -305,7 +307,7 @@ def add_disagreements(
     if mismatched:
         shown = ", ".join(f"[{n}]" for n in mismatched)
         result.warnings.append(
-            f"removed citations of passages that state other numbers or names: {shown}"
+            f"dropped {shown} from sentences whose numbers or names it does not state"
         )
     found, added = find_disagreements(
         result.sentences, result.passages, focus=focus, embedder=embedder

@@ -161,17 +161,17 @@ def test_an_unchanged_ingest_keeps_the_snapshot_as_it_is(corpus: Path) -> None:
 def test_a_crash_between_taking_the_pointer_away_and_writing_leaves_no_pointer(
     corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.index import store as store_module
+    from bot.index import guards
 
     settings = get_settings()
     generation = open_store(settings).generation
-    real = store_module.retract_snapshot
+    real = guards.retract_snapshot
 
     def crash_after_retracting(settings: Settings) -> None:
         real(settings)
         raise KeyboardInterrupt  # the process dies before Chroma is written
 
-    monkeypatch.setattr(store_module, "retract_snapshot", crash_after_retracting)
+    monkeypatch.setattr(guards, "retract_snapshot", crash_after_retracting)
     _edit(corpus / "codeword.md", "coastal radar stations", "lunar observatories")
     with pytest.raises(KeyboardInterrupt):
         ingest_paths([corpus, SEEDS], settings)

@@ -60,6 +60,8 @@ CLAUSE_COSINE = 0.45
 KIND_ORDER = ("number", "date")
 # Fewer content words than this and a sentence cannot say what its number is about.
 MIN_WORDS = 4
+# The same for one clause: "Item 3" or "Day 2" labels a line, "12 people died" says what.
+MIN_CLAUSE_WORDS = 2
 ABOUT_CHARS = 100
 
 
@@ -81,11 +83,16 @@ class _Found:
     sides: dict[str, tuple[Value, _Claim]]  # key -> the value and the first claim stating it
 
 
+def _says_what(clause: str) -> bool:
+    """Whether a clause has words enough to say what its number is about ("Item 3:" has not)."""
+    return len([w for w in content_words(clause) if not w[:1].isdigit()]) >= MIN_CLAUSE_WORDS
+
+
 def _claim(text: str, citations: list[int], passages: Sequence[Passage]) -> _Claim | None:
     words = frozenset(w for w in content_words(text) if not w[:1].isdigit())
     if len(words) < MIN_WORDS:
         return None
-    clauses = [(c, vs) for c in clauses_of(text) if (vs := _values(c))]
+    clauses = [(c, vs) for c in clauses_of(text) if _says_what(c) and (vs := _values(c))]
     if not clauses:
         return None
     first = passages[0]
@@ -252,7 +259,7 @@ def _differing(
                 or set(b.key.split()) <= claim.passage_words
             ):
                 continue
-            if _own_subject(text, a, other_claim) and _own_subject(other_text, b, claim):
+            if _own_subject(text, other_claim) and _own_subject(other_text, claim):
                 return None  # each names something the other never mentions: two subjects
             return a, b
         if pairs:
@@ -260,9 +267,11 @@ def _differing(
     return None
 
 
-def _own_subject(text: str, value: Value, other: _Claim) -> bool:
-    """Whether a name before `value` in `text` is one the other side's passages never mention."""
-    return not stated_names(text[: value.start]) <= other.passage_words
+def _own_subject(text: str, other: _Claim) -> bool:
+    """Whether a name in the clause `text` (anywhere: its subject may follow the number) is one
+    the other side's passages never mention: when both sides have one, they are about different
+    things."""
+    return not stated_names(text) <= other.passage_words
 
 
 def _about(clause: str, value: Value) -> str:

@@ -306,14 +306,19 @@ def _descending(published: str) -> tuple[int, ...]:
 
 
 def add_disagreements(
-    result: AnswerResult, embedder: Embedder | None, *, focus: str, bullets: bool = False
+    result: AnswerResult,
+    embedder: Embedder | None,
+    *,
+    focus: str,
+    bullets: bool = False,
+    say_dropped: bool = True,
 ) -> None:
     """Complete a checked, answered `result` in place: say which citations were removed because
-    their passage states other values, find the disagreements (`find_disagreements`), add the
-    sentences that give the other values (as "- " bullets with `bullets`) and mark the passages
-    they cite."""
+    their passage states other values (unless `say_dropped` is False: the citations were bot's
+    own, not a writer's claim), find the disagreements (`find_disagreements`), add the sentences
+    that give the other values (as "- " bullets with `bullets`) and mark the passages they cite."""
     mismatched = sorted({n for s in result.sentences for n in s.mismatched})
-    if mismatched:
+    if mismatched and say_dropped:
         shown = ", ".join(f"[{n}]" for n in mismatched)
         result.warnings.append(
             f"dropped {shown} from sentences whose numbers or names it does not state"

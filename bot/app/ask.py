@@ -196,7 +196,6 @@ def answer_question(
     """Answer `question` from the index with checked citations. `provider` defaults to what
     `options.llm` (or BOT_LLM) chooses; its model is made only when an answer needs it."""
     started = time.perf_counter()
-    from bot.answer.prompts import answer_prompt_texts, prompt_hash
     from bot.answer.providers import get_provider
     from bot.core.dates import parse_date_bound
     from bot.index.filters import Filters
@@ -220,14 +219,7 @@ def answer_question(
     store, found = _retrieve(
         question, filters, k, settings, store=store, notify=notify, timings=timings, since=t0
     )
-    phash = prompt_hash(
-        *answer_prompt_texts(),
-        provider.name,
-        provider.model,
-        str(k),
-        store.embedder.question_name,
-        f"{settings.min_relevance}/{settings.min_support}",
-    )
+    phash = _prompt_hash(provider, k, store.embedder, settings)
     verdict = _answerability(question, found, store, settings.min_relevance)
     result = refusal(question, found.passages, provider.name, provider.model, phash, verdict.why)
     result.timings_ms = timings
@@ -239,8 +231,25 @@ def answer_question(
         llm, result, store.embedder, settings=settings, on_delta=on_delta, articles=verdict.articles
     )
     timings["llm"] = (time.perf_counter() - t0) * 1000
-    result = _checked(result, text, store.embedder, settings.min_support, prefetch=prefetch)
+    by_model = llm is not None
+    result = _checked(
+        result, text, store.embedder, settings.min_support, prefetch=prefetch, by_model=by_model
+    )
     return _dated(result, found.passages)
+
+
+def _prompt_hash(provider: Provider, k: int, embedder: Embedder, settings: Settings) -> str:
+    """Names the prompt files and every setting that shapes an answer (`prompt_hash` in JSON)."""
+    from bot.answer.prompts import answer_prompt_texts, prompt_hash
+
+    return prompt_hash(
+        *answer_prompt_texts(),
+        provider.name,
+        provider.model,
+        str(k),
+        embedder.question_name,
+        f"{settings.min_relevance}/{settings.min_support}",
+    )
 
 
 def _dated(result: AnswerResult, passages: list[Passage]) -> AnswerResult:
@@ -379,10 +388,13 @@ def _checked(
     min_support: float,
     *,
     prefetch: threading.Thread | None,
+    by_model: bool = True,
 ) -> AnswerResult:
     """`result` (a refusal so far) with `text` checked against its passages: the answer, its
     checked sentences and the passages they cite marked `cited`, with the disagreements between
-    outlets, or still a refusal. Adds "checking" to its timings."""
+    outlets, or still a refusal. Adds "checking" to its timings. A citation the checker drops is
+    reported when a model wrote it (`by_model`); the extractive answer's own co-citations of
+    near-duplicate sentences are simply narrowed."""
     from bot.answer.checking import check_answer
     from bot.answer.disagreement import add_disagreements
 
@@ -402,6 +414,6 @@ def _checked(
         result.sentences = checked.sentences
         result.passages = mark_cited(result.passages, checked.sentences)
         t0 = time.perf_counter()
-        add_disagreements(result, embedder, focus=result.question)
+        add_disagreements(result, embedder, focus=result.question, say_dropped=by_model)
         result.timings_ms["checking"] += (time.perf_counter() - t0) * 1000
     return result

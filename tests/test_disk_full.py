@@ -117,3 +117,16 @@ def test_search_cache_on_a_full_disk_is_a_warning(small_disk: Mount) -> None:
     needed = err.split("needs about ", 1)[-1].split(" KB;")[0]
     assert float(needed) > 16.0, err  # the estimate covers what did not fit
     assert re.search(r"\[\d+\]", out)  # answered, with a citation
+
+
+def test_no_room_for_the_ingest_lock_says_disk_full(small_disk: Mount) -> None:
+    """A disk that cannot take one more file (here: no inode left) fails at the ingest's lock file,
+    its first write, with the same one line as a full index."""
+    disk = small_disk("4m,nr_inodes=2")  # the mount point and one folder
+    data = disk / "data"
+    data.mkdir()
+    env = clean_env(data)
+    line = one_error_line(*finish(start_bot(env, "ingest", str(SEEDS))))
+    assert line.startswith(f"error: Disk full: {data} has "), line
+    assert "BOT_DATA_DIR to a bigger disk" in line
+    assert list(data.iterdir()) == []

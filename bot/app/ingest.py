@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.app.ingest_run import EMBED_BUFFER_CHUNKS, IngestReport, IngestRun, repair
+from bot.core.diskspace import disk_full_error, says_disk_full
 from bot.core.errors import BotError, IngestFileError
 from bot.core.settings import Settings, bundled_seeds_dir, get_settings
 from bot.core.text import key_path, path_key
@@ -34,6 +35,8 @@ def _lock(settings: Settings, notify: Progress) -> Any:
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        if says_disk_full(exc):
+            raise disk_full_error(settings.data_dir, 0) from None
         raise BotError(
             f"Cannot create the data directory {settings.data_dir}: "
             f"{(exc.strerror or type(exc).__name__).lower()}",
@@ -55,6 +58,8 @@ def _lock(settings: Settings, notify: Progress) -> Any:
                     hint="wait for it to finish, or raise BOT_LOCK_TIMEOUT",
                 ) from None
     except OSError as exc:  # Timeout is an OSError too, but is handled above
+        if says_disk_full(exc):
+            raise disk_full_error(settings.data_dir, 0) from None
         raise BotError(
             f"Cannot write to the data directory {settings.data_dir}: "
             f"{(exc.strerror or type(exc).__name__).lower()}",

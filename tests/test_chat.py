@@ -43,6 +43,7 @@ STANDALONE = "What did Zelensky tell Russian soldiers?"
 # The seed sentence that answers FOLLOW_UP.
 ANSWER_SENTENCE = "save your lives and leave"
 ZELENSKY_SEED = "000_2a677c025498d731.txt"
+PROMPT_SETTLE_S = 1.0
 BOT = REPO / ".venv" / "bin" / "bot"
 
 # Articles in which other people talk to Russian soldiers: without the conversation, "what did he
@@ -612,6 +613,9 @@ def test_real_terminal_question_ctrl_c_and_ctrl_d(tmp_path: Path) -> None:
     child.logfile_read = transcript
     try:
         child.expect_exact("bot>")
+        # prompt_toolkit drops what is typed before it has set the terminal up, which on a loaded
+        # machine comes after the prompt is drawn: type as a person would, a moment later.
+        time.sleep(PROMPT_SETTLE_S)
         child.sendline(FIRST)
         child.expect(r"\[\d\]")  # a citation in the answer
         child.expect_exact("Sources")

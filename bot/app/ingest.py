@@ -281,12 +281,13 @@ def _publish_snapshot(store: Any, report: IngestReport) -> None:
         )
 
 
-def list_sources(settings: Settings | None = None) -> list[dict[str, Any]]:
-    """The indexed articles for `bot sources`, newest first."""
+def list_sources(settings: Settings | None = None, *, store: Any = None) -> list[dict[str, Any]]:
+    """The indexed articles for `bot sources`, newest first (of `store`, when given: an open
+    `IndexReader`)."""
     from bot.index.store import open_reader
 
     settings = settings or get_settings()
-    store = open_reader(settings)
+    store = store or open_reader(settings)
     if not store.exists:
         return []
     rows = []

@@ -254,8 +254,33 @@ class Settings(BaseSettings):
         description="Passages retrieved for `bot summarise --topic`.",
     )
 
+    # --- bot serve ---------------------------------------------------------------------
+    serve_token: str | None = Field(
+        None,
+        validation_alias="BOT_SERVE_TOKEN",
+        repr=False,
+        description="Bearer token every API call needs; required to bind beyond 127.0.0.1.",
+    )
+    serve_cors_origins: str = Field(
+        "",
+        validation_alias="BOT_SERVE_CORS_ORIGINS",
+        description="Comma-separated origins other pages may call the API from (none: no CORS).",
+    )
+    serve_concurrency: int = Field(
+        2,
+        ge=1,
+        le=64,
+        validation_alias="BOT_SERVE_CONCURRENCY",
+        description="Answers (and the LLM calls they make) `bot serve` computes at once.",
+    )
+
     @field_validator(
-        "chroma_url", "openai_base_url", "openai_api_key", "local_model", mode="before"
+        "chroma_url",
+        "openai_base_url",
+        "openai_api_key",
+        "local_model",
+        "serve_token",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
@@ -394,6 +419,7 @@ def get_settings() -> Settings:
     _check_env_file()
     settings = _load()
     remember_secret(settings.openai_api_key)
+    remember_secret(settings.serve_token)
     for url in (settings.openai_base_url, settings.chroma_url):
         remember_url_credentials(url)
     return settings

@@ -295,6 +295,20 @@ def chat(
         raise typer.Exit(code)
 
 
+@app.command()
+def serve(
+    *,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind; beyond 127.0.0.1 needs BOT_SERVE_TOKEN.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
+) -> None:
+    """Serve the web page (open http://HOST:PORT/) and the HTTP API (/docs) until Ctrl-C."""
+    from bot.serve.run import serve as run_server
+
+    run_server(host, port)
+
+
 def main() -> None:
     """Entry point (the `bot` command): run the app; turn a BotError into one line on stderr and
     exit 1."""

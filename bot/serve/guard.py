@@ -46,13 +46,10 @@ def bot_error_body(exc: BotError) -> dict[str, str | None]:
     return error_body(message, exc.hint)
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class Guard:
     """ASGI middleware: a bearer token on every API call when one is set (else 401), and no body
-    over `max_body` bytes (else 413), counted as it arrives whatever Content-Length says."""
+    over `max_body` bytes (else 413), counted as it arrives whatever Content-Length says (the
+    body is read whole before the app runs; it is small)."""
 
     def __init__(self, app: App, *, token: str | None, max_body: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -72,32 +69,39 @@ class Guard:
         if not declared.isdigit() or int(declared) > self.max_body:
             await _reply(send, 413, _too_large(self.max_body))
             return
-        started = False
-        seen = 0
+        body = await _read_body(receive, self.max_body)
+        if body is None:
+            await _reply(send, 413, _too_large(self.max_body))
+            return
+        replayed = False
 
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_body:
-                raise _TooLarge
-            return message
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
-        async def watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, watched)
-        except _TooLarge:
-            if not started:
-                await _reply(send, 413, _too_large(self.max_body))
+        await self.app(scope, replay, send)
 
     def _authorised(self, headers: dict[str, str]) -> bool:
         scheme, _, given = headers.get("authorization", "").partition(" ")
         expected = (self.token or "").encode()
         return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, read before the app sees it; None once it passes `limit` bytes."""
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return body
+        body += message.get("body", b"")
+        if len(body) > limit:
+            return None
+        if not message.get("more_body", False):
+            return body
 
 
 def _too_large(limit: int) -> dict[str, str | None]:

@@ -67,3 +67,26 @@ def test_asks_go_on_during_an_ingest_and_the_new_generation_needs_no_restart(
         assert result["passages"] in (old["passages"], new["passages"])
     assert not fresh["refused"] and "412" in fresh["answer"]
     assert any("saltmarsh.txt" in p["path"] for p in fresh["passages"] if p["cited"])
+
+
+def test_the_previous_generations_keyword_index_stays_loaded(tmp_path: Path) -> None:
+    """A request that began on the old generation still finds its BM25 index in memory after a
+    new generation was loaded (it is neither read from disk nor rebuilt again)."""
+    from bot.app.ingest import ingest_paths
+    from bot.index.keyword import load_lexical_index
+    from bot.index.store import open_reader
+
+    news = tmp_path / "news"
+    news.mkdir()
+    settings = Settings(data_dir=tmp_path / "data", llm="extractive")  # type: ignore[call-arg]
+    ingest_paths([REPO / "seeds", news], settings)
+    old = open_reader(settings)
+    old_index = load_lexical_index(old)
+    (news / "saltmarsh.txt").write_text(NEW_ARTICLE, encoding="utf-8")
+    ingest_paths([REPO / "seeds", news], settings, embedder=old.embedder)
+    new = open_reader(settings, old.embedder)
+    assert new.generation != old.generation
+    new_index = load_lexical_index(new)
+    assert new_index is not old_index
+    assert load_lexical_index(old) is old_index
+    assert load_lexical_index(new) is new_index

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -121,9 +122,12 @@ def index_folder(base: Path, generation: str) -> Path:
     return base / f"{generation}-{tokens_version()}"
 
 
-# The BM25 index last loaded for each store location, with its generation: a process that asks
-# many questions (chat, the benchmarks, a server) loads it once, not once per question.
-_LOADED: dict[str, tuple[str, LexicalIndex]] = {}
+# The BM25 indexes last loaded for each store location, by generation: a process that asks many
+# questions (chat, the benchmarks, a server) loads one once, not once per question. Two are kept:
+# a server's requests that began before a new generation still read the previous one meanwhile.
+KEEP_GENERATIONS = 2
+_LOADED: dict[str, dict[str, LexicalIndex]] = {}
+_LOADED_LOCK = threading.Lock()
 
 
 def load_lexical_index(store: IndexReader, *, keep_chunks: bool = False) -> LexicalIndex:
@@ -131,16 +135,21 @@ def load_lexical_index(store: IndexReader, *, keep_chunks: bool = False) -> Lexi
     `keep_chunks`, one built here keeps the chunks it was built from (`built_from`)."""
     base = cache_dir(store)
     generation = store.generation or "none"
-    loaded = _LOADED.get(str(base))
-    if loaded is not None and loaded[0] == generation:
-        return loaded[1]
+    with _LOADED_LOCK:
+        found = _LOADED.get(str(base), {}).get(generation)
+    if found is not None:
+        return found
     index = _load_cached(index_folder(base, generation))
     if index is None:
         index = _build(store)
         _save(index, base, generation, store.settings.data_dir)
         if not keep_chunks:
             index.built_from = None
-    _LOADED[str(base)] = (generation, index)
+    with _LOADED_LOCK:
+        loaded = _LOADED.setdefault(str(base), {})
+        loaded[generation] = index
+        while len(loaded) > KEEP_GENERATIONS:
+            del loaded[next(iter(loaded))]  # the oldest loaded
     return index
 
 

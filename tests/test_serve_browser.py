@@ -124,3 +124,21 @@ def test_a_hostile_article_runs_nothing(server: str, page: object) -> None:
         assert page.locator(selector).count() == 0, selector  # type: ignore[attr-defined]
     assert page.evaluate("window.__pwned") is None  # type: ignore[attr-defined]
     assert dialogs == []
+
+
+def test_keyboard_only_on_a_narrow_screen(server: str, page: object) -> None:
+    page.set_viewport_size({"width": 390, "height": 800})  # type: ignore[attr-defined]
+    page.focus("#tab-sources")  # type: ignore[attr-defined]
+    page.keyboard.press("/")  # from anywhere but a field: to the question box  # type: ignore[attr-defined]
+    assert page.evaluate("document.activeElement.id") == "question"  # type: ignore[attr-defined]
+    page.keyboard.type(SEED_QUESTION)  # type: ignore[attr-defined]
+    page.keyboard.press("Enter")  # type: ignore[attr-defined]
+    page.wait_for_selector(".turn .meta", timeout=60_000)  # type: ignore[attr-defined]
+    page.focus(".turn .answer a.cite")  # type: ignore[attr-defined]
+    page.keyboard.press("Enter")  # type: ignore[attr-defined]
+    mark = page.locator("#article-text mark")  # type: ignore[attr-defined]
+    mark.wait_for(timeout=30_000)
+    assert mark.is_visible()
+    overflow = "document.documentElement.scrollWidth - window.innerWidth"
+    assert page.evaluate(overflow) <= 0  # type: ignore[attr-defined]
+    page.screenshot(path=str(SHOT.with_name("serve-narrow.png")))  # type: ignore[attr-defined]

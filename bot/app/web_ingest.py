@@ -1,0 +1,292 @@
+"""The web part of an ingest run (`bot ingest URL`, `bot update`, `bot forget --before`).
+
+It runs inside `bot.app.ingest.ingest_paths`, under the same lock and with the same repair and
+write order: pages are fetched and read by a pool of threads while this thread embeds what they
+brought; an article's path is its canonical URL, its id stays with that URL when its text
+changes, and a text already held under another URL joins that article. Validators and the feeds'
+seen items are stored only after the articles they vouch for are written, so a killed run fetches
+them again. One bad page or feed is one error line; the others go on.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from bot.app.feeds import FollowedFeed, record_seen, web_dir
+from bot.app.ingest_run import EMBED_BUFFER_CHUNKS, IngestRun
+from bot.core.dates import parse_date_bound, published_ts
+from bot.core.errors import WebError
+from bot.core.settings import Settings
+from bot.core.types import Progress
+
+if TYPE_CHECKING:
+    from bot.index.embeddings import Embedder
+    from bot.index.records import FileEntry
+    from bot.sources.article import ArticleRecord
+    from bot.sources.web.feed import Feed, FeedItem
+    from bot.sources.web.fetch import Fetcher, FetchResult
+
+
+@dataclass
+class FeedReport:
+    url: str
+    name: str
+    status: str = "ok"  # ok | not modified | failed
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    error: str = ""
+
+    def count(self, status: str) -> None:
+        if status == "new":
+            self.new += 1
+        elif status == "updated":
+            self.updated += 1
+        else:
+            self.unchanged += 1
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class _Job:
+    url: str
+    feed: FeedReport | None = None  # the followed feed the URL is, or is an item of
+    item: FeedItem | None = None
+    is_followed_feed: bool = False
+
+
+@dataclass
+class _Outcome:
+    job: _Job
+    result: FetchResult | None = None
+    article: ArticleRecord | None = None
+    feed: Feed | None = None
+    error: str = ""
+
+
+@dataclass
+class WebIngest:
+    """URLs to ingest and feeds to update, run by `ingest_paths` inside its lock."""
+
+    settings: Settings
+    urls: list[str] = field(default_factory=list)
+    feeds: list[FollowedFeed] = field(default_factory=list)
+    feed_reports: list[FeedReport] = field(default_factory=list)
+
+    def run(
+        self, run: IngestRun, embedder: Embedder, known: dict[str, FileEntry], notify: Progress
+    ) -> list[FileEntry]:
+        from bot.sources.web.fetch import Fetcher
+        from bot.sources.web.validators import ValidatorCache
+
+        cache = ValidatorCache(web_dir(self.settings) / "validators.json")
+        state = _State(run, embedder, dict(known), cache)
+        state.seen = {f.url: dict(f.seen) for f in self.feeds}
+        fetcher = Fetcher(self.settings, cache)
+        jobs = [_Job(url) for url in self.urls]
+        for followed in self.feeds:
+            self.feed_reports.append(FeedReport(followed.url, followed.name))
+            jobs.append(_Job(followed.url, self.feed_reports[-1], is_followed_feed=True))
+        notify.start(len(jobs))
+        try:
+            with ThreadPoolExecutor(self.settings.web_workers) as pool:
+                _drive(state, pool, fetcher, jobs, notify)
+        finally:
+            fetcher.close()
+        run.flush(embedder)
+        for url, fields in state.validators:
+            cache.remember(url, **fields)
+        cache.save()
+        if self.feeds:
+            record_seen(self.settings, state.seen)
+        return []
+
+
+@dataclass
+class _State:
+    run: IngestRun
+    embedder: Embedder
+    files: dict[str, FileEntry]
+    cache: Any
+    by_hash: dict[str, str] = field(default_factory=dict)
+    seen: dict[str, dict[str, str]] = field(default_factory=dict)
+    validators: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.by_hash = {e.content_hash: i for i, e in self.run.articles.items()}
+
+    def conditional(self, url: str) -> bool:
+        """Ask for a 304 only when what the URL led to is still indexed."""
+        return self.cache.get(url).get("canonical", "\0") in self.files
+
+
+def _drive(
+    state: _State, pool: ThreadPoolExecutor, fetcher: Fetcher, jobs: list[_Job], notify: Progress
+) -> None:
+    """Fetch in the pool, take each outcome here as it comes, embedding as the buffer fills."""
+    pending: set[Future[_Outcome]] = {pool.submit(_fetch, state, fetcher, j) for j in jobs}
+    while pending:
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            outcome = future.result()
+            if outcome.job.item is None:
+                notify.advance()
+            for job in _take(state, outcome):
+                pending.add(pool.submit(_fetch, state, fetcher, job))
+        if state.run.pending_chunks >= EMBED_BUFFER_CHUNKS:
+            state.run.flush(state.embedder)
+
+
+def _fetch(state: _State, fetcher: Fetcher, job: _Job) -> _Outcome:
+    """One URL fetched and read (in a pool thread): a page's article, a feed, a 304 or an error."""
+    from bot.sources.web.feed import parse_feed
+    from bot.sources.web.page import is_feed, page_article
+
+    try:
+        result = fetcher.fetch(job.url, conditional=state.conditional(job.url))
+        if result.not_modified:
+            return _Outcome(job, result)
+        if job.is_followed_feed or (job.item is None and is_feed(result)):
+            return _Outcome(job, result, feed=parse_feed(result.final_url, result.text))
+        item = job.item
+        article = page_article(
+            result,
+            fallback_title=item.title if item else "",
+            fallback_date=item.published if item else "",
+        )
+        return _Outcome(job, result, article=article)
+    except WebError as exc:
+        return _Outcome(job, error=exc.cause)
+    except Exception as exc:  # noqa: BLE001 - one bad page must not stop the others
+        return _Outcome(job, error=f"cannot read: {type(exc).__name__}: {exc}")
+
+
+def _take(state: _State, outcome: _Outcome) -> list[_Job]:
+    """Record one outcome; returns the item pages a feed brings to fetch next."""
+    job, report = outcome.job, state.run.report
+    feed_report = job.feed
+    if outcome.error:
+        report.failed += 1
+        report.errors.append({"path": job.url, "error": outcome.error})
+        if job.is_followed_feed and feed_report is not None:
+            feed_report.status, feed_report.error = "failed", outcome.error
+        elif feed_report is not None:
+            feed_report.failed += 1
+        return []
+    assert outcome.result is not None
+    if outcome.result.not_modified:
+        if job.is_followed_feed and feed_report is not None:
+            feed_report.status = "not modified"
+        else:
+            _count(state, job, "unchanged")
+        return []
+    if outcome.feed is not None:
+        return _feed_items(state, job, outcome.feed, outcome.result)
+    assert outcome.article is not None
+    for warning in outcome.result.warnings:
+        report.warnings.append({"path": job.url, "warning": warning})
+    _count(state, job, _add_article(state, outcome.article))
+    fields = {"etag": outcome.result.etag, "last_modified": outcome.result.last_modified}
+    state.validators.append((job.url, {**fields, "canonical": outcome.article.path}))
+    return []
+
+
+def _count(state: _State, job: _Job, status: str) -> None:
+    """Count one page as new, updated or unchanged, for the run and for its feed."""
+    report = state.run.report
+    if status == "new":
+        report.added += 1
+    elif status == "updated":
+        report.updated += 1
+    else:
+        report.unchanged += 1
+    if job.feed is not None:
+        job.feed.count(status)
+        if job.item is not None:
+            state.seen.setdefault(job.feed.url, {})[job.item.link] = job.item.stamp
+
+
+def _feed_items(state: _State, job: _Job, feed: Feed, result: FetchResult) -> list[_Job]:
+    """The items of a fetched feed to fetch: all of them for `bot ingest`, and for a followed
+    feed those it did not list before or whose stamp changed."""
+    for warning in feed.warnings:
+        state.run.report.warnings.append({"path": job.url, "warning": warning})
+    fields = {"etag": result.etag, "last_modified": result.last_modified, "canonical": ""}
+    if job.is_followed_feed:
+        # A followed feed's 304 only means something once its items are indexed.
+        state.validators.append((job.url, fields))
+    report = job.feed or FeedReport(job.url, "")
+    seen = state.seen.get(report.url, {}) if job.is_followed_feed else {}
+    jobs, links = [], set()
+    for item in feed.items:
+        if item.link in links:
+            continue
+        links.add(item.link)
+        if item.link in seen and seen[item.link] == item.stamp:
+            report.unchanged += 1
+            state.run.report.unchanged += 1
+            continue
+        jobs.append(_Job(item.link, job.feed, item))
+    return jobs
+
+
+def _add_article(state: _State, article: ArticleRecord) -> str:
+    """Bring one page's article in step: new, updated (same id, new text) or unchanged."""
+    from bot.index.records import FileEntry
+
+    run, canonical = state.run, article.path
+    old = state.files.get(canonical)
+    old_id = old.records.get(canonical) if old is not None else None
+    entry = run.articles.get(old_id) if old_id else None
+    if entry is not None and old_id is not None:
+        if entry.content_hash == article.content_hash and canonical in entry.paths:
+            return "unchanged"
+        article = replace(article, article_id=old_id)
+        run.replace_text(article)
+        status = "updated"
+    else:
+        twin = state.by_hash.get(article.content_hash)
+        if twin is not None and twin in run.articles:
+            article = replace(article, article_id=twin)  # the same story under another URL
+        run.add_path(article, canonical)
+        status = "new"
+    state.by_hash[article.content_hash] = article.article_id
+    entry_file = FileEntry(canonical, len(article.text), 0, {canonical: article.article_id})
+    run.pending_files.append(entry_file)
+    state.files[canonical] = entry_file
+    return status
+
+
+@dataclass
+class ForgetBefore:
+    """`bot forget --before DATE`: drop the web articles published before DATE (files stay: the
+    next ingest of their folder would bring them back)."""
+
+    before: str
+    forgotten: int = 0
+
+    def run(
+        self, run: IngestRun, embedder: Embedder, known: dict[str, FileEntry], notify: Progress
+    ) -> list[FileEntry]:
+        from bot.sources.web.urls import looks_like_url
+
+        bound = parse_date_bound(self.before, end=False)
+        gone: list[FileEntry] = []
+        for article_id, entry in list(run.articles.items()):
+            ts = published_ts(entry.published)
+            if ts < 0 or bound is None or ts >= bound:
+                continue
+            if not entry.paths or not all(looks_like_url(p) for p in entry.paths):
+                continue
+            self.forgotten += 1
+            for path in list(entry.paths):
+                run.report.removed += 1
+                run.drop_path(article_id, path)
+                if path in known:
+                    gone.append(known[path])
+        return gone

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 BOILERPLATE = """
 <header><nav><a href="/">Home</a> | <a href="/world">World</a> | <a href="/sport">Sport</a>

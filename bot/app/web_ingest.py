@@ -39,6 +39,7 @@ class FeedReport:
     unchanged: int = 0
     failed: int = 0
     error: str = ""
+    retry: bool = False  # an item failed in a way the next update may not: fetch it again
 
     def count(self, status: str) -> None:
         if status == "new":
@@ -49,7 +50,7 @@ class FeedReport:
             self.unchanged += 1
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "retry"}
 
 
 @dataclass
@@ -99,8 +100,13 @@ class WebIngest:
         finally:
             fetcher.close()
         run.flush(embedder)
-        for url, fields in state.validators:
+        # A feed's 304 skips its items: it is only asked for once every item is indexed.
+        done = [(r.url, fields) for r, fields in state.feed_validators if not r.retry]
+        for url, fields in state.validators + done:
             cache.remember(url, **fields)
+        for report, _ in state.feed_validators:
+            if report.retry:
+                cache.forget(report.url)
         cache.save()
         if self.feeds:
             record_seen(self.settings, state.seen)
@@ -116,6 +122,7 @@ class _State:
     by_hash: dict[str, str] = field(default_factory=dict)
     seen: dict[str, dict[str, str]] = field(default_factory=dict)
     validators: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    feed_validators: list[tuple[FeedReport, dict[str, str]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.by_hash = {e.content_hash: i for i, e in self.run.articles.items()}
@@ -148,7 +155,8 @@ def _fetch(state: _State, fetcher: Fetcher, job: _Job) -> _Outcome:
     from bot.sources.web.page import is_feed, page_article
 
     try:
-        result = fetcher.fetch(job.url, conditional=state.conditional(job.url))
+        conditional = job.is_followed_feed or state.conditional(job.url)
+        result = fetcher.fetch(job.url, conditional=conditional)
         if result.not_modified:
             return _Outcome(job, result)
         if job.is_followed_feed or (job.item is None and is_feed(result)):
@@ -177,6 +185,7 @@ def _take(state: _State, outcome: _Outcome) -> list[_Job]:
             feed_report.status, feed_report.error = "failed", outcome.error
         elif feed_report is not None:
             feed_report.failed += 1
+            feed_report.retry = True
         return []
     assert outcome.result is not None
     if outcome.result.not_modified:
@@ -214,12 +223,13 @@ def _count(state: _State, job: _Job, status: str) -> None:
 def _feed_items(state: _State, job: _Job, feed: Feed, result: FetchResult) -> list[_Job]:
     """The items of a fetched feed to fetch: all of them for `bot ingest`, and for a followed
     feed those it did not list before or whose stamp changed."""
+    from bot.sources.web.fetch import check_scheme
+
     for warning in feed.warnings:
         state.run.report.warnings.append({"path": job.url, "warning": warning})
     fields = {"etag": result.etag, "last_modified": result.last_modified, "canonical": ""}
-    if job.is_followed_feed:
-        # A followed feed's 304 only means something once its items are indexed.
-        state.validators.append((job.url, fields))
+    if job.is_followed_feed and job.feed is not None:
+        state.feed_validators.append((job.feed, fields))
     report = job.feed or FeedReport(job.url, "")
     seen = state.seen.get(report.url, {}) if job.is_followed_feed else {}
     jobs, links = [], set()
@@ -230,6 +240,13 @@ def _feed_items(state: _State, job: _Job, feed: Feed, result: FetchResult) -> li
         if item.link in seen and seen[item.link] == item.stamp:
             report.unchanged += 1
             state.run.report.unchanged += 1
+            continue
+        try:
+            check_scheme(item.link)
+        except WebError as exc:  # a javascript: or file: link fails the same way every time
+            report.failed += 1
+            state.run.report.failed += 1
+            state.run.report.errors.append({"path": item.link, "error": exc.cause})
             continue
         jobs.append(_Job(item.link, job.feed, item))
     return jobs

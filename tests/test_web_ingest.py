@@ -18,7 +18,7 @@ from werkzeug import Request, Response
 from bot.app.feeds import FollowedFeed, add_feed, load_feeds, remove_feed
 from bot.app.ingest import ingest_paths, list_sources
 from bot.app.ingest_run import IngestReport
-from bot.app.web_ingest import ForgetBefore, WebIngest
+from bot.app.web_ingest import ForgetBefore, WebIngest, update_feeds
 from bot.core.errors import BotError
 from bot.core.settings import Settings
 from bot.sources.web.feed import parse_feed
@@ -225,3 +225,25 @@ def test_a_failed_item_is_fetched_again_and_bad_links_fail_alone(site: HTTPServe
     assert second.feed_reports[0].status == "ok" and second.feed_reports[0].new == 1
     assert report.failed == 2
     assert sorted(e["path"].split(":")[0] for e in report.errors) == ["file", "javascript"]
+
+
+def test_an_update_where_every_feed_answers_304_does_not_open_the_index(
+    site: HTTPServer,
+) -> None:
+    def feed(request: Request) -> Response:
+        if request.headers.get("If-None-Match") == '"f1"':
+            return Response(status=304)
+        links = [(t, site.url_for(f"/story/{n}")) for n, (t, _) in enumerate(STORIES)]
+        return Response(rss(links), content_type="application/rss+xml", headers={"ETag": '"f1"'})
+
+    site.expect_request("/etag").respond_with_handler(feed)
+    add_feed(site.url_for("/etag"), "harbour")
+    report, _ = update_feeds(Settings())
+    assert report.added == 3
+    # An index server nobody runs: opening the index would fail.
+    elsewhere = Settings(chroma_url="http://127.0.0.1:9")
+    report, feeds = update_feeds(elsewhere)
+    assert report.failed == 0 and [f.status for f in feeds] == ["not modified"]
+    (elsewhere.data_dir / "web" / "update.running").touch()  # as a killed update leaves it
+    with pytest.raises(BotError):
+        update_feeds(elsewhere)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from bot.app.feeds import FollowedFeed, record_seen, web_dir
-from bot.app.ingest_run import EMBED_BUFFER_CHUNKS, IngestRun
+from bot.app.ingest_run import EMBED_BUFFER_CHUNKS, IngestReport, IngestRun
 from bot.core.dates import parse_date_bound, published_ts
-from bot.core.errors import WebError
+from bot.core.errors import BotError, WebError
 from bot.core.settings import Settings
 from bot.core.types import Progress
 
@@ -78,39 +78,104 @@ class WebIngest:
     urls: list[str] = field(default_factory=list)
     feeds: list[FollowedFeed] = field(default_factory=list)
     feed_reports: list[FeedReport] = field(default_factory=list)
+    _fetcher: Fetcher | None = None
+    _prefetched: list[_Outcome] = field(default_factory=list)
+
+    def _open(self) -> Fetcher:
+        from bot.sources.web.fetch import Fetcher
+        from bot.sources.web.validators import ValidatorCache
+
+        if self._fetcher is None:
+            cache = ValidatorCache(web_dir(self.settings) / "validators.json")
+            self._fetcher = Fetcher(self.settings, cache)
+            self.feed_reports = [FeedReport(f.url, f.name) for f in self.feeds]
+        return self._fetcher
+
+    def _feed_jobs(self) -> list[_Job]:
+        return [_Job(r.url, r, is_followed_feed=True) for r in self.feed_reports]
+
+    def prefetch_feeds(self) -> bool:
+        """Fetch the followed feeds before the index is opened; True when none brought anything
+        (each answered 304 or failed), so that the index need not be opened at all."""
+        fetcher = self._open()
+        with ThreadPoolExecutor(self.settings.web_workers) as pool:
+            self._prefetched = list(
+                pool.map(lambda job: _fetch(fetcher, job, True), self._feed_jobs())
+            )
+        return all(o.error or (o.result and o.result.not_modified) for o in self._prefetched)
+
+    def quiet_report(self) -> IngestReport:
+        """The report of an update whose feeds brought nothing (see `prefetch_feeds`)."""
+        report = IngestReport()
+        for outcome in self._prefetched:
+            feed = outcome.job.feed
+            assert feed is not None
+            feed.status, feed.error = (
+                ("failed", outcome.error) if outcome.error else ("not modified", "")
+            )
+            if outcome.error:
+                report.failed += 1
+                report.errors.append({"path": feed.url, "error": outcome.error})
+        self.close()
+        return report
+
+    def close(self) -> None:
+        if self._fetcher is not None:
+            self._fetcher.close()
 
     def run(
         self, run: IngestRun, embedder: Embedder, known: dict[str, FileEntry], notify: Progress
     ) -> list[FileEntry]:
-        from bot.sources.web.fetch import Fetcher
-        from bot.sources.web.validators import ValidatorCache
-
-        cache = ValidatorCache(web_dir(self.settings) / "validators.json")
+        fetcher = self._open()
+        cache = fetcher.cache
         state = _State(run, embedder, dict(known), cache)
         state.seen = {f.url: dict(f.seen) for f in self.feeds}
-        fetcher = Fetcher(self.settings, cache)
         jobs = [_Job(url) for url in self.urls]
-        for followed in self.feeds:
-            self.feed_reports.append(FeedReport(followed.url, followed.name))
-            jobs.append(_Job(followed.url, self.feed_reports[-1], is_followed_feed=True))
-        notify.start(len(jobs))
+        jobs += [] if self._prefetched else self._feed_jobs()
+        notify.start(len(jobs) + len(self._prefetched))
         try:
             with ThreadPoolExecutor(self.settings.web_workers) as pool:
-                _drive(state, pool, fetcher, jobs, notify)
+                _drive(state, pool, fetcher, jobs, self._prefetched, notify)
         finally:
-            fetcher.close()
+            self.close()
         run.flush(embedder)
-        # A feed's 304 skips its items: it is only asked for once every item is indexed.
-        done = [(r.url, fields) for r, fields in state.feed_validators if not r.retry]
-        for url, fields in state.validators + done:
-            cache.remember(url, **fields)
-        for report, _ in state.feed_validators:
-            if report.retry:
-                cache.forget(report.url)
-        cache.save()
-        if self.feeds:
-            record_seen(self.settings, state.seen)
+        _store_state(self.settings, state, record_feeds=bool(self.feeds))
         return []
+
+
+def _store_state(settings: Settings, state: _State, *, record_feeds: bool) -> None:
+    """Remember validators and seen items now that what they vouch for is written. A feed's
+    304 skips its items, so it is only asked for once every item is indexed."""
+    cache = state.cache
+    done = [(r.url, fields) for r, fields in state.feed_validators if not r.retry]
+    for url, fields in state.validators + done:
+        cache.remember(url, **fields)
+    for report, _ in state.feed_validators:
+        if report.retry:
+            cache.forget(report.url)
+    cache.save()
+    if record_feeds:
+        record_seen(settings, state.seen)
+
+
+def update_feeds(
+    settings: Settings, progress: Progress | None = None
+) -> tuple[IngestReport, list[FeedReport]]:
+    """`bot update`: every followed feed fetched, its new and changed items indexed. When every
+    feed answers 304 and no update was cut short, the index is not even opened."""
+    from bot.app.feeds import load_feeds
+    from bot.app.ingest import ingest_paths
+
+    web = WebIngest(settings, feeds=load_feeds(settings))
+    if not web.feeds:
+        raise BotError("No feeds followed", hint="add one with `bot feeds add URL`")
+    running = web_dir(settings) / "update.running"  # present while an update writes
+    if web.prefetch_feeds() and not running.exists():
+        return web.quiet_report(), web.feed_reports
+    running.touch()
+    report = ingest_paths(None, settings, progress=progress, web=web)
+    running.unlink(missing_ok=True)
+    return report, web.feed_reports
 
 
 @dataclass
@@ -133,29 +198,41 @@ class _State:
 
 
 def _drive(
-    state: _State, pool: ThreadPoolExecutor, fetcher: Fetcher, jobs: list[_Job], notify: Progress
+    state: _State,
+    pool: ThreadPoolExecutor,
+    fetcher: Fetcher,
+    jobs: list[_Job],
+    ready: list[_Outcome],
+    notify: Progress,
 ) -> None:
-    """Fetch in the pool, take each outcome here as it comes, embedding as the buffer fills."""
-    pending: set[Future[_Outcome]] = {pool.submit(_fetch, state, fetcher, j) for j in jobs}
+    """Fetch in the pool, take each outcome here as it comes (those `ready` first), embedding
+    as the buffer fills."""
+
+    def submit(job: _Job) -> Future[_Outcome]:
+        conditional = job.is_followed_feed or state.conditional(job.url)
+        return pool.submit(_fetch, fetcher, job, conditional)
+
+    pending = {submit(j) for j in jobs}
+    for outcome in ready:
+        notify.advance()
+        pending.update(submit(job) for job in _take(state, outcome))
     while pending:
         done, pending = wait(pending, return_when=FIRST_COMPLETED)
         for future in done:
             outcome = future.result()
             if outcome.job.item is None:
                 notify.advance()
-            for job in _take(state, outcome):
-                pending.add(pool.submit(_fetch, state, fetcher, job))
+            pending.update(submit(job) for job in _take(state, outcome))
         if state.run.pending_chunks >= EMBED_BUFFER_CHUNKS:
             state.run.flush(state.embedder)
 
 
-def _fetch(state: _State, fetcher: Fetcher, job: _Job) -> _Outcome:
+def _fetch(fetcher: Fetcher, job: _Job, conditional: bool) -> _Outcome:
     """One URL fetched and read (in a pool thread): a page's article, a feed, a 304 or an error."""
     from bot.sources.web.feed import parse_feed
     from bot.sources.web.page import is_feed, page_article
 
     try:
-        conditional = job.is_followed_feed or state.conditional(job.url)
         result = fetcher.fetch(job.url, conditional=conditional)
         if result.not_modified:
             return _Outcome(job, result)

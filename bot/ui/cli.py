@@ -203,23 +203,20 @@ def feeds_remove(
 @app.command()
 def update(as_json: JsonOpt = False) -> None:
     """Fetch every followed feed and index its new and changed items."""
-    from bot.app.feeds import load_feeds
-    from bot.app.ingest import ingest_paths
-    from bot.app.web_ingest import WebIngest
+    from bot.app.web_ingest import update_feeds
     from bot.core.settings import get_settings
 
-    settings = get_settings()
-    web = WebIngest(settings, feeds=load_feeds(settings))
-    if not web.feeds:
-        raise BotError("No feeds followed", hint="add one with `bot feeds add URL`")
-    report = ingest_paths(None, progress=_BarProgress("Feeds", enabled=not as_json), web=web)
+    started = time.perf_counter()
+    progress = _BarProgress("Feeds", enabled=not as_json)
+    report, feeds = update_feeds(get_settings(), progress)
+    report.seconds = report.seconds or time.perf_counter() - started
     if not as_json:
-        for feed in web.feed_reports:
+        for feed in feeds:
             print(
                 f"{feed.name}: {feed.status}; {feed.new} new, {feed.updated} updated, "
                 f"{feed.unchanged} unchanged, {feed.failed} failed"
             )
-    _show_report(report, as_json, {"feeds": [f.to_json() for f in web.feed_reports]})
+    _show_report(report, as_json, {"feeds": [f.to_json() for f in feeds]})
 
 
 @app.command()

@@ -202,6 +202,10 @@ def test_update_json_and_a_killed_update_is_repaired(site: HTTPServer) -> None:
     assert all(r["chunks"] >= 1 for r in rows)
     listed = json.loads(_bot("feeds", "list", "--json").stdout)
     assert listed == [{"url": site.url_for("/rss"), "name": "harbour", "items_seen": 3}]
+    asked = json.loads(_bot("ask", "How much did the bridge repairs cost?", "--json").stdout)
+    cited = [p for p in asked["passages"] if p["cited"]]
+    assert cited and cited[0]["path"] == site.url_for("/story/0")
+    assert "4.2 million" in asked["answer"]
 
 
 def test_a_failed_item_is_fetched_again_and_bad_links_fail_alone(site: HTTPServer) -> None:
@@ -247,3 +251,31 @@ def test_an_update_where_every_feed_answers_304_does_not_open_the_index(
     (elsewhere.data_dir / "web" / "update.running").touch()  # as a killed update leaves it
     with pytest.raises(BotError):
         update_feeds(elsewhere)
+
+
+def test_boilerplate_hostile_titles_and_a_text_under_two_urls(httpserver: HTTPServer) -> None:
+    hostile = "\x1b]0;owned\x07Bridge \x1b[31mreopens\x1b[0m &lt;script&gt;alert(1)&lt;/script&gt;"
+    page = article_page(hostile, STORIES[0][1])  # no canonical link: each URL is its own
+    for path in ("/a", "/b"):
+        httpserver.expect_request(path).respond_with_data(page, content_type="text/html")
+    report = _web(urls=[httpserver.url_for("/a"), httpserver.url_for("/b")])
+    assert (report.added, report.chunks_embedded) == (2, 1)
+    [row] = list_sources()
+    assert row["paths"] == [httpserver.url_for("/a"), httpserver.url_for("/b")]
+    assert "\x1b" not in row["title"] and "\x07" not in row["title"]
+    from bot.index.store import open_reader
+
+    [chunk] = list(open_reader(Settings()).chunks_where())
+    assert "harbour bridge in Eastport reopened" in chunk.text
+    for boilerplate in ("Subscribe now", "Most read", "Cookie settings", "All rights reserved"):
+        assert boilerplate not in chunk.text
+
+
+def test_a_rebuild_makes_the_next_update_fetch_everything_again(site: HTTPServer) -> None:
+    add_feed(site.url_for("/rss"), "harbour")
+    first, _ = update_feeds(Settings())
+    assert first.added == 3
+    ingest_paths([], rebuild=True, web=WebIngest(Settings()))
+    assert list_sources() == []
+    again, feeds = update_feeds(Settings())
+    assert again.added == 3 and feeds[0].new == 3

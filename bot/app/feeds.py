@@ -100,6 +100,14 @@ def remove_feed(url_or_name: str, settings: Settings | None = None) -> FollowedF
     return matches[0]
 
 
+def forget_web_state(settings: Settings) -> None:
+    """After the index is rebuilt: no validator or seen item vouches for an article any more,
+    so the next update fetches every feed and item again."""
+    (web_dir(settings) / "validators.json").unlink(missing_ok=True)
+    if _path(settings).exists():
+        record_seen(settings, {f.url: {} for f in load_feeds(settings)})
+
+
 def record_seen(settings: Settings, seen: dict[str, dict[str, str]]) -> None:
     """Store what `bot update` indexed of each feed, keeping feeds added or removed meanwhile."""
     with _lock(settings):

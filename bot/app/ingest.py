@@ -147,7 +147,10 @@ def _open_for_writing(settings: Settings, embedder: Embedder, *, rebuild: bool) 
     from bot.index.store import drop_index, open_store
 
     if rebuild:
+        from bot.app.feeds import forget_web_state
+
         drop_index(settings)  # also an index open_store refuses (another model, newer bot)
+        forget_web_state(settings)
     return open_store(settings, embedder, create=True)
 
 

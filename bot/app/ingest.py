@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.app.ingest_run import EMBED_BUFFER_CHUNKS, IngestReport, IngestRun, repair
 from bot.core.diskspace import disk_full_error, says_disk_full
@@ -68,6 +68,15 @@ def _lock(settings: Settings, notify: Progress) -> Any:
     return lock
 
 
+class WebTask(Protocol):
+    """Work on web articles done inside an ingest run (bot.app.web_ingest): returns the records
+    of URLs whose articles it dropped, which the run then deletes."""
+
+    def run(
+        self, run: IngestRun, embedder: Embedder, known: dict[str, FileEntry], notify: Progress
+    ) -> list[FileEntry]: ...
+
+
 def _is_under(path: str, roots: Sequence[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
@@ -79,15 +88,17 @@ def ingest_paths(
     rebuild: bool = False,
     progress: Progress | None = None,
     embedder: Embedder | None = None,
+    web: WebTask | None = None,
 ) -> IngestReport:
-    """Index `paths` (files or folders; the seeds when empty) and return what changed."""
+    """Index `paths` (files or folders; the seeds when empty and there is no `web` task) and
+    return what changed."""
     from bot.sources.files import discover_files
 
     settings = settings or get_settings()
     notify = progress or SilentProgress()
     started = time.perf_counter()
-    user_paths = bool(paths)
-    paths = [Path(p) for p in paths] if paths else [bundled_seeds_dir()]
+    user_paths = bool(paths) or web is not None
+    paths = [Path(p) for p in paths or []] if user_paths else [bundled_seeds_dir()]
     report = IngestReport()
     lock = _lock(settings, notify)
     try:
@@ -112,7 +123,9 @@ def ingest_paths(
             if run.pending_chunks >= EMBED_BUFFER_CHUNKS:
                 run.flush(embedder)
         run.flush(embedder)
-        gone = _forget_vanished_files(run, known_files, {path_key(f) for f in files}, paths)
+        notify.stop()
+        gone = web.run(run, embedder, known_files, notify) if web is not None else []
+        gone += _forget_vanished_files(run, known_files, {path_key(f) for f in files}, paths)
         gone += _replace_seeds(run, known_files, paths, notify) if user_paths else []
         if gone:
             run.flush(embedder)
@@ -134,7 +147,10 @@ def _open_for_writing(settings: Settings, embedder: Embedder, *, rebuild: bool) 
     from bot.index.store import drop_index, open_store
 
     if rebuild:
+        from bot.app.feeds import forget_web_state
+
         drop_index(settings)  # also an index open_store refuses (another model, newer bot)
+        forget_web_state(settings)
     return open_store(settings, embedder, create=True)
 
 

@@ -67,6 +67,7 @@ class IngestRun:
         self.doomed: set[str] = set()  # article records no path refers to any more
         self.repoint: set[str] = set()  # articles whose chunks may cite a path they lost
         self.stale: set[str] = set()  # files read again whatever their size and mtime say
+        self.trim: dict[str, tuple[int, int]] = {}  # article id -> (new, old) chunk counts
 
     def add_path(self, article: Any, record_path: str) -> None:
         from bot.index.records import ArticleEntry
@@ -94,6 +95,24 @@ class IngestRun:
         self.pending.append((article, chunks))
         self.pending_chunks += len(chunks)
 
+    def replace_text(self, article: ArticleRecord) -> None:
+        """New text for an article kept under its id (a web page that changed): its chunks are
+        written again over the old ones, and the old ones past the new count go after the record
+        that no longer claims them (a killed run leaves them for `repair`)."""
+        from bot.sources.chunking import chunk_text
+
+        entry = self.articles[article.article_id]
+        chunks = chunk_text(article.text, self.settings.chunk_size, self.settings.chunk_overlap)
+        old_n = self.trim.get(article.article_id, (0, entry.n_chunks))[1]
+        entry.title, entry.source, entry.url = article.title, article.source, article.url
+        entry.published, entry.content_hash = article.published, article.content_hash
+        entry.n_chunks, entry.chars = len(chunks), len(article.text)
+        if article.path not in entry.paths:
+            entry.paths.append(article.path)
+        self.trim[article.article_id] = (len(chunks), old_n)
+        self.pending.append((article, chunks))
+        self.pending_chunks += len(chunks)
+
     def drop_path(self, article_id: str, record_path: str) -> None:
         entry = self.articles.get(article_id)
         if entry is None:
@@ -117,6 +136,8 @@ class IngestRun:
             self.pending or self.pending_files or self.doomed or self.dirty_entries or self.repoint
         ):
             return
+        from bot.index.records import chunk_id
+
         self.begin_write()
         chunks = [
             stored for article, pieces in self.pending for stored in _stored_chunks(article, pieces)
@@ -129,6 +150,10 @@ class IngestRun:
         touched = {a.article_id for a, _ in self.pending} | (self.dirty_entries - self.doomed)
         entries = [self.articles[i] for i in sorted(touched) if i in self.articles]
         self.store.upsert_articles(entries)
+        self.store.delete_chunk_ids(
+            [chunk_id(i, n) for i, (new, old) in self.trim.items() for n in range(new, old)]
+        )
+        self.trim = {}
         # Chunks cite a path their article holds now (a renamed file's new name).
         held = {i: self.articles[i].paths for i in self.repoint - self.doomed if i in self.articles}
         self.store.repoint_chunks(held)

@@ -28,3 +28,14 @@ class BotWarning(UserWarning):
 class BotNotice(UserWarning):
     """Why the command is waiting (a busy server, a retry): the CLI prints it as one plain line on
     stderr (`warnings.warn` it)."""
+
+
+class WebError(BotError):
+    """One URL could not be fetched or read (DNS, refused, timeout, an HTTP status, too large, not
+    a page or feed, robots.txt, bad charset); the other URLs and feeds go on. The message is one
+    line naming the URL and the cause."""
+
+    def __init__(self, url: str, cause: str) -> None:
+        self.url = url
+        self.cause = cause
+        super().__init__(f"{url}: {cause}")

@@ -274,6 +274,35 @@ class Settings(BaseSettings):
         description="Answers (and the LLM calls they make) `bot serve` computes at once.",
     )
 
+    # --- web pages and feeds (bot.sources.web) -------------------------------------------
+    web_connect_timeout: float = Field(
+        10.0, gt=0, validation_alias="BOT_WEB_CONNECT_TIMEOUT", description="Seconds to connect."
+    )
+    web_read_timeout: float = Field(
+        20.0, gt=0, validation_alias="BOT_WEB_READ_TIMEOUT", description="Seconds between bytes."
+    )
+    web_max_redirects: int = Field(
+        5, ge=0, le=30, validation_alias="BOT_WEB_MAX_REDIRECTS", description="Redirects followed."
+    )
+    web_max_mb: float = Field(
+        10.0, gt=0, validation_alias="BOT_WEB_MAX_MB", description="Largest page or feed, unpacked."
+    )
+    web_retries: int = Field(
+        3, ge=0, le=10, validation_alias="BOT_WEB_RETRIES", description="Retries on 429 and 5xx."
+    )
+    web_retry_max_wait: float = Field(
+        30.0, ge=0, validation_alias="BOT_WEB_RETRY_MAX_WAIT", description="Longest retry wait."
+    )
+    web_per_host: int = Field(
+        2, ge=1, le=32, validation_alias="BOT_WEB_PER_HOST", description="Requests at once a host."
+    )
+    web_host_delay: float = Field(
+        0.5, ge=0, validation_alias="BOT_WEB_HOST_DELAY", description="Seconds between requests."
+    )
+    web_workers: int = Field(
+        8, ge=1, le=64, validation_alias="BOT_WEB_WORKERS", description="Fetches at once in all."
+    )
+
     @field_validator(
         "chroma_url",
         "openai_base_url",

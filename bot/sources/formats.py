@@ -29,7 +29,7 @@ from bot.sources.article import (
 from bot.sources.dateline import read_header
 from bot.sources.files import SUPPORTED_SUFFIXES, read_text
 
-__all__ = ["load_file"]
+__all__ = ["load_file", "load_html"]
 
 
 def load_file(path: Path, *, max_bytes: int) -> LoadResult:
@@ -61,7 +61,7 @@ def _load(path: Path, max_bytes: int) -> LoadResult:
     elif suffix in (".md", ".markdown"):
         result.articles.append(_load_markdown(raw, abs_path, result.warnings))
     elif suffix in (".html", ".htm"):
-        result.articles.append(_load_html(raw, abs_path, result.warnings))
+        result.articles.append(load_html(raw, abs_path, result.warnings))
     elif suffix == ".json":
         _load_json(raw, abs_path, result)
     else:
@@ -261,7 +261,7 @@ def _regex_html_text(raw: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def _load_html(raw: str, abs_path: str, warnings: list[str]) -> ArticleRecord:
+def load_html(raw: str, abs_path: str, warnings: list[str]) -> ArticleRecord:
     import trafilatura
     from trafilatura.metadata import extract_metadata
 

@@ -96,22 +96,41 @@ def _print_json(data: Any) -> None:
 @app.command()
 def ingest(
     paths: Annotated[
-        list[Path] | None,
-        typer.Argument(help="Files or folders (recursively). Default: the bundled seed articles."),
+        list[str] | None,
+        typer.Argument(
+            help="Files, folders (recursively), or http(s) URLs of pages or feeds. "
+            "Default: the bundled seed articles."
+        ),
     ] = None,
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Delete the index and build it again from PATHS.")
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Index articles (.txt .md .html .json .jsonl), keeping the index in step with the files."""
+    """Index articles (.txt .md .html .json .jsonl, web pages, feeds), in step with their files."""
     from bot.app.ingest import ingest_paths
+    from bot.sources.web.urls import looks_like_url
+
+    urls = [p for p in paths or [] if looks_like_url(p)]
+    files = [Path(p) for p in paths or [] if not looks_like_url(p)]
+    web = None
+    if urls:
+        from bot.app.web_ingest import WebIngest
+        from bot.core.settings import get_settings
+
+        web = WebIngest(get_settings(), urls=urls)
+    progress = _BarProgress("Indexing", enabled=not as_json)
+    report = ingest_paths(files or None, rebuild=rebuild, progress=progress, web=web)
+    _show_report(report, as_json)
+
+
+def _show_report(report: Any, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    """An ingest report as JSON, or as one line per problem and a count line; exit 2 on a
+    failure."""
     from bot.core.text import one_line, safe_path
 
-    progress = _BarProgress("Indexing", enabled=not as_json)
-    report = ingest_paths(paths or None, rebuild=rebuild, progress=progress)
     if as_json:
-        _print_json(report.to_json())
+        _print_json({**report.to_json(), **(extra or {})})
     else:
         err = _stderr_console()
         for item in report.warnings:
@@ -133,6 +152,89 @@ def ingest(
         )
     if report.failed:
         raise typer.Exit(2)
+
+
+feeds_app = typer.Typer(
+    help="The feeds `bot update` follows.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(feeds_app, name="feeds")
+
+
+@feeds_app.command("add")
+def feeds_add(
+    url: Annotated[str, typer.Argument(help="The http(s) URL of an RSS, Atom or JSON feed.")],
+    name: Annotated[str | None, typer.Option("--name", help="Default: the site's host.")] = None,
+) -> None:
+    """Follow a feed: `bot update` indexes its new and changed items."""
+    from bot.app.feeds import add_feed
+
+    feed = add_feed(url, name)
+    print(f"Following {feed.name}: {feed.url}")
+
+
+@feeds_app.command("list")
+def feeds_list(as_json: JsonOpt = False) -> None:
+    """The feeds followed."""
+    from bot.app.feeds import load_feeds
+    from bot.core.settings import get_settings
+    from bot.core.text import one_line
+
+    feeds = load_feeds(get_settings())
+    if as_json:
+        _print_json([f.to_json() for f in feeds])
+        return
+    for feed in feeds:
+        print(f"{one_line(feed.name)}\t{one_line(feed.url)}\t{len(feed.seen)} items seen")
+    if not feeds:
+        print("No feeds followed yet: bot feeds add URL")
+
+
+@feeds_app.command("remove")
+def feeds_remove(
+    which: Annotated[str, typer.Argument(help="The feed's URL or name.")],
+) -> None:
+    """Stop following a feed (its articles stay indexed; `bot forget` drops old ones)."""
+    from bot.app.feeds import remove_feed
+
+    feed = remove_feed(which)
+    print(f"No longer following {feed.name}: {feed.url}")
+
+
+@app.command()
+def update(as_json: JsonOpt = False) -> None:
+    """Fetch every followed feed and index its new and changed items."""
+    from bot.app.web_ingest import update_feeds
+    from bot.core.settings import get_settings
+
+    started = time.perf_counter()
+    progress = _BarProgress("Feeds", enabled=not as_json)
+    report, feeds = update_feeds(get_settings(), progress)
+    report.seconds = report.seconds or time.perf_counter() - started
+    if not as_json:
+        for feed in feeds:
+            print(
+                f"{feed.name}: {feed.status}; {feed.new} new, {feed.updated} updated, "
+                f"{feed.unchanged} unchanged, {feed.failed} failed"
+            )
+    _show_report(report, as_json, {"feeds": [f.to_json() for f in feeds]})
+
+
+@app.command()
+def forget(
+    before: Annotated[
+        str, typer.Option("--before", help="Drop web articles published before this ISO date.")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Drop old web articles on purpose (feeds are an archive: nothing else drops them)."""
+    from bot.app.ingest import ingest_paths
+    from bot.app.web_ingest import ForgetBefore
+    from bot.core.dates import parse_date_bound
+
+    parse_date_bound(before, end=False)  # a bad date is one line before anything is opened
+    task = ForgetBefore(before)
+    report = ingest_paths(None, progress=_BarProgress("Forgetting", enabled=False), web=task)
+    _show_report(report, as_json)
 
 
 @app.command()

@@ -79,22 +79,26 @@ def _in_thread(fn: Callable[[], None], name: str) -> threading.Thread:
     return thread
 
 
-def _embed_ahead(settings: Settings, question: str) -> threading.Thread | None:
-    """Load the local embedding model and embed the question while the rest of the answer's code
-    is imported: a cold `bot ask` then waits for the slower of the two rather than for both. The
-    vector lands in the embedder's memo, where retrieval finds it; an error here is left for
-    retrieval to report."""
+def _embed_ahead(settings: Settings, question: str) -> list[threading.Thread]:
+    """Load the local embedding model while the rest of the answer's code is imported: the first
+    thread embeds the question with the question model (its vector lands in the embedder's memo,
+    where retrieval finds it), the second loads the index model (the answer and the checker
+    embed sentences with it) and embeds the question with it too (the extractive answer compares
+    sentences with it). A cold `bot ask` then waits for the slowest rather than for all. Errors
+    are left for the later calls to report."""
     if settings.embedding != "local":
-        return None
+        return []
+    from bot.index.embeddings import get_embedder
 
-    def run() -> None:
-        from bot.index.embeddings import get_embedder
-
+    def question_model() -> None:
         with contextlib.suppress(Exception):
-            # Loads the index model too (its tokenizer is shared), which the checker needs.
             get_embedder(settings).embed_questions([question])
 
-    return _in_thread(run, "embed-ahead")
+    def index_model() -> None:
+        with contextlib.suppress(Exception):
+            get_embedder(settings).warm([question])
+
+    return [_in_thread(question_model, "embed-question"), _in_thread(index_model, "load-model")]
 
 
 def _embed_while_waiting(
@@ -204,9 +208,9 @@ def answer_question(
     filters = _filters(options)
     import numpy  # noqa: F401 - before any thread: two threads importing numpy at once can fail
 
-    # The model loads (mostly without the GIL) while this thread imports the rest.
-    embedding = _embed_ahead(settings, question) if store is None else None
-    with _joined_on_error(embedding):
+    # The models load (mostly without the GIL) while this thread imports the rest.
+    ahead = _embed_ahead(settings, question) if store is None else []
+    with _joined_on_error(ahead):
         from bot.answer.providers import get_provider
 
         # No key, no model file: say so before any work. The model is loaded only when asked.
@@ -223,10 +227,14 @@ def answer_question(
             notify=notify,
             timings=timings,
             since=t0,
-            embedding=embedding,
+            embedding=ahead[0] if ahead else None,
         )
-    phash = _prompt_hash(provider, k, store.embedder, settings)
-    verdict = _answerability(question, found, store, settings.min_relevance)
+        phash = _prompt_hash(provider, k, store.embedder, settings)
+        verdict = _answerability(question, found, store, settings.min_relevance)
+    t0 = time.perf_counter()
+    for thread in ahead:
+        thread.join()  # the index model is loaded: the answer and the checker use it
+    timings["imports"] += (time.perf_counter() - t0) * 1000
     result = refusal(question, found.passages, provider.name, provider.model, phash, verdict.why)
     result.timings_ms = timings
     if not verdict.answerable:
@@ -256,13 +264,13 @@ def _filters(options: AskOptions) -> Filters:
 
 
 @contextlib.contextmanager
-def _joined_on_error(thread: threading.Thread | None) -> Iterator[None]:
-    """Wait for `thread` when the block fails: never exit while the model loads in another
+def _joined_on_error(threads: list[threading.Thread]) -> Iterator[None]:
+    """Wait for `threads` when the block fails: never exit while a model loads in another
     thread."""
     try:
         yield
     except BaseException:
-        if thread is not None:
+        for thread in threads:
             thread.join()
         raise
 

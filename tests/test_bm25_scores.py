@@ -20,9 +20,7 @@ SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 
 def _corpus() -> list[list[str]]:
     """The seed articles' paragraphs plus random mixes of their words: many ties and repeats."""
-    paragraphs = [
-        p for f in sorted(SEEDS.rglob("*.*")) for p in f.read_text("utf-8").split("\n\n")
-    ]
+    paragraphs = [p for f in sorted(SEEDS.rglob("*.*")) for p in f.read_text("utf-8").split("\n\n")]
     docs = [tokenize(p) for p in paragraphs if tokenize(p)]
     words = sorted({w for d in docs for w in d})
     rng = random.Random(7)

@@ -32,6 +32,7 @@ from bot.core.secrets import (
 from bot.core.text import safe_path
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the `bot` package
+ENV_FILE = ".env"  # where Settings (and Chroma) look, relative to the working folder
 
 
 def default_data_dir() -> Path:
@@ -72,7 +73,7 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    def __init__(self, _env_file: str | Path | None = ".env", **values: Any) -> None:
+    def __init__(self, _env_file: str | Path | None = ENV_FILE, **values: Any) -> None:
         given = {_alias_of(name) for name in values}
         read = {k: v for k, v in _environment_values(_env_file).items() if k not in given}
         super().__init__(**read, **values)
@@ -311,7 +312,6 @@ def unknown_environment(environ: dict[str, str] | None = None) -> list[str]:
 
 # --- the .env file ----------------------------------------------------------------------
 
-ENV_FILE = ".env"  # where pydantic-settings (and Chroma) look, relative to the working folder
 _DOTENV_LOGGER = "dotenv.main"
 _DOTENV_PARSE_WARNING = "python-dotenv could not parse statement"
 # The variable a statement sets, read from its start: `NAME=…`, `export NAME=…`, `NAME …`.
@@ -356,7 +356,7 @@ def check_env_file(path: Path | None = None) -> EnvFileReport:
     path = Path(path or ENV_FILE)
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:  # absent or unreadable: pydantic-settings reads nothing from it either
+    except OSError:  # absent or unreadable: Settings read nothing from it either
         return EnvFileReport(path, [])
     from io import StringIO
 

@@ -231,10 +231,7 @@ def answer_question(
         )
         phash = _prompt_hash(provider, k, store.embedder, settings)
         verdict = _answerability(question, found, store, settings.min_relevance)
-    t0 = time.perf_counter()
-    for thread in ahead:
-        thread.join()  # the index model is loaded: the answer and the checker use it
-    timings["imports"] += (time.perf_counter() - t0) * 1000
+    _join_counted(ahead, timings)  # the index model is loaded: the answer and the checker use it
     result = refusal(question, found.passages, provider.name, provider.model, phash, verdict.why)
     result.timings_ms = timings
     if not verdict.answerable:
@@ -250,6 +247,14 @@ def answer_question(
         result, text, store.embedder, settings.min_support, prefetch=prefetch, by_model=by_model
     )
     return _dated(result, found.passages)
+
+
+def _join_counted(threads: list[threading.Thread], timings: dict[str, float]) -> None:
+    """Wait for `threads`, adding the wait to "imports" (the models loading ahead)."""
+    t0 = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    timings["imports"] += (time.perf_counter() - t0) * 1000
 
 
 def _filters(options: AskOptions) -> Filters:

@@ -50,7 +50,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: P
     monkeypatch.setenv("BOT_LLM", "extractive")
     work = tmp_path / "cwd"
     work.mkdir()
-    monkeypatch.chdir(work)  # so no stray .env is read by pydantic-settings or Chroma
+    monkeypatch.chdir(work)  # so no stray .env is read by bot's settings or Chroma
     from bot.core.settings import get_settings
 
     get_settings.cache_clear()

@@ -47,6 +47,18 @@ def test_question_vectors_are_close_to_the_index_model_but_not_the_same(model_ca
     np.testing.assert_array_equal(plain.embed_questions(QUESTIONS), index)
 
 
+def test_a_question_loads_the_question_model_alone(model_cache) -> None:
+    """A cold ask embeds its question while another thread loads the index model: the question
+    waits for the question model and the tokenizer only."""
+    fast = LocalMiniLM(question_cache=model_cache)
+    vector = fast.embed_questions(QUESTIONS[:1])
+    assert fast._session is None  # the index model is not loaded yet
+    index = fast.embed(QUESTIONS[:1])  # loads it now
+    assert fast._session is not None
+    np.testing.assert_array_equal(fast.embed_questions(QUESTIONS[:1]), vector)
+    np.testing.assert_array_equal(index, LocalMiniLM().embed(QUESTIONS[:1]))
+
+
 def test_unwritable_cache_falls_back_to_the_index_model(tmp_path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x", encoding="utf-8")  # a file where the cache folder would be

@@ -59,3 +59,34 @@ def test_cli_prints_one_warning_line_and_still_runs(monkeypatch, capfd) -> None:
         "did you mean BOT_LLM_MAX_RETRIES?"
     ]
     assert out.strip() == "[]"
+
+
+def test_arguments_then_environment_then_env_file_then_defaults(monkeypatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("BOT_TOP_K", "BOT_MMR_LAMBDA", "BOT_LLM", "BOT_CHUNK_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / ".env").write_text(
+        "BOT_TOP_K=9\nbot_mmr_lambda=0.2\nBOT_LLM=local\nBOT_CHUNK_SIZE\n", encoding="utf-8"
+    )
+    monkeypatch.setenv("bot_top_k", "4")  # names match in any case; the environment wins
+    settings = Settings()
+    assert (settings.top_k, settings.mmr_lambda, settings.llm) == (4, 0.2, "local")
+    assert settings.chunk_size == 1000  # a name without a value leaves the default
+    assert Settings(top_k=7).top_k == 7 and Settings(BOT_TOP_K="8").top_k == 8
+    assert Settings(_env_file=None).llm == "auto"  # type: ignore[call-arg]
+
+
+def test_a_bad_value_or_an_unknown_env_file_name_is_one_clear_error(monkeypatch, tmp_path) -> None:
+    from bot.core.errors import BotError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BOT_TOP_K", "many")
+    get_settings.cache_clear()
+    with pytest.raises(BotError, match="Bad setting BOT_TOP_K"):
+        get_settings()
+    monkeypatch.delenv("BOT_TOP_K")
+    (tmp_path / ".env").write_text("BOT_TOPK=3\n", encoding="utf-8")
+    get_settings.cache_clear()
+    with pytest.raises(BotError, match="Unknown setting bot_topk in the environment or .env"):
+        get_settings()
+    get_settings.cache_clear()

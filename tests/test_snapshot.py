@@ -234,19 +234,38 @@ def _imports_chromadb(data_dir: Path) -> bool:
 
 def _chat_imports(data_dir: Path) -> str:
     """What `bot chat` imports (`-X importtime`) while it answers one question."""
+    done = _run_bot(data_dir, ["chat", "--json"], "what did Zelensky announce?\n")
+    assert json.loads(done.stdout.splitlines()[0])["passages"]
+    return done.stderr
+
+
+def _run_bot(data_dir: Path, args: list[str], given: str = "") -> subprocess.CompletedProcess[str]:
+    """`bot ARGS` run with `-X importtime` (its imports on stderr) on the index in `data_dir`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
     env.update(BOT_DATA_DIR=str(data_dir), BOT_CACHE_DIR=os.environ["BOT_CACHE_DIR"])
     env.update(BOT_LLM="extractive", PYTHONPATH=str(REPO))
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "bot", "chat", "--json"],
-        input="what did Zelensky announce?\n",
+        [sys.executable, "-X", "importtime", "-m", "bot", *args],
+        input=given,
         env=env,
         capture_output=True,
         text=True,
         cwd=REPO,
     )
-    assert done.returncode == 0 and json.loads(done.stdout.splitlines()[0])["passages"]
-    return done.stderr
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_a_question_on_a_current_snapshot_imports_only_what_answering_needs() -> None:
+    """The BM25 index is read with numpy and the settings with pydantic alone: no bm25s (nor its
+    progress bars, thread and process pools), no pydantic-settings (nor the asyncio it pulls)."""
+    settings = get_settings()
+    ingest_paths(None, settings)  # the seeds
+    done = _run_bot(settings.data_dir, ["ask", "what did Zelensky announce?", "--json"])
+    assert json.loads(done.stdout)["passages"]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    unneeded = {"bm25s", "pydantic_settings", "tqdm", "asyncio", "multiprocessing", "scipy"}
+    assert "numpy" in imported and not imported & unneeded, imported & unneeded
 
 
 def test_read_commands_on_a_current_snapshot_do_not_import_chromadb() -> None:

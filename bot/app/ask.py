@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -79,21 +79,26 @@ def _in_thread(fn: Callable[[], None], name: str) -> threading.Thread:
     return thread
 
 
-def _embed_ahead(settings: Settings, question: str) -> threading.Thread | None:
-    """Load the local embedding model and embed the question while Chroma is imported: a cold
-    `bot ask` then waits for the slower of the two rather than for both. The vector lands in the
-    embedder's memo, where retrieval finds it; an error here is left for retrieval to report."""
+def _embed_ahead(settings: Settings, question: str) -> list[threading.Thread]:
+    """Load the local embedding model while the rest of the answer's code is imported: the first
+    thread embeds the question with the question model (its vector lands in the embedder's memo,
+    where retrieval finds it), the second loads the index model (the answer and the checker
+    embed sentences with it) and embeds the question with it too (the extractive answer compares
+    sentences with it). A cold `bot ask` then waits for the slowest rather than for all. Errors
+    are left for the later calls to report."""
     if settings.embedding != "local":
-        return None
+        return []
+    from bot.index.embeddings import get_embedder
 
-    def run() -> None:
-        from bot.index.embeddings import get_embedder
-
+    def question_model() -> None:
         with contextlib.suppress(Exception):
-            # Loads the index model too (its tokenizer is shared), which the checker needs.
             get_embedder(settings).embed_questions([question])
 
-    return _in_thread(run, "embed-ahead")
+    def index_model() -> None:
+        with contextlib.suppress(Exception):
+            get_embedder(settings).warm([question])
+
+    return [_in_thread(question_model, "embed-question"), _in_thread(index_model, "load-model")]
 
 
 def _embed_while_waiting(
@@ -196,31 +201,37 @@ def answer_question(
     """Answer `question` from the index with checked citations. `provider` defaults to what
     `options.llm` (or BOT_LLM) chooses; its model is made only when an answer needs it."""
     started = time.perf_counter()
-    from bot.answer.providers import get_provider
-    from bot.core.dates import parse_date_bound
-    from bot.index.filters import Filters
-
     options = options or AskOptions()
     settings = settings or get_settings()
     timings: dict[str, float] = {}
     question = clean_question(question)
-    filters = Filters(
-        source=options.source,
-        since_ts=parse_date_bound(options.since, end=False),
-        until_ts=parse_date_bound(options.until, end=True),
-    )
-    t0 = time.perf_counter()
-    timings["prepare"] = (t0 - started) * 1000
+    filters = _filters(options)
     import numpy  # noqa: F401 - before any thread: two threads importing numpy at once can fail
 
-    # No key, no model file: say so before any work. The model itself is loaded only when asked.
-    provider = provider or get_provider(settings, options.llm)
-    k = options.k or settings.top_k
-    store, found = _retrieve(
-        question, filters, k, settings, store=store, notify=notify, timings=timings, since=t0
-    )
-    phash = _prompt_hash(provider, k, store.embedder, settings)
-    verdict = _answerability(question, found, store, settings.min_relevance)
+    # The models load (mostly without the GIL) while this thread imports the rest.
+    ahead = _embed_ahead(settings, question) if store is None else []
+    with _joined_on_error(ahead):
+        from bot.answer.providers import get_provider
+
+        # No key, no model file: say so before any work. The model is loaded only when asked.
+        provider = provider or get_provider(settings, options.llm)
+        t0 = time.perf_counter()
+        timings["prepare"] = (t0 - started) * 1000
+        k = options.k or settings.top_k
+        store, found = _retrieve(
+            question,
+            filters,
+            k,
+            settings,
+            store=store,
+            notify=notify,
+            timings=timings,
+            since=t0,
+            embedding=ahead[0] if ahead else None,
+        )
+        phash = _prompt_hash(provider, k, store.embedder, settings)
+        verdict = _answerability(question, found, store, settings.min_relevance)
+    _join_counted(ahead, timings)  # the index model is loaded: the answer and the checker use it
     result = refusal(question, found.passages, provider.name, provider.model, phash, verdict.why)
     result.timings_ms = timings
     if not verdict.answerable:
@@ -236,6 +247,37 @@ def answer_question(
         result, text, store.embedder, settings.min_support, prefetch=prefetch, by_model=by_model
     )
     return _dated(result, found.passages)
+
+
+def _join_counted(threads: list[threading.Thread], timings: dict[str, float]) -> None:
+    """Wait for `threads`, adding the wait to "imports" (the models loading ahead)."""
+    t0 = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    timings["imports"] += (time.perf_counter() - t0) * 1000
+
+
+def _filters(options: AskOptions) -> Filters:
+    from bot.core.dates import parse_date_bound
+    from bot.index.filters import Filters
+
+    return Filters(
+        source=options.source,
+        since_ts=parse_date_bound(options.since, end=False),
+        until_ts=parse_date_bound(options.until, end=True),
+    )
+
+
+@contextlib.contextmanager
+def _joined_on_error(threads: list[threading.Thread]) -> Iterator[None]:
+    """Wait for `threads` when the block fails: never exit while a model loads in another
+    thread."""
+    try:
+        yield
+    except BaseException:
+        for thread in threads:
+            thread.join()
+        raise
 
 
 def _prompt_hash(provider: Provider, k: int, embedder: Embedder, settings: Settings) -> str:
@@ -307,33 +349,26 @@ def _retrieve(
     notify: Callable[[str], None] | None,
     timings: dict[str, float],
     since: float,
+    embedding: threading.Thread | None = None,
 ) -> tuple[Any, Retrieval]:
     """The index (opened here when `store` is None: the seeds are indexed on a first run) and the
-    passages retrieved for `question`. Adds "imports" (counted from `since`), "open_index" and
-    "retrieval" to `timings`."""
+    passages retrieved for `question`, once `embedding` (the model loading ahead) has finished.
+    Adds "imports" (counted from `since`), "open_index" and "retrieval" to `timings`."""
     from bot.index.search import resolve_source, retrieve_passages
 
-    embedding = _embed_ahead(settings, question) if store is None else None
-    try:
-        _import_heavy(settings)
-        if embedding is not None:
-            embedding.join()
-        timings["imports"] = (time.perf_counter() - since) * 1000
+    _import_heavy(settings)
+    if embedding is not None:
+        embedding.join()
+    timings["imports"] = (time.perf_counter() - since) * 1000
 
-        t0 = time.perf_counter()
-        store = store or open_index(settings, notify)
-        filters.source = resolve_source(store, filters.source)
-        timings["open_index"] = (time.perf_counter() - t0) * 1000
+    t0 = time.perf_counter()
+    store = store or open_index(settings, notify)
+    filters.source = resolve_source(store, filters.source)
+    timings["open_index"] = (time.perf_counter() - t0) * 1000
 
-        t0 = time.perf_counter()
-        found = retrieve_passages(
-            question, store, k=k, filters=filters, mmr_lambda=settings.mmr_lambda
-        )
-        timings["retrieval"] = (time.perf_counter() - t0) * 1000
-    except BaseException:
-        if embedding is not None:
-            embedding.join()  # never exit while the model runs in another thread
-        raise
+    t0 = time.perf_counter()
+    found = retrieve_passages(question, store, k=k, filters=filters, mmr_lambda=settings.mmr_lambda)
+    timings["retrieval"] = (time.perf_counter() - t0) * 1000
     return store, found
 
 

@@ -1,5 +1,10 @@
 """The one settings object, read from the environment and `.env` (see `.env.example`).
 
+Read as pydantic-settings reads them (environment names in any case, the environment over `.env`
+over the defaults, a `.env` name that is no setting an error), with a pydantic model and
+python-dotenv alone: pydantic-settings' own import (its many sources pull in asyncio, argparse,
+email and more) weighed on every cold command.
+
 A `.env` line python-dotenv cannot parse is skipped by it with a log warning, once for every reader
 of the file (Chroma reads `.env` too, once per settings class it defines), and the setting on it
 silently keeps its default. bot reports the file and line once instead, fails when the line sets
@@ -14,10 +19,9 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from bot.core.secrets import (
     is_secret_name,
@@ -28,6 +32,7 @@ from bot.core.secrets import (
 from bot.core.text import safe_path
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the `bot` package
+ENV_FILE = ".env"  # where Settings (and Chroma) look, relative to the working folder
 
 
 def default_data_dir() -> Path:
@@ -62,12 +67,16 @@ def bundled_gguf_path() -> Path | None:
     return None
 
 
-class Settings(BaseSettings):
-    """Every setting of `bot`. Environment variables win over `.env`."""
+class Settings(BaseModel):
+    """Every setting of `bot`. Arguments (by field or variable name) win over environment
+    variables, which win over `.env` (`_env_file`; None reads no file)."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="forbid", populate_by_name=True
-    )
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def __init__(self, _env_file: str | Path | None = ENV_FILE, **values: Any) -> None:
+        given = {_alias_of(name) for name in values}
+        read = {k: v for k, v in _environment_values(_env_file).items() if k not in given}
+        super().__init__(**read, **values)
 
     # --- store -------------------------------------------------------------------------
     data_dir: Path = Field(
@@ -357,7 +366,6 @@ def unknown_environment(environ: dict[str, str] | None = None) -> list[str]:
 
 # --- the .env file ----------------------------------------------------------------------
 
-ENV_FILE = ".env"  # where pydantic-settings (and Chroma) look, relative to the working folder
 _DOTENV_LOGGER = "dotenv.main"
 _DOTENV_PARSE_WARNING = "python-dotenv could not parse statement"
 # The variable a statement sets, read from its start: `NAME=…`, `export NAME=…`, `NAME …`.
@@ -402,7 +410,7 @@ def check_env_file(path: Path | None = None) -> EnvFileReport:
     path = Path(path or ENV_FILE)
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:  # absent or unreadable: pydantic-settings reads nothing from it either
+    except OSError:  # absent or unreadable: Settings read nothing from it either
         return EnvFileReport(path, [])
     from io import StringIO
 
@@ -422,6 +430,38 @@ def check_env_file(path: Path | None = None) -> EnvFileReport:
         bad.append(BadLine(binding.original.line, name))
     remember_secrets(good)
     return EnvFileReport(path.resolve(), bad)
+
+
+def _alias_of(name: str) -> str:
+    """The environment name of the setting called `name` (a field or variable name), upper case;
+    `name` itself when it is neither."""
+    field = Settings.model_fields.get(name)
+    alias = field.validation_alias if field is not None else None
+    return (alias if isinstance(alias, str) else name).upper()
+
+
+def _environment_values(env_file: str | Path | None) -> dict[str, str | None]:
+    """The settings' raw values by environment name: from `env_file` (when it exists), then the
+    environment over them, names matched in any case. A `.env` name that is no setting is kept
+    (under its lower-case name, with a value), for the model to refuse as an unknown setting."""
+    import os
+
+    names = setting_names()
+    values: dict[str, str | None] = {}
+    path = Path(env_file).expanduser() if env_file is not None else None
+    if path is not None and (path.is_file() or path.is_fifo()):
+        from dotenv import dotenv_values
+
+        for key, value in dotenv_values(path, encoding="utf-8").items():
+            if key.upper() in names:
+                if value is not None:
+                    values[key.upper()] = value
+            elif value:
+                values[key.lower()] = value
+    for key, value in os.environ.items():
+        if key.upper() in names:
+            values[key.upper()] = value
+    return values
 
 
 def setting_names() -> set[str]:

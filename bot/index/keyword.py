@@ -14,7 +14,7 @@ import shutil
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ import numpy as np
 from bot.core.diskspace import disk_full_message, says_disk_full
 from bot.core.errors import BotWarning
 from bot.core.words import tokenize, tokens_version
+from bot.index.bm25_scores import Bm25Scores
 from bot.index.filters import Filters, passing
 
 if TYPE_CHECKING:
@@ -44,11 +45,10 @@ CACHE_FILES_BYTES = 8 * 4096
 class LexicalIndex:
     """BM25 over all chunks plus the per-chunk fields the filters need."""
 
-    retriever: Any
+    bm25: Bm25Scores
     ids: list[str]
     sources: np.ndarray
     published_ts: np.ndarray
-    vocab: dict[str, int] = field(default_factory=dict)
     # The stored vector of every chunk, row i for ids[i] (memory-mapped from the cache), so the
     # search needs no round trip to Chroma for the vectors MMR compares.
     vectors: np.ndarray | None = None
@@ -56,6 +56,12 @@ class LexicalIndex:
     # The chunks it was built from, row for row, kept only when the caller asked (the snapshot is
     # written from them without reading the store again).
     built_from: list[StoredChunk] | None = None
+    # The bm25s index of one built in this process, which writes its files to the cache.
+    built_retriever: Any = None
+
+    @property
+    def vocab(self) -> dict[str, int]:
+        return self.bm25.vocab
 
     def vectors_of(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
         """The stored vectors of those of `chunk_ids` this index holds."""
@@ -79,28 +85,19 @@ class LexicalIndex:
             if not keep.any():
                 return []
             mask = keep.astype(np.float32)
-        k = min(k, len(self.ids))
-        docs, scores = self.retriever.retrieve(
-            [tokens], k=k, show_progress=False, weight_mask=mask, n_threads=0
-        )
-        out = []
-        for doc, score in zip(docs[0], scores[0], strict=True):
-            if score > 0:
-                out.append((self.ids[int(doc)], float(score)))
-        return out
+        top = self.bm25.top(tokens, min(k, len(self.ids)), mask)
+        return [(self.ids[row], score) for row, score in top if score > 0]
 
     def term_chunks(self, words: list[str], filters: Filters) -> dict[str, list[str]]:
         """For each of `words` (as written), the ids of the chunks passing `filters` whose title
         or text holds it, in index order."""
         if not self.ids or not self.vocab:
             return {word: [] for word in words}
-        scores = self.retriever.scores
-        indptr, indices = scores["indptr"], scores["indices"]
         keep = passing(filters, self.sources, self.published_ts) if filters.active else None
         out: dict[str, list[str]] = {}
         for word in words:
             column = self.vocab.get(next(iter(tokenize(word)), ""))
-            rows = [] if column is None else indices[indptr[column] : indptr[column + 1]]
+            rows = self.bm25.rows_of(column) if column is not None else np.zeros(0, np.int64)
             out[word] = [self.ids[int(r)] for r in rows if keep is None or keep[int(r)]]
         return out
 
@@ -161,24 +158,21 @@ def forget_loaded() -> None:
 def _load_cached(folder: Path) -> LexicalIndex | None:
     """The index cached in `folder`; None when there is none (a cache from another version or a
     half-written one is deleted, to be built again)."""
-    import bm25s
-
     meta_file = folder / CHUNKS_FILE
     if not meta_file.exists():
         shutil.rmtree(folder, ignore_errors=True)  # not an index this version can read
         return None
     try:
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        retriever = bm25s.BM25.load(str(folder), mmap=False, show_progress=False)
+        bm25 = Bm25Scores.load(folder)
         vectors = np.load(folder / VECTORS_FILE, mmap_mode="r")
         if vectors.shape[0] != len(meta["ids"]):
             raise ValueError("vectors and ids disagree")
         return LexicalIndex(
-            retriever,
+            bm25,
             meta["ids"],
             np.array(meta["sources"], dtype=object),
             np.array(meta["published_ts"], dtype=np.int64),
-            retriever.vocab_dict,
             vectors,
         )
     except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt
@@ -201,18 +195,20 @@ def _build(store: IndexReader) -> LexicalIndex:
             dates.append(chunk.published_ts)
             corpus.append(tokenize(f"{chunk.title}\n{chunk.text}"))
     retriever = bm25s.BM25()
-    vocab: dict[str, int] = {}
     if ids:
         retriever.index(corpus, show_progress=False)
-        vocab = retriever.vocab_dict
+        bm25 = Bm25Scores.of(retriever)
+    else:  # nothing to index: no term, no score
+        empty = np.zeros(0, dtype=np.float32)
+        bm25 = Bm25Scores(empty, empty.astype(np.int32), np.zeros(1, np.int32), 0, {}, empty.dtype)
     return LexicalIndex(
-        retriever,
+        bm25,
         ids,
         np.array(sources, dtype=object),
         np.array(dates, dtype=np.int64),
-        vocab,
         np.concatenate(pages) if pages else None,
         built_from=built_from,
+        built_retriever=retriever,
     )
 
 
@@ -221,7 +217,7 @@ def _save(index: LexicalIndex, base: Path, generation: str, data_dir: Path) -> N
     older generations, which are never read again. A read-only data dir: no cache, no error; a
     full disk: no cache, and a warning that says so. A folder another process wrote for this
     generation meanwhile is kept (it may hold the snapshot, bot.index.snapshot)."""
-    if index.vectors is None:  # no chunk: nothing worth caching
+    if index.vectors is None or index.built_retriever is None:  # no chunk: nothing worth caching
         return
     final = index_folder(base, generation)
     if final.exists():
@@ -229,7 +225,7 @@ def _save(index: LexicalIndex, base: Path, generation: str, data_dir: Path) -> N
     tmp = base / f".{generation}.{time.time_ns()}"
     try:
         tmp.mkdir(parents=True, exist_ok=True)
-        index.retriever.save(str(tmp))
+        index.built_retriever.save(str(tmp))
         np.save(tmp / VECTORS_FILE, index.vectors)
         (tmp / CHUNKS_FILE).write_text(
             json.dumps(

@@ -279,3 +279,10 @@ def test_a_rebuild_makes_the_next_update_fetch_everything_again(site: HTTPServer
     assert list_sources() == []
     again, feeds = update_feeds(Settings())
     assert again.added == 3 and feeds[0].new == 3
+
+
+def test_a_feed_without_validators_that_did_not_change_counts_as_304(site: HTTPServer) -> None:
+    add_feed(site.url_for("/rss"), "harbour")  # served without ETag or Last-Modified
+    update_feeds(Settings())
+    report, feeds = update_feeds(Settings(chroma_url="http://127.0.0.1:9"))  # index not opened
+    assert report.failed == 0 and feeds[0].status == "not modified"

@@ -279,3 +279,25 @@ def test_a_rebuild_makes_the_next_update_fetch_everything_again(site: HTTPServer
     assert list_sources() == []
     again, feeds = update_feeds(Settings())
     assert again.added == 3 and feeds[0].new == 3
+
+
+def test_a_feed_without_validators_that_did_not_change_counts_as_304(site: HTTPServer) -> None:
+    add_feed(site.url_for("/rss"), "harbour")  # served without ETag or Last-Modified
+    update_feeds(Settings())
+    report, feeds = update_feeds(Settings(chroma_url="http://127.0.0.1:9"))  # index not opened
+    assert report.failed == 0 and feeds[0].status == "not modified"
+
+
+def test_an_update_waits_for_a_running_ingest_or_update(site: HTTPServer) -> None:
+    from bot.app.ingest import _lock
+    from bot.core.types import SilentProgress
+
+    add_feed(site.url_for("/rss"), "harbour")
+    held = _lock(Settings(), SilentProgress())  # what a running ingest or update holds
+    try:
+        with pytest.raises(BotError, match="kept the index locked"):
+            update_feeds(Settings(lock_timeout=0.5))
+    finally:
+        held.release()
+    report, _ = update_feeds(Settings())
+    assert report.added == 3

@@ -21,6 +21,7 @@ from bot.core.types import NO_ANSWER, AnswerResult, Passage, mark_cited
 
 if TYPE_CHECKING:
     from bot.answer.answerability import Verdict
+    from bot.answer.disagreement import MorePassages
     from bot.answer.providers import ChatModel, Provider
     from bot.index.embeddings import Embedder
     from bot.index.filters import Filters
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 
 MAX_QUESTION_CHARS = 2000
 ANSWER_MAX_TOKENS = 512
+# Chunks the report search looks at per passage wanted: several chunks of one article share the
+# top ranks, and only the best of each article is kept.
+REPORTS_PER_PASSAGE = 3
 
 
 @dataclass
@@ -232,10 +236,39 @@ def answer_question(
     )
     timings["llm"] = (time.perf_counter() - t0) * 1000
     by_model = llm is not None
+
+    def more(sentence: str, have: set[str]) -> list[Passage]:
+        return _reports_of(sentence, store, filters, k, have)
+
     result = _checked(
-        result, text, store.embedder, settings.min_support, prefetch=prefetch, by_model=by_model
+        result,
+        text,
+        store.embedder,
+        settings.min_support,
+        prefetch=prefetch,
+        by_model=by_model,
+        more=more,
     )
     return _dated(result, found.passages)
+
+
+def _reports_of(
+    sentence: str, store: Any, filters: Filters, k: int, have: set[str]
+) -> list[Passage]:
+    """Passages retrieved for a sentence of the answer, under the question's filters: other
+    outlets' reports of what it states, which the question's own top `k` may have left out when
+    one article's chunks ranked higher: the best chunk of each of the `k` closest articles,
+    leaving out the chunks in `have`."""
+    from bot.index.search import retrieve_passages
+
+    found = retrieve_passages(
+        sentence, store, k=k * REPORTS_PER_PASSAGE, filters=filters, mode="dense"
+    )
+    best: dict[str, Passage] = {}
+    for passage in found.passages:
+        if passage.chunk_id not in have:
+            best.setdefault(passage.article_id, passage)
+    return list(best.values())[:k]
 
 
 def _prompt_hash(provider: Provider, k: int, embedder: Embedder, settings: Settings) -> str:
@@ -389,6 +422,7 @@ def _checked(
     *,
     prefetch: threading.Thread | None,
     by_model: bool = True,
+    more: MorePassages | None = None,
 ) -> AnswerResult:
     """`result` (a refusal so far) with `text` checked against its passages: the answer, its
     checked sentences and the passages they cite marked `cited`, with the disagreements between
@@ -414,6 +448,6 @@ def _checked(
         result.sentences = checked.sentences
         result.passages = mark_cited(result.passages, checked.sentences)
         t0 = time.perf_counter()
-        add_disagreements(result, embedder, focus=result.question, say_dropped=by_model)
+        add_disagreements(result, embedder, focus=result.question, say_dropped=by_model, more=more)
         result.timings_ms["checking"] += (time.perf_counter() - t0) * 1000
     return result

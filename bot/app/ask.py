@@ -8,6 +8,7 @@ the bot says what no passage says and shows the closest passages.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -235,25 +236,21 @@ def answer_question(
         llm, result, store.embedder, settings=settings, on_delta=on_delta, articles=verdict.articles
     )
     timings["llm"] = (time.perf_counter() - t0) * 1000
-    by_model = llm is not None
-
-    def more(sentence: str, have: set[str]) -> list[Passage]:
-        return _reports_of(sentence, store, filters, k, have)
-
+    more = functools.partial(_reports_of, store=store, filters=filters, k=k)
     result = _checked(
         result,
         text,
         store.embedder,
         settings.min_support,
         prefetch=prefetch,
-        by_model=by_model,
+        by_model=llm is not None,
         more=more,
     )
     return _dated(result, found.passages)
 
 
 def _reports_of(
-    sentence: str, store: Any, filters: Filters, k: int, have: set[str]
+    sentence: str, have: set[str], *, store: Any, filters: Filters, k: int
 ) -> list[Passage]:
     """Passages retrieved for a sentence of the answer, under the question's filters: other
     outlets' reports of what it states, which the question's own top `k` may have left out when

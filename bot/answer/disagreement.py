@@ -326,13 +326,14 @@ def _record(
 
 
 def _shared_words(mine: tuple[_Claim, Framed], theirs: tuple[_Claim, Framed]) -> bool:
-    """Whether the two values' frames share a word that is neither a unit nor a name: what
-    happened to the thing counted ("killed", "reopen", "cost"), not only where or in what."""
+    """Whether the two values' frames share a word that is neither their common unit nor a
+    name: what happened to the thing counted ("killed", "reopen", "cost"), not only where or in
+    what currency."""
     (claim, a), (rival, b) = mine, theirs
     names = set(content_words(" ".join(stated_names(claim.text) | stated_names(rival.text))))
     near_a = {w for w, weight in a.frame.items() if weight * SHARED_WITHIN >= 1}
     near_b = {w for w, weight in b.frame.items() if weight * SHARED_WITHIN >= 1}
-    return bool((near_a & near_b) - names - {a.unit, b.unit})
+    return bool((near_a & near_b) - names - ({a.unit} & {b.unit}))
 
 
 def _own_subject(lead: str, other: _Claim) -> bool:

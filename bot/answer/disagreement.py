@@ -128,15 +128,22 @@ def _says_what(clause: str) -> bool:
     return len([w for w in content_words(clause) if not w[:1].isdigit()]) >= MIN_CLAUSE_WORDS
 
 
-def _claim(text: str, citations: list[int], passages: Sequence[Passage]) -> _Claim | None:
+def _claim(
+    text: str,
+    citations: list[int],
+    passages: Sequence[Passage],
+    kinds: Sequence[str],
+    seen: set[str],
+) -> _Claim | None:
+    """`text` as a claim, if it states a value of `kinds` with words enough to say what about;
+    `seen` holds the words of its `passages`."""
     words = {w for w in content_words(text) if not w[:1].isdigit()}
     if len(words) < MIN_WORDS:
         return None
-    values = [f for f in framed_values(text) if _says_what(f.clause)]
+    values = [f for f in framed_values(text, kinds) if _says_what(f.clause)]
     if not values:
         return None
     first = passages[0]
-    seen = set().union(*(word_set(p.text) for p in passages))
     published = str(first.published or "")
     return _Claim(text, citations, first.article_id, published, values, words, seen)
 
@@ -183,14 +190,30 @@ def find_disagreements(
         return [], []
 
 
-def _anchors(sentences: Sequence[CheckedSentence], by_n: Mapping[int, Passage]) -> list[_Claim]:
-    """The answer's supported, cited sentences that state a number or date."""
-    return [
-        claim
-        for s in sentences
-        if s.supported and s.citations and s.citations[0] in by_n
-        if (claim := _claim(s.text, list(s.citations), [by_n[n] for n in s.citations if n in by_n]))
-    ]
+def _anchors(
+    sentences: Sequence[CheckedSentence], by_n: Mapping[int, Passage], kinds: Sequence[str]
+) -> list[_Claim]:
+    """The answer's supported, cited sentences that state a value of `kinds`."""
+    out = []
+    for s in sentences:
+        cited = [by_n[n] for n in s.citations if n in by_n]
+        if not (s.supported and s.citations and s.citations[0] in by_n):
+            continue
+        seen = set().union(*(word_set(p.text) for p in cited))
+        if claim := _claim(s.text, list(s.citations), cited, kinds, seen):
+            out.append(claim)
+    return out
+
+
+def _passage_claims(passages: Sequence[Passage], kinds: Sequence[str]) -> list[_Claim]:
+    """Every sentence of the passages that states a value of `kinds`, as a claim."""
+    out = []
+    for p in passages:
+        seen = word_set(p.text)
+        for _, text in news_sentences(replace_surrogates(p.text), str(p.title or "")):
+            if claim := _claim(text, [p.n], [p], kinds, seen):
+                out.append(claim)
+    return out
 
 
 def _find(
@@ -201,15 +224,10 @@ def _find(
 ) -> list[_Found]:
     by_n = {p.n: p for p in passages}
     kinds = _kinds_asked(focus)
-    anchors = [a for a in _anchors(sentences, by_n) if _narrow(a, kinds)]
+    anchors = _anchors(sentences, by_n, kinds)
     if not anchors:
         return []
-    others = [
-        claim
-        for p in passages
-        for _, text in news_sentences(replace_surrogates(p.text), str(p.title or ""))
-        if (claim := _claim(text, [p.n], [p])) and _narrow(claim, kinds)
-    ]
+    others = _passage_claims(passages, kinds)
     focus_words = as_words(w for w in content_words(focus) if not w[:1].isdigit())
     focus_names = stated_names(focus) if focus else set()
     # The words line values up first; only the sentences of the pairs they find are embedded.
@@ -263,12 +281,6 @@ def _kinds_asked(focus: str) -> tuple[str, ...]:
     if not focus:
         return FRAMED_KINDS
     return VALUE_KINDS_ASKED.get(question_kind(focus), FRAMED_KINDS)
-
-
-def _narrow(claim: _Claim, kinds: tuple[str, ...]) -> bool:
-    """Keep only the claim's values of `kinds`; whether any is left."""
-    claim.values = [f for f in claim.values if f.value.kind in kinds]
-    return bool(claim.values)
 
 
 def _anchor_values(anchor: _Claim, focus_words: Mapping[str, float]) -> list[Framed]:
@@ -399,7 +411,7 @@ def add_disagreements(
         result.warnings.append(
             f"dropped {shown} from sentences whose numbers or names it does not state"
         )
-    extra = _more_passages(result, more)
+    extra = _more_passages(result, more, focus)
     found, added = find_disagreements(
         result.sentences, [*result.passages, *extra], focus=focus, embedder=embedder
     )
@@ -420,11 +432,12 @@ def add_disagreements(
     ]
 
 
-def _more_passages(result: AnswerResult, more: MorePassages | None) -> list[Passage]:
+def _more_passages(result: AnswerResult, more: MorePassages | None, focus: str) -> list[Passage]:
     """The passages `more` gives for the answer's first sentence with a value, numbered after
     the result's, without those the result has."""
     by_n = {p.n: p for p in result.passages}
-    anchors = _anchors(result.sentences, by_n) if more is not None else []
+    kinds = _kinds_asked(focus)
+    anchors = _anchors(result.sentences, by_n, kinds) if more is not None and kinds else []
     if more is None or not anchors:
         return []
     have = {p.chunk_id for p in result.passages}

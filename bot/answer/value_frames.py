@@ -56,10 +56,10 @@ def _unit(text: str, value: Value) -> str | None:
     return stems[0] if stems and not stems[0][:1].isdigit() else None
 
 
-def framed_values(text: str) -> list[Framed]:
-    """The numbers and dates of the sentence `text` (weekdays aside: they say when an outlet
-    reported), each with its clause, frame and unit."""
-    values = [v for v in stated_values(text) if v.kind in FRAMED_KINDS and v.key not in WEEKDAYS]
+def framed_values(text: str, kinds: Sequence[str] = FRAMED_KINDS) -> list[Framed]:
+    """The values of `kinds` (numbers and dates) of the sentence `text` (weekdays aside: they say
+    when an outlet reported), each with its clause, frame and unit."""
+    values = [v for v in stated_values(text) if v.kind in kinds and v.key not in WEEKDAYS]
     if not values:
         return []
     out: list[Framed] = []

@@ -252,20 +252,21 @@ def answer_question(
 def _reports_of(
     sentence: str, have: set[str], *, store: Any, filters: Filters, k: int
 ) -> list[Passage]:
-    """Passages retrieved for a sentence of the answer, under the question's filters: other
-    outlets' reports of what it states, which the question's own top `k` may have left out when
-    one article's chunks ranked higher: the best chunk of each of the `k` closest articles,
-    leaving out the chunks in `have`."""
-    from bot.index.search import retrieve_passages
+    """Passages near a sentence of the answer, under the question's filters: other outlets'
+    reports of what it states, which the question's own top `k` may have left out when one
+    article's chunks ranked higher. The best chunk of each of the `k` closest articles, leaving
+    out the chunks in `have`; the sentence's vector is the one the answer was checked with."""
+    import numpy as np
 
-    found = retrieve_passages(
-        sentence, store, k=k * REPORTS_PER_PASSAGE, filters=filters, mode="dense"
-    )
-    best: dict[str, Passage] = {}
-    for passage in found.passages:
-        if passage.chunk_id not in have:
-            best.setdefault(passage.article_id, passage)
-    return list(best.values())[:k]
+    from bot.index.records import article_of
+
+    vector = np.asarray(store.embedder.embed([sentence]), dtype=np.float32)[0]
+    best: dict[str, str] = {}
+    for cid in store.dense_ids(vector, k * REPORTS_PER_PASSAGE, filters):
+        if cid not in have:
+            best.setdefault(article_of(cid), cid)
+    chunks = store.chunks_by_ids(list(best.values())[:k])
+    return [c.to_passage(n) for n, c in enumerate(chunks, start=1)]
 
 
 def _prompt_hash(provider: Provider, k: int, embedder: Embedder, settings: Settings) -> str:

@@ -1,36 +1,50 @@
 """Disagreement between articles: what an answer states against what other outlets state about the
-same thing, with different numbers, dates or names. `ask` and `summarise` both report it from here.
+same thing, with different numbers or dates. `ask` and `summarise` both report it from here.
 
-For each sentence of the answer that states a value (bot.core.values) and cites a passage, the
-sentences of the other articles' passages are compared with it:
+For each sentence of the answer that states a number or date and cites a passage, its value that
+answers the focus (the question or topic: the value whose frame, bot.answer.value_frames, holds
+most of its words; every value without a focus) is compared with the sentences of the other
+articles' passages (and of the further passages `more` gives, when the caller can retrieve them):
 
-1. About the same thing: the two sentences' cosine reaches SAME_THING_COSINE (content-word
-   Jaccard, values aside, reaches SAME_THING_JACCARD without an embedder).
-2. The same part of it: the answer sentence's clause that holds values and is closest to the
-   focus (the question or topic; every such clause without one) against the other sentence's
-   clause closest to it, at CLAUSE_COSINE at least (Jaccard as above without an embedder).
-3. Different values of one kind (numbers before dates before names; a number with a scale word
-   or a percent sign only against another such; a name only when the other side's passages never
-   mention it), unless each side names, before its value, something the other side's passages
-   never mention ("Quorvel1 will cost ..." against "Quorvel2 will cost ...": two subjects, where
-   "Mayor Ilka Dorn said ... 10" against "9 died" is one subject and a speaker), and the focus's
-   names must be in the other article's passage.
+1. About the same thing: both sentences are about the focus (cosine with it at FOCUS_COSINE at
+   least), or the two sentences' cosine reaches SAME_THING_COSINE and the other sentence is not
+   about something else than the focus (TOPIC_COSINE). Without an embedder, content-word
+   Jaccard (values aside) on the same scale.
+2. The same part of it: of the other sentence's values of the same kind (a number with a scale
+   word or a percent sign only against another such), the one whose frame is most about the
+   anchor value's frame and the focus; a lone value is taken as it is. Numbers whose units say
+   they count different things ("12 people" / "15 injured") are not compared.
+3. Not two subjects: when each side names, in the value's clause, something the other side's
+   passages never mention ("Quorvel1 will cost ..." against "Quorvel2 will cost ..."), they are
+   about different things; and the focus's names must be in the other article's passage.
 
-Each disagreement lists every value with the passages that state it, newest report first (unknown
+An outlet stating the same value is agreement: its passage joins that value's citations. Each
+disagreement lists every value with the passages that state it, newest report first (unknown
 dates last), and the sentences that state the other values are added to the answer, each citing
 its own passage, so the reader sees every version.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bot.answer.checking import clauses_of
+from bot.answer.answer_type import question_kind
 from bot.answer.extractive import news_sentences
+from bot.answer.value_frames import (
+    FRAMED_KINDS,
+    Framed,
+    as_words,
+    best_match,
+    comparable,
+    framed_values,
+    joined,
+    overlap,
+    same_unit,
+)
 from bot.core.markers import with_markers
 from bot.core.text import clip, replace_surrogates
 from bot.core.types import (
@@ -41,7 +55,7 @@ from bot.core.types import (
     StatedValue,
     mark_cited,
 )
-from bot.core.values import Value, stated_names, stated_values, word_set
+from bot.core.values import WEEKDAYS, Value, stated_names, word_set
 from bot.core.words import content_words
 
 if TYPE_CHECKING:
@@ -51,36 +65,62 @@ if TYPE_CHECKING:
 SAME_THING_COSINE = 0.55
 # Without an embedder: share of content words (values aside) two statements of one fact share.
 SAME_THING_JACCARD = 0.5
-# The clauses that carry the two values must be about the same part of the fact (short clauses
-# embed noisily: a paraphrased clause of a fact can sit just under 0.5).
-CLAUSE_COSINE = 0.45
-# Value kinds in the order they are compared: a count that differs outweighs a differing date.
-# Names are not compared: two clauses naming different people or places are far more often about
-# different things ("to defend Ukraine" / "against Russia's troops") than in conflict.
-KIND_ORDER = ("number", "date")
+# A sentence this close to the question or topic is about it (off-topic sentences of the same
+# articles sit under 0.45): two such sentences give the same thing even when the rest of one of
+# them (a second figure, where and when) pulls their own cosine down.
+FOCUS_COSINE = 0.5
+# A value of another sentence must share this much of its frame with the anchor value's frame
+# and the focus (one word next to it, or a few further off) to give the same thing.
+MIN_FRAME_OVERLAP = 0.5
+# Content words this close to each of two values say what happened to what they count; further
+# off, a clause has moved on to where and who ("city council" of one, "the city's edge" of another).
+SHARED_WITHIN = 5
+# The value kinds a question asking for each kind of answer compares (others: numbers and dates).
+VALUE_KINDS_ASKED: dict[str, tuple[str, ...]] = {
+    "count": ("number",),
+    "amount": ("number",),
+    "when": ("date",),
+    "who": (),
+    "where": (),
+    "say": (),
+}
+# A sentence under this cosine with the question or topic is about something else, however
+# close it is to the answer's sentence ("approved a 310 million budget" / "a 48 million plan").
+TOPIC_COSINE = 0.4
 # Fewer content words than this and a sentence cannot say what its number is about.
 MIN_WORDS = 4
 # The same for one clause: "Item 3" or "Day 2" labels a line, "12 people died" says what.
 MIN_CLAUSE_WORDS = 2
 ABOUT_CHARS = 100
 
+# Gives further passages for a sentence of the answer (other outlets' reports of the same thing),
+# leaving out the chunks named.
+MorePassages = Callable[[str, set[str]], list[Passage]]
 
-@dataclass
+
+@dataclass(eq=False)
 class _Claim:
     text: str
     citations: list[int]
     article: str
     published: str
-    clauses: list[tuple[str, list[Value]]] = field(default_factory=list)  # those with values
-    words: frozenset[str] = frozenset()
+    values: list[Framed] = field(default_factory=list)
+    words: set[str] = field(default_factory=set)  # its content words
     passage_words: set[str] = field(default_factory=set)  # every word of the passages cited
 
 
-@dataclass
+@dataclass(eq=False)
+class _Side:
+    value: Value
+    claims: list[_Claim]
+
+
+@dataclass(eq=False)
 class _Found:
     about: str
     kind: str
-    sides: dict[str, tuple[Value, _Claim]]  # key -> the value and the first claim stating it
+    sides: dict[str, _Side] = field(default_factory=dict)  # value key -> who states it
+    members: set[tuple[str, int]] = field(default_factory=set)  # (sentence, value start)
 
 
 def _says_what(clause: str) -> bool:
@@ -88,25 +128,24 @@ def _says_what(clause: str) -> bool:
     return len([w for w in content_words(clause) if not w[:1].isdigit()]) >= MIN_CLAUSE_WORDS
 
 
-def _claim(text: str, citations: list[int], passages: Sequence[Passage]) -> _Claim | None:
-    words = frozenset(w for w in content_words(text) if not w[:1].isdigit())
+def _claim(
+    text: str,
+    citations: list[int],
+    passages: Sequence[Passage],
+    kinds: Sequence[str],
+    seen: set[str],
+) -> _Claim | None:
+    """`text` as a claim, if it states a value of `kinds` with words enough to say what about;
+    `seen` holds the words of its `passages`."""
+    words = {w for w in content_words(text) if not w[:1].isdigit()}
     if len(words) < MIN_WORDS:
         return None
-    clauses = [(c, vs) for c in clauses_of(text) if _says_what(c) and (vs := _values(c))]
-    if not clauses:
+    values = [f for f in framed_values(text, kinds) if _says_what(f.clause)]
+    if not values:
         return None
     first = passages[0]
-    seen = set().union(*(word_set(p.text) for p in passages))
-    return _Claim(
-        text, citations, first.article_id, str(first.published or ""), clauses, words, seen
-    )
-
-
-def _values(text: str) -> list[Value]:
-    """Values that can disagree: weekday names only say when an outlet reported."""
-    from bot.core.values import WEEKDAYS
-
-    return [v for v in stated_values(text) if v.key not in WEEKDAYS]
+    published = str(first.published or "")
+    return _Claim(text, citations, first.article_id, published, values, words, seen)
 
 
 class _Similarity:
@@ -146,9 +185,35 @@ def find_disagreements(
     the module docstring), and the passage sentences to add to the answer so each value is
     given with its citation. Never raises: a failure finds nothing."""
     try:
-        return _find(sentences, passages, focus, embedder)
+        return _report(_find(sentences, passages, focus, embedder), sentences)
     except Exception:  # noqa: BLE001 - a report the answer can do without
         return [], []
+
+
+def _anchors(
+    sentences: Sequence[CheckedSentence], by_n: Mapping[int, Passage], kinds: Sequence[str]
+) -> list[_Claim]:
+    """The answer's supported, cited sentences that state a value of `kinds`."""
+    out = []
+    for s in sentences:
+        cited = [by_n[n] for n in s.citations if n in by_n]
+        if not (s.supported and s.citations and s.citations[0] in by_n):
+            continue
+        seen = set().union(*(word_set(p.text) for p in cited))
+        if claim := _claim(s.text, list(s.citations), cited, kinds, seen):
+            out.append(claim)
+    return out
+
+
+def _passage_claims(passages: Sequence[Passage], kinds: Sequence[str]) -> list[_Claim]:
+    """Every sentence of the passages that states a value of `kinds`, as a claim."""
+    out = []
+    for p in passages:
+        seen = word_set(p.text)
+        for _, text in news_sentences(replace_surrogates(p.text), str(p.title or "")):
+            if claim := _claim(text, [p.n], [p], kinds, seen):
+                out.append(claim)
+    return out
 
 
 def _find(
@@ -156,127 +221,145 @@ def _find(
     passages: Sequence[Passage],
     focus: str,
     embedder: Embedder | None,
-) -> tuple[list[Disagreement], list[CheckedSentence]]:
+) -> list[_Found]:
     by_n = {p.n: p for p in passages}
-    anchors = [
-        claim
-        for s in sentences
-        if s.supported and s.citations and s.citations[0] in by_n
-        if (claim := _claim(s.text, list(s.citations), [by_n[n] for n in s.citations if n in by_n]))
-    ]
+    kinds = _kinds_asked(focus)
+    anchors = _anchors(sentences, by_n, kinds)
     if not anchors:
-        return [], []
-    others = [
-        claim
-        for p in passages
-        for _, text in news_sentences(replace_surrogates(p.text), str(p.title or ""))
-        if (claim := _claim(text, [p.n], [p]))
-    ]
-    similar = _Similarity(embedder)
-    # Whole sentences first (the answerer embedded most of them already), then the clauses of
-    # the pairs that are about the same thing.
-    similar.add([focus] * bool(focus) + [c.text for c in anchors + others])
+        return []
+    others = _passage_claims(passages, kinds)
+    focus_words = as_words(w for w in content_words(focus) if not w[:1].isdigit())
     focus_names = stated_names(focus) if focus else set()
+    # The words line values up first; only the sentences of the pairs they find are embedded.
     pairs = []
     for anchor in anchors:
         articles = {by_n[n].article_id for n in anchor.citations if n in by_n}
         rivals = [
             c
             for c in others
-            if c.article not in articles
-            and focus_names <= word_set(by_n[c.citations[0]].text)
-            and similar(anchor.text, c.text) >= SAME_THING_COSINE
+            if c.article not in articles and _names_focus(focus_names, by_n[c.citations[0]])
         ]
-        if rivals:
-            pairs.append((anchor, rivals))
-    similar.add([c for a, rivals in pairs for claim in (a, *rivals) for c, _ in claim.clauses])
+        for value in _anchor_values(anchor, focus_words):
+            matches = _matches((anchor, value), rivals, focus_words)
+            pairs += [(anchor, value, rival, theirs) for rival, theirs in matches]
+    similar = _Similarity(embedder)
+    similar.add([focus] * bool(focus) + [c.text for a, _, r, _ in pairs for c in (a, r)])
+
+    def same_thing(a: _Claim, b: _Claim) -> bool:
+        if not focus:
+            return similar(a.text, b.text) >= SAME_THING_COSINE
+        near = similar(b.text, focus)
+        if near >= FOCUS_COSINE and similar(a.text, focus) >= FOCUS_COSINE:
+            return True
+        return near >= TOPIC_COSINE and similar(a.text, b.text) >= SAME_THING_COSINE
+
+    def agree(a: _Claim, b: _Claim) -> bool:
+        """Stronger than `same_thing`: a co-citation claims the passage states this value."""
+        close = similar(a.text, b.text) >= SAME_THING_COSINE
+        return close and (
+            not focus or min(similar(a.text, focus), similar(b.text, focus)) >= FOCUS_COSINE
+        )
+
     found: list[_Found] = []
-    for anchor, rivals in pairs:
-        for clause in _focus_clauses(anchor, focus, similar):
-            _collect(found, anchor, clause, rivals, similar)
-    return _report(found, sentences)
+    for anchor, mine, rival, theirs in pairs:
+        same = theirs.value.key == mine.value.key
+        if agree(anchor, rival) if same else same_thing(anchor, rival):
+            _record(found, (anchor, mine), (rival, theirs))
+    return [f for f in found if len(f.sides) > 1]
 
 
-def _focus_clauses(
-    anchor: _Claim, focus: str, similar: _Similarity
-) -> list[tuple[str, list[Value]]]:
-    """The anchor's clauses to compare: the one closest to the focus, or all without one."""
+def _names_focus(names: set[str], passage: Passage) -> bool:
+    """Whether the passage names what the focus names: most of its name words (an outlet may
+    call one flood by its river, another by its town)."""
+    return 2 * len(names & word_set(f"{passage.title} {passage.text}")) >= len(names)
+
+
+def _kinds_asked(focus: str) -> tuple[str, ...]:
+    """The value kinds worth comparing for `focus`: a question asking for a count or amount
+    compares numbers, a "when" question dates; one asking who, where or what someone said has
+    its answer in names or words, which are not compared. No focus: numbers and dates."""
     if not focus:
-        return anchor.clauses
-    return [max(anchor.clauses, key=lambda c: similar(c[0], focus))]
+        return FRAMED_KINDS
+    return VALUE_KINDS_ASKED.get(question_kind(focus), FRAMED_KINDS)
 
 
-def _collect(
-    found: list[_Found],
-    anchor: _Claim,
-    clause: tuple[str, list[Value]],
-    rivals: Sequence[_Claim],
-    similar: _Similarity,
-) -> None:
-    """Add to `found` the rivals whose closest clause states another value of one kind."""
-    text, values = clause
+def _anchor_values(anchor: _Claim, focus_words: Mapping[str, float]) -> list[Framed]:
+    """The anchor's values to compare: the one answering the focus (of those counting what the
+    focus names, "38 seats" for "how many seats"; its first value when none stands out), or all
+    without a focus."""
+    if not focus_words:
+        return anchor.values
+    counting = [f for f in anchor.values if f.unit in focus_words] or anchor.values
+    return [best_match(counting, focus_words) or counting[0]]
+
+
+def _matches(
+    anchor: tuple[_Claim, Framed], rivals: Sequence[_Claim], focus: Mapping[str, float]
+) -> list[tuple[_Claim, Framed]]:
+    """What each rival states for the anchor's value `mine`: its value of the same kind most
+    about `target` (the anchor value's frame and the focus), when that is about it enough, counts
+    the same unit, and the two sides are not about two subjects."""
+    claim, mine = anchor
+    target = joined(focus, mine.frame)
+    out = []
     for rival in rivals:
-        rival_text, rival_values = max(rival.clauses, key=lambda c: similar(c[0], text))
-        if similar(rival_text, text) < CLAUSE_COSINE:
+        same_kind = [f for f in rival.values if comparable(f.value, mine.value)]
+        theirs = best_match(same_kind, target)
+        if theirs is None or overlap(theirs.frame, target) < MIN_FRAME_OVERLAP:
             continue
-        pair = _differing((text, values, anchor), (rival_text, rival_values, rival))
-        if pair is None:
+        if not same_unit(mine, theirs, [*claim.words, *focus], [*rival.words, *focus]):
             continue
-        mine, theirs = pair
-        # One disagreement per thing: a value already reported joins its entry.
-        entry = next(
-            (f for f in found if f.kind == mine.kind and {mine.key, theirs.key} & set(f.sides)),
-            None,
-        ) or _Found(_about(text, mine), mine.kind, {})
-        if entry not in found:
-            found.append(entry)
-        entry.sides.setdefault(mine.key, (mine, anchor))
-        entry.sides.setdefault(theirs.key, (theirs, rival))
+        if not _shared_words(anchor, (rival, theirs)):
+            continue
+        if theirs.value.key != mine.value.key and (
+            _own_subject(mine.lead, rival) and _own_subject(theirs.lead, claim)
+        ):
+            continue  # each names something the other never mentions: two subjects
+        out.append((rival, theirs))
+    return out
 
 
-def _differing(
-    side: tuple[str, list[Value], _Claim], other: tuple[str, list[Value], _Claim]
-) -> tuple[Value, Value] | None:
-    """The first value of one clause and of the other that differ, of the first kind where both
-    state one the other lacks, when the subjects agree; None when they do not differ. A name
-    differs only when the other side's passages never mention it."""
-    text, values, claim = side
-    other_text, other_values, other_claim = other
-    for kind in KIND_ORDER:
-        mine = [v for v in values if v.kind == kind]
-        theirs = [v for v in other_values if v.kind == kind]
-        keys, other_keys = {v.key for v in mine}, {v.key for v in theirs}
-        pairs = [
-            (a, b)
-            for a in mine
-            if a.key not in other_keys
-            for b in theirs
-            if b.key not in keys and b.scaled == a.scaled
-        ]
-        for a, b in pairs:
-            if kind == "name" and (
-                set(a.key.split()) <= other_claim.passage_words
-                or set(b.key.split()) <= claim.passage_words
-            ):
-                continue
-            if _own_subject(text, other_claim) and _own_subject(other_text, claim):
-                return None  # each names something the other never mentions: two subjects
-            return a, b
-        if pairs:
-            return None  # this kind differs, but not as one thing: a later kind cannot
-    return None
+def _record(
+    found: list[_Found], mine: tuple[_Claim, Framed], theirs: tuple[_Claim, Framed]
+) -> None:
+    """One entry per thing: a value already reported (the same value of the same sentence) joins
+    its entry; a value stated again by another outlet joins its side."""
+    ids = {(claim.text, framed.value.start) for claim, framed in (mine, theirs)}
+    kind = mine[1].value.kind
+    entry = next((f for f in found if f.kind == kind and ids & f.members), None)
+    if entry is None:
+        entry = _Found(_about(mine[0].text, mine[1]), kind)
+        found.append(entry)
+    entry.members |= ids
+    for claim, framed in (mine, theirs):
+        side = entry.sides.setdefault(framed.value.key, _Side(framed.value, []))
+        if all(c is not claim for c in side.claims):
+            side.claims.append(claim)
 
 
-def _own_subject(text: str, other: _Claim) -> bool:
-    """Whether a name in the clause `text` (anywhere: its subject may follow the number) is one
-    the other side's passages never mention: when both sides have one, they are about different
-    things."""
-    return not stated_names(text) <= other.passage_words
+def _shared_words(mine: tuple[_Claim, Framed], theirs: tuple[_Claim, Framed]) -> bool:
+    """Whether the two values' frames share a word that is neither their common unit nor a
+    name: what happened to the thing counted ("killed", "reopen", "cost"), not only where or in
+    what currency."""
+    (claim, a), (rival, b) = mine, theirs
+    names = set(content_words(" ".join(stated_names(claim.text) | stated_names(rival.text))))
+    near_a = {w for w, weight in a.frame.items() if weight * SHARED_WITHIN >= 1}
+    near_b = {w for w, weight in b.frame.items() if weight * SHARED_WITHIN >= 1}
+    return bool((near_a & near_b) - names - ({a.unit} & {b.unit}))
 
 
-def _about(clause: str, value: Value) -> str:
-    """The clause with its value left out: what the outlets give different values for."""
-    text = f"{clause[: value.start].rstrip()} … {clause[value.end :].lstrip()}"
+def _own_subject(lead: str, other: _Claim) -> bool:
+    """Whether a name in the clause before a value (where its subject is named: "Quorvel1 will
+    cost ...") is one the other side's passages never mention: when both sides have one, they
+    are about different things. Weekdays say when, not what."""
+    return not (stated_names(lead) - WEEKDAYS) <= other.passage_words
+
+
+def _about(sentence: str, framed: Framed) -> str:
+    """The value's clause with the value left out: what the outlets give different values for."""
+    start = max(sentence.find(framed.clause), 0)
+    clause, value = framed.clause, framed.value
+    text = f"{clause[: value.start - start].rstrip()} … {clause[value.end - start :].lstrip()}"
     return clip(text.strip(" .,;:"), ABOUT_CHARS)
 
 
@@ -287,16 +370,18 @@ def _report(
     out: list[Disagreement] = []
     added: list[CheckedSentence] = []
     for entry in found:
-        values = [
-            StatedValue(value.text, list(claim.citations), claim.published)
-            for value, claim in entry.sides.values()
-        ]
+        values = []
+        for side in entry.sides.values():
+            claims = sorted(
+                side.claims, key=lambda c: (c.published == "", _descending(c.published))
+            )
+            cited = sorted({n for c in claims for n in c.citations})
+            values.append(StatedValue(side.value.text, cited, claims[0].published))
+            if not any(c.text in shown for c in claims):
+                shown.add(claims[0].text)
+                added.append(CheckedSentence(claims[0].text, list(claims[0].citations), True, 1.0))
         values.sort(key=lambda v: (v.published == "", _descending(v.published)))
         out.append(Disagreement(entry.about, values))
-        for _, claim in entry.sides.values():
-            if claim.text not in shown:
-                shown.add(claim.text)
-                added.append(CheckedSentence(claim.text, list(claim.citations), True, 1.0))
     return out, added
 
 
@@ -312,22 +397,27 @@ def add_disagreements(
     focus: str,
     bullets: bool = False,
     say_dropped: bool = True,
+    more: MorePassages | None = None,
 ) -> None:
     """Complete a checked, answered `result` in place: say which citations were removed because
     their passage states other values (unless `say_dropped` is False: the citations were bot's
-    own, not a writer's claim), find the disagreements (`find_disagreements`), add the sentences
-    that give the other values (as "- " bullets with `bullets`) and mark the passages they cite."""
+    own, not a writer's claim), find the disagreements (`find_disagreements`; with `more`, also
+    against the further passages it gives for the answer's first sentence with a value, of which
+    those the disagreements cite are added to the passages), add the sentences that give the
+    other values (as "- " bullets with `bullets`) and mark the passages they cite."""
     mismatched = sorted({n for s in result.sentences for n in s.mismatched})
     if mismatched and say_dropped:
         shown = ", ".join(f"[{n}]" for n in mismatched)
         result.warnings.append(
             f"dropped {shown} from sentences whose numbers or names it does not state"
         )
+    extra = _more_passages(result, more, focus)
     found, added = find_disagreements(
-        result.sentences, result.passages, focus=focus, embedder=embedder
+        result.sentences, [*result.passages, *extra], focus=focus, embedder=embedder
     )
     if not found:
         return
+    found, added = _keep_cited(result, extra, found, added)
     result.disagreements = found
     joiner = "\n- " if bullets else " "
     for sentence in added:
@@ -335,4 +425,47 @@ def add_disagreements(
             result.answer.rstrip() + joiner + with_markers(sentence.text, sentence.citations)
         )
     result.sentences = [*result.sentences, *added]
-    result.passages = mark_cited(result.passages, result.sentences)
+    stated = {n for d in found for v in d.values for n in v.citations}
+    result.passages = [
+        replace(p, cited=p.cited or p.n in stated)
+        for p in mark_cited(result.passages, result.sentences)
+    ]
+
+
+def _more_passages(result: AnswerResult, more: MorePassages | None, focus: str) -> list[Passage]:
+    """The passages `more` gives for the answer's first sentence with a value, numbered after
+    the result's, without those the result has."""
+    by_n = {p.n: p for p in result.passages}
+    kinds = _kinds_asked(focus)
+    anchors = _anchors(result.sentences, by_n, kinds) if more is not None and kinds else []
+    if more is None or not anchors:
+        return []
+    have = {p.chunk_id for p in result.passages}
+    fresh = [p for p in more(anchors[0].text, have) if p.chunk_id not in have]
+    top = max(by_n, default=0)
+    return [replace(p, n=top + i, cited=False) for i, p in enumerate(fresh, start=1)]
+
+
+def _keep_cited(
+    result: AnswerResult,
+    extra: Sequence[Passage],
+    found: list[Disagreement],
+    added: list[CheckedSentence],
+) -> tuple[list[Disagreement], list[CheckedSentence]]:
+    """Add to `result` the `extra` passages the disagreements cite, numbered on from its own;
+    the disagreements and sentences with their citations renumbered to match."""
+    used = {n for d in found for v in d.values for n in v.citations}
+    kept = [p for p in extra if p.n in used]
+    top = max((p.n for p in result.passages), default=0)
+    number = {p.n: top + i for i, p in enumerate(kept, start=1)}
+    result.passages = [*result.passages, *(replace(p, n=number[p.n]) for p in kept)]
+
+    def renumber(ns: Sequence[int]) -> list[int]:
+        return [number.get(n, n) for n in ns]
+
+    found = [
+        Disagreement(d.about, [replace(v, citations=renumber(v.citations)) for v in d.values])
+        for d in found
+    ]
+    added = [replace(s, citations=renumber(s.citations)) for s in added]
+    return found, added

@@ -8,6 +8,7 @@ the bot says what no passage says and shows the closest passages.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from bot.core.types import NO_ANSWER, AnswerResult, Passage, mark_cited
 
 if TYPE_CHECKING:
     from bot.answer.answerability import Verdict
+    from bot.answer.disagreement import MorePassages
     from bot.answer.providers import ChatModel, Provider
     from bot.index.embeddings import Embedder
     from bot.index.filters import Filters
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
 
 MAX_QUESTION_CHARS = 2000
 ANSWER_MAX_TOKENS = 512
+# Chunks the report search looks at per passage wanted: several chunks of one article share the
+# top ranks, and only the best of each article is kept.
+REPORTS_PER_PASSAGE = 3
 
 
 @dataclass
@@ -242,9 +247,15 @@ def answer_question(
         llm, result, store.embedder, settings=settings, on_delta=on_delta, articles=verdict.articles
     )
     timings["llm"] = (time.perf_counter() - t0) * 1000
-    by_model = llm is not None
+    more = functools.partial(_reports_of, store=store, filters=filters, k=k)
     result = _checked(
-        result, text, store.embedder, settings.min_support, prefetch=prefetch, by_model=by_model
+        result,
+        text,
+        store.embedder,
+        settings.min_support,
+        prefetch=prefetch,
+        by_model=llm is not None,
+        more=more,
     )
     return _dated(result, found.passages)
 
@@ -278,6 +289,26 @@ def _joined_on_error(threads: list[threading.Thread]) -> Iterator[None]:
         for thread in threads:
             thread.join()
         raise
+
+
+def _reports_of(
+    sentence: str, have: set[str], *, store: Any, filters: Filters, k: int
+) -> list[Passage]:
+    """Passages near a sentence of the answer, under the question's filters: other outlets'
+    reports of what it states, which the question's own top `k` may have left out when one
+    article's chunks ranked higher. The best chunk of each of the `k` closest articles, leaving
+    out the chunks in `have`; the sentence's vector is the one the answer was checked with."""
+    import numpy as np
+
+    from bot.index.records import article_of
+
+    vector = np.asarray(store.embedder.embed([sentence]), dtype=np.float32)[0]
+    best: dict[str, str] = {}
+    for cid in store.dense_ids(vector, k * REPORTS_PER_PASSAGE, filters):
+        if cid not in have:
+            best.setdefault(article_of(cid), cid)
+    chunks = store.chunks_by_ids(list(best.values())[:k])
+    return [c.to_passage(n) for n, c in enumerate(chunks, start=1)]
 
 
 def _prompt_hash(provider: Provider, k: int, embedder: Embedder, settings: Settings) -> str:
@@ -424,6 +455,7 @@ def _checked(
     *,
     prefetch: threading.Thread | None,
     by_model: bool = True,
+    more: MorePassages | None = None,
 ) -> AnswerResult:
     """`result` (a refusal so far) with `text` checked against its passages: the answer, its
     checked sentences and the passages they cite marked `cited`, with the disagreements between
@@ -449,6 +481,6 @@ def _checked(
         result.sentences = checked.sentences
         result.passages = mark_cited(result.passages, checked.sentences)
         t0 = time.perf_counter()
-        add_disagreements(result, embedder, focus=result.question, say_dropped=by_model)
+        add_disagreements(result, embedder, focus=result.question, say_dropped=by_model, more=more)
         result.timings_ms["checking"] += (time.perf_counter() - t0) * 1000
     return result

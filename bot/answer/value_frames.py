@@ -1,0 +1,140 @@
+"""What each number or date of a sentence is about, read from the words around it, so that the
+value of one outlet's sentence can be lined up with the value of another's that gives the same
+thing ("12 people were killed and 15 injured" against "the death toll rose to 14").
+
+A value's frame is the content words (stemmed, bot.core.words) of its own clause
+(bot.answer.checking.clauses_of), each weighted by closeness: 1 / distance in content words. Its
+unit is the word written right after a number ("12 people", "15 injured", "2.4 million dorins"):
+two numbers whose units differ, where neither unit is a word of the other's clause, count
+different things.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from bot.answer.checking import clauses_of
+from bot.core.values import WEEKDAYS, Value, stated_values
+from bot.core.words import WORD_RE, content_words
+
+# Value kinds whose frames are compared: names are left out (two clauses naming different people
+# or places are far more often about different things than in conflict).
+FRAMED_KINDS = ("number", "date")
+# Content words further than this from a value say little about what it counts.
+FRAME_WORDS = 8
+
+
+@dataclass(frozen=True)
+class Framed:
+    """A value of a sentence with what it is about."""
+
+    value: Value
+    clause: str
+    frame: Mapping[str, float] = field(default_factory=dict)  # stem -> 1 / distance
+    unit: str | None = None  # the stem of the word written right after a number
+    lead: str = ""  # the clause up to the value: where its subject is named
+
+
+def _tokens(text: str, offset: int) -> list[tuple[int, int, str]]:
+    """(start, end, stem) of each content word of `text`, digits left out, positions shifted by
+    `offset`."""
+    out = []
+    for match in WORD_RE.finditer(text):
+        stems = content_words(match.group(0))
+        if stems and not stems[0][:1].isdigit():
+            out.append((match.start() + offset, match.end() + offset, stems[0]))
+    return out
+
+
+def _unit(text: str, value: Value) -> str | None:
+    """The stem of the word right after a number, if that word is a content word."""
+    if value.kind != "number":
+        return None
+    match = WORD_RE.match(text, value.end + 1) if text[value.end : value.end + 1] == " " else None
+    stems = content_words(match.group(0)) if match else []
+    return stems[0] if stems and not stems[0][:1].isdigit() else None
+
+
+def framed_values(text: str, kinds: Sequence[str] = FRAMED_KINDS) -> list[Framed]:
+    """The values of `kinds` (numbers and dates) of the sentence `text` (weekdays aside: they say
+    when an outlet reported), each with its clause, frame and unit."""
+    values = [v for v in stated_values(text) if v.kind in kinds and v.key not in WEEKDAYS]
+    if not values:
+        return []
+    out: list[Framed] = []
+    cursor = 0
+    for clause in clauses_of(text):
+        start = text.find(clause, cursor)
+        if start < 0:
+            continue
+        cursor = end = start + len(clause)
+        tokens = [t for t in _tokens(clause, start) if not _inside(t, values)]
+        for value in (v for v in values if start <= v.start < end):
+            before = [t for t in tokens if t[1] <= value.start][::-1]
+            after = [t for t in tokens if t[0] >= value.end]
+            frame: dict[str, float] = {}
+            for side in (before, after):
+                for distance, (_, _, stem) in enumerate(side[:FRAME_WORDS], start=1):
+                    frame[stem] = max(frame.get(stem, 0.0), 1.0 / distance)
+            lead = text[start : value.start]
+            out.append(Framed(value, clause, frame, _unit(text, value), lead))
+    return out
+
+
+def _inside(token: tuple[int, int, str], values: Sequence[Value]) -> bool:
+    return any(v.start <= token[0] < v.end for v in values)
+
+
+def overlap(frame: Mapping[str, float], words: Mapping[str, float]) -> float:
+    """How much of `frame` is about `words`: the weights of the words both hold."""
+    return sum(min(weight, words[w]) for w, weight in frame.items() if w in words)
+
+
+def as_words(words: Iterable[str]) -> dict[str, float]:
+    """Words (a question's, say) as a frame where each counts fully."""
+    return dict.fromkeys(words, 1.0)
+
+
+def joined(*frames: Mapping[str, float]) -> dict[str, float]:
+    """The frames' words, each with its greatest weight."""
+    out: dict[str, float] = {}
+    for frame in frames:
+        for word, weight in frame.items():
+            out[word] = max(out.get(word, 0.0), weight)
+    return out
+
+
+def comparable(a: Value, b: Value) -> bool:
+    """Whether two values can give the same thing: one kind, both with a scale word or percent
+    sign or neither, and dates of one shape (a day of a month against a day of a month, a year
+    against a year)."""
+    return (
+        a.kind == b.kind
+        and a.scaled == b.scaled
+        and (a.kind != "date" or ("-" in a.key) == ("-" in b.key))
+    )
+
+
+def same_unit(a: Framed, b: Framed, a_words: Iterable[str], b_words: Iterable[str]) -> bool:
+    """False when two numbers count different things by their units: a unit that is not a word
+    of the other side (`a_words`, `b_words`: each one's sentence and the question), or two units
+    that differ where neither is a word of the other's clause."""
+    if (b.unit is not None and b.unit not in set(a_words)) or (
+        a.unit is not None and a.unit not in set(b_words)
+    ):
+        return False
+    if a.unit is None or b.unit is None or a.unit == b.unit:
+        return True
+    return a.unit in set(content_words(b.clause)) or b.unit in set(content_words(a.clause))
+
+
+def best_match(candidates: Sequence[Framed], target: Mapping[str, float]) -> Framed | None:
+    """The candidate whose frame is most about `target`; a lone candidate is taken as it is, and
+    of several, the best must be about `target` and ahead of the others."""
+    if len(candidates) == 1:
+        return candidates[0]
+    scored = sorted(((overlap(c.frame, target), i) for i, c in enumerate(candidates)), reverse=True)
+    if not scored or scored[0][0] <= 0 or scored[0][0] == scored[1][0]:
+        return None
+    return candidates[scored[0][1]]

@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.core.secrets import (
@@ -273,9 +273,28 @@ class Settings(BaseSettings):
     def _lower_case(cls, value: object) -> object:
         return (value.strip().lower() or "auto") if isinstance(value, str) else value
 
+    # Settings a `.env` line meant to set but could not (field name -> that line's message).
+    _unread: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def __getattribute__(self, name: str) -> Any:
+        """A setting whose `.env` line could not be read fails when a command first uses it:
+        running with its default would silently change what the command does, while a command
+        that never uses it has no reason to stop."""
+        if name in _FIELD_NAMES:
+            private = object.__getattribute__(self, "__pydantic_private__") or {}
+            unread = private.get("_unread", {}).get(name)
+            if unread is not None:
+                from bot.core.errors import BotError
+
+                raise BotError(f"{unread}; fix that line")
+        return super().__getattribute__(name)
+
     @property
     def chroma_dir(self) -> Path:
         return self.data_dir / "chroma"
+
+
+_FIELD_NAMES = frozenset(Settings.model_fields)
 
 
 # Read straight from the environment, outside Settings: `bot.ui.cli` shows tracebacks with
@@ -322,10 +341,6 @@ class BadLine:
 class EnvFileReport:
     path: Path
     bad: list[BadLine]
-
-    def unreadable(self, known: set[str]) -> BadLine | None:
-        """The first bad line that sets one of the `known` names (upper case)."""
-        return next((b for b in self.bad if b.name and b.name.upper() in known), None)
 
     def where(self, lines: list[BadLine]) -> str:
         numbers = ", ".join(str(b.line) for b in lines)
@@ -383,42 +398,65 @@ def setting_names() -> set[str]:
 def get_settings() -> Settings:
     """The settings of this process; a bad value becomes a one-line BotError naming the variable.
     A BOT_* environment variable that is not a setting, or a `.env` line that cannot be parsed,
-    gives a BotWarning; such a line that sets one of these settings is a BotError (running with
-    its default instead would silently change what the command does)."""
+    gives a BotWarning. Such a line that sets one of these settings leaves that setting unread:
+    a command that uses it fails in one line naming the file and line (`Settings`), and one
+    that does not gets a warning at its end (`unread_settings_warnings`)."""
     import warnings
 
     from bot.core.errors import BotWarning
 
     for line in unknown_environment():
         warnings.warn(line, BotWarning, stacklevel=2)
-    _check_env_file()
+    unread = _check_env_file()
     settings = _load()
     remember_secret(settings.openai_api_key)
     for url in (settings.openai_base_url, settings.chroma_url):
         remember_url_credentials(url)
+    settings._unread = unread
     return settings
 
 
-def _check_env_file() -> None:
+def unread_settings_warnings() -> list[str]:
+    """One line per setting of this process's settings that a `.env` line could not set, for a
+    command that ran without using it (none before `get_settings` ran)."""
+    if not get_settings.cache_info().currsize:
+        return []
+    unread = object.__getattribute__(get_settings(), "__pydantic_private__") or {}
+    lines = unread.get("_unread", {}).values()
+    return [f"{line}; ignored, as this command does not use it" for line in lines]
+
+
+def _check_env_file() -> dict[str, str]:
+    """Warn once about the `.env` lines that cannot be parsed and set none of bot's settings;
+    return the settings such lines meant to set (field name -> the message naming the line)."""
+    import os
     import warnings
 
-    from bot.core.errors import BotError, BotWarning
+    from bot.core.errors import BotWarning
 
     report = check_env_file()
-    if not report.bad:
-        return
-    needed = report.unreadable(setting_names())
-    if needed is not None:
-        raise BotError(
-            f"{report.where([needed])}: {needed.name} could not be read (an unclosed quote or "
-            "a missing '='?); fix that line"
+    fields = {str(f.validation_alias).upper(): n for n, f in Settings.model_fields.items()}
+    for name in os.environ:  # the environment wins over `.env`: such a setting is read
+        fields.pop(name.upper(), None)
+    unread: dict[str, str] = {}
+    others = []
+    for bad in report.bad:
+        field = fields.get((bad.name or "").upper())
+        if field is None:
+            others.append(bad)
+        elif field not in unread:
+            unread[field] = (
+                f"{report.where([bad])}: {bad.name} could not be read (an unclosed quote or "
+                "a missing '='?)"
+            )
+    if others:
+        warnings.warn(
+            f"{report.where(others)} could not be parsed and "
+            f"{'are' if len(others) > 1 else 'is'} ignored (an unclosed quote or a missing '='?)",
+            BotWarning,
+            stacklevel=3,
         )
-    warnings.warn(
-        f"{report.where(report.bad)} could not be parsed and "
-        f"{'are' if len(report.bad) > 1 else 'is'} ignored (an unclosed quote or a missing '='?)",
-        BotWarning,
-        stacklevel=3,
-    )
+    return unread
 
 
 def _load() -> Settings:

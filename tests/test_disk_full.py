@@ -9,16 +9,19 @@ A search cache that does not fit is a warning, and the answer still comes.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.llm_server import clean_env
+from tests.test_chat import BOT, FIRST, PROMPT_SETTLE_S, _ingest_seeds, _pty_env, needs_bot
 from tests.test_store_faults import (
     QUESTION,
     SEEDS,
@@ -101,12 +104,7 @@ def test_search_cache_on_a_full_disk_is_a_warning(small_disk: Mount) -> None:
     code, _, err = finish(start_bot(env, "ingest", str(SEEDS)))
     assert code == 0, err[-2000:]
     shutil.rmtree(data / "cache")
-    left = 16 * 1024  # room for Chroma's own small writes, not for the search cache
-    filler = os.open(disk / "filler", os.O_CREAT | os.O_WRONLY)
-    try:
-        os.posix_fallocate(filler, 0, shutil.disk_usage(disk).free - left)
-    finally:
-        os.close(filler)
+    _fill(disk, leave=16 * 1024)  # room for Chroma's own small writes, not for the search cache
     code, out, err = finish(start_bot(env, "ask", QUESTION))
     assert code == 0, err[-2000:]
     assert err.splitlines() == [
@@ -130,3 +128,51 @@ def test_no_room_for_the_ingest_lock_says_disk_full(small_disk: Mount) -> None:
     assert line.startswith(f"error: Disk full: {data} has "), line
     assert "BOT_DATA_DIR to a bigger disk" in line
     assert list(data.iterdir()) == []
+
+
+def _fill(disk: Path, leave: int = 0) -> None:
+    """Take all the free space of `disk` but `leave` bytes, with one preallocated file."""
+    filler = os.open(disk / "filler", os.O_CREAT | os.O_WRONLY)
+    try:
+        os.posix_fallocate(filler, 0, shutil.disk_usage(disk).free - leave)
+    finally:
+        os.close(filler)
+
+
+@needs_bot
+def test_chat_history_on_a_full_disk_says_disk_full_and_the_chat_goes_on(
+    small_disk: Mount,
+) -> None:
+    """A real terminal: the first question cannot be added to the history file, which says so
+    once, in one line, and the answer still comes."""
+    pexpect = pytest.importorskip("pexpect")
+    disk = small_disk("8m")
+    data = disk / "data"
+    env = _pty_env(data)
+    _ingest_seeds(env)
+    _fill(disk)
+    child = pexpect.spawn(
+        str(BOT), ["chat", "--llm", "extractive"], env=env, encoding="utf-8", timeout=240
+    )
+    transcript = io.StringIO()
+    child.logfile_read = transcript
+    try:
+        child.expect_exact("bot>")
+        time.sleep(PROMPT_SETTLE_S)  # prompt_toolkit drops what is typed before it is ready
+        child.sendline(FIRST)
+        child.expect_exact(f"warning: Disk full: {data} has ")
+        child.expect_exact("free, and the chat history needs about ")
+        child.expect_exact("; keeping it in memory for this session")
+        child.expect(r"\[\d\]")  # the answer, with a citation
+        child.expect_exact("bot>")
+        child.sendline("/help")
+        child.expect_exact("/summarise [topic]")
+        child.expect_exact("bot>")
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0, transcript.getvalue()
+    assert transcript.getvalue().count("Disk full") == 1  # said once, not at every line
+    assert "Traceback" not in transcript.getvalue()
+    assert (data / "chat_history").read_text() == ""

@@ -27,6 +27,7 @@ from tests.test_store_faults import (
     SEEDS,
     expected_state,
     finish,
+    ingest_seeds,
     make_corpus,
     one_error_line,
     start_bot,
@@ -176,3 +177,55 @@ def test_chat_history_on_a_full_disk_says_disk_full_and_the_chat_goes_on(
     assert transcript.getvalue().count("Disk full") == 1  # said once, not at every line
     assert "Traceback" not in transcript.getvalue()
     assert (data / "chat_history").read_text() == ""
+
+
+def test_fast_question_model_on_a_full_disk_says_disk_full(small_disk: Mount) -> None:
+    """The int8 question model cannot be built into a full cache folder: one warning says so,
+    and questions are embedded with the index model."""
+    import numpy as np
+
+    from bot.core.errors import BotWarning
+    from bot.index.embeddings import LocalMiniLM
+
+    cache = small_disk("2m") / "cache"
+    model = LocalMiniLM(question_cache=cache)
+    with pytest.warns(BotWarning) as warned:
+        vectors = model.embed_questions([QUESTION])
+    lines = [str(w.message) for w in warned]
+    assert len(lines) == 1, lines
+    assert f"Disk full: {cache} has " in lines[0], lines
+    assert "free, and the fast question model needs about " in lines[0], lines
+    np.testing.assert_array_equal(vectors, LocalMiniLM().embed([QUESTION]))
+
+
+def test_read_snapshot_on_a_full_disk_says_disk_full(small_disk: Mount) -> None:
+    """A read snapshot that does not fit beside its search cache is one warning naming the data
+    folder, and the commands read the index instead."""
+    from chromadb.api.client import SharedSystemClient
+
+    from bot.core.errors import BotWarning
+    from bot.core.settings import Settings
+    from bot.index import snapshot
+    from bot.index.store import open_store
+
+    data = small_disk("8m") / "data"
+    ingest_seeds(data)
+    settings = Settings(BOT_DATA_DIR=str(data))
+    names = (snapshot.TABLE_FILE, snapshot.COLUMNS_FILE, snapshot.TEXTS_FILE)
+    names += (snapshot.NORMS_FILE, snapshot.ARTICLES_FILE, snapshot.MARKER_FILE)
+    for path in (data / "cache").rglob("*"):
+        if path.name in names:  # the snapshot goes; its search cache stays
+            path.unlink()
+    snapshot.pointer_path(settings).unlink()
+    _fill(data.parent, leave=16 * 1024)  # room for Chroma's own small writes, not the snapshot
+    store = open_store(settings)
+    try:
+        with pytest.warns(BotWarning) as warned:
+            assert snapshot.publish_snapshot(store) is False
+    finally:
+        SharedSystemClient.clear_system_cache()
+    lines = [str(w.message) for w in warned]
+    assert len(lines) == 1 and lines[0].startswith(f"Disk full: {data} has "), lines
+    assert "free, and the read snapshot needs about " in lines[0], lines
+    assert lines[0].endswith("; reading the index instead"), lines
+    assert snapshot.current_generation(settings) is None  # readers use Chroma

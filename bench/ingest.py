@@ -1,6 +1,7 @@
 """Ingest benchmark: end-to-end `bot ingest` vs the raw embedding model vs Chroma's stock function.
 
     python bench/ingest.py [--articles N] [--short N] [--corpus DIR] [--profile]
+    python bench/ingest.py --memory [--memory-chunks N] [--memory-rounds N] [--corpus DIR]
 
 Stages (each in its own child process, so every stage has its own peak-RSS figure):
   ingest    fresh `bot.app.ingest.ingest_paths([corpus], Settings(BOT_DATA_DIR=<temp>))`, default
@@ -14,6 +15,9 @@ Stages (each in its own child process, so every stage has its own peak-RSS figur
             tokenizer.json we use (plus the side files it checks for): the stock code path (pad
             every text to 256 tokens, batches of 32 in input order) runs on identical weights.
   short_*   ours vs stock on short texts (single sentences of the corpus, ~20-60 tokens).
+  memory    (--memory, alone) onnxruntime's CPU memory arena and memory patterns on and off, each
+            in its own process on the same chunks: CPU user/system s, page faults, peak RSS,
+            chunks/s (bench/ingest_memory.py); bench/out/ingest-memory.json.
 Index size = du of the data dir after the fresh ingest. Results go to bench/out/ingest.json.
 The corpus is built by bench/corpus.py (bench/out/corpus, or bench/out/corpus-N for --articles).
 """
@@ -33,6 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import OUT_DIR, REPO, cpu_info, du_bytes, peak_rss_mb, stock_chroma_onnx  # noqa: E402
+from ingest_memory import compare, render_memory, stage_memory  # noqa: E402
 
 TARGET_E2E_VS_RAW = 0.85
 TARGET_REINGEST_S = 3.0
@@ -202,6 +207,7 @@ STAGES = {
     "ingest": stage_ingest,
     "raw": stage_raw,
     "stock": stage_stock,
+    "memory": stage_memory,
 }
 
 
@@ -241,10 +247,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile the fresh ingest")
     parser.add_argument("--skip-stock", action="store_true", help="skip the stock-function stages")
     parser.add_argument("--out", type=Path, default=OUT_DIR / "ingest.json")
+    parser.add_argument("--memory", action="store_true", help="only compare ORT memory options")
+    parser.add_argument("--memory-chunks", type=int, default=600, help="chunks for --memory")
+    parser.add_argument("--memory-rounds", type=int, default=2, help="rounds for --memory")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     ns = parser.parse_args(argv)
     if ns.child:
         return child_main(*ns.child)
+    if ns.memory:
+        return memory_main(ns)
 
     load_before = os.getloadavg()
     if ns.corpus is None:
@@ -300,6 +311,23 @@ def main(argv: list[str] | None = None) -> int:
     result["table"] = table
     ns.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {ns.out}", file=sys.stderr)
+    return 0
+
+
+def memory_main(ns: argparse.Namespace) -> int:
+    """`--memory`: the memory options compared (bench/ingest_memory.py), as a table and JSON."""
+    with tempfile.TemporaryDirectory(prefix="bot-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "cwd").mkdir()
+        opts = {"chunks": ns.memory_chunks, "rounds": ns.memory_rounds}
+        result = compare(run_child, tmp, tmp / "cwd", ns.corpus, **opts)
+    result["environment"] = cpu_info()
+    result["table"] = render_memory(result)
+    print(result["table"])
+    out = ns.out.with_name("ingest-memory.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {out}", file=sys.stderr)
     return 0
 
 

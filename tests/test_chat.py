@@ -498,13 +498,20 @@ def test_history_file_in_the_data_dir_or_in_memory(tmp_path: Path) -> None:
 
     from bot.ui.repl import HISTORY_FILE, prompt_history
 
-    history = prompt_history(tmp_path / "data")
+    problems: list[str] = []
+    history = prompt_history(tmp_path / "data", problems.append)
     assert isinstance(history, FileHistory)
     history.store_string("what did Zelensky announce?")
     assert "Zelensky" in (tmp_path / "data" / HISTORY_FILE).read_text()
+    assert problems == []
     blocked = tmp_path / "a-file"
     blocked.write_text("")
-    assert isinstance(prompt_history(blocked / "data"), InMemoryHistory)  # cannot create the dir
+    history = prompt_history(blocked / "data", problems.append)  # cannot create the dir
+    assert isinstance(history, InMemoryHistory)
+    assert problems == [
+        f"Cannot write the chat history in {blocked / 'data'}: not a directory; "
+        "keeping it in memory for this session"
+    ]
 
 
 # --- cassettes: SmolLM2 through an OpenAI-compatible server ---------------------------------------

@@ -9,21 +9,25 @@ A search cache that does not fit is a warning, and the answer still comes.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.llm_server import clean_env
+from tests.test_chat import BOT, FIRST, PROMPT_SETTLE_S, _ingest_seeds, _pty_env, needs_bot
 from tests.test_store_faults import (
     QUESTION,
     SEEDS,
     expected_state,
     finish,
+    ingest_seeds,
     make_corpus,
     one_error_line,
     start_bot,
@@ -101,12 +105,7 @@ def test_search_cache_on_a_full_disk_is_a_warning(small_disk: Mount) -> None:
     code, _, err = finish(start_bot(env, "ingest", str(SEEDS)))
     assert code == 0, err[-2000:]
     shutil.rmtree(data / "cache")
-    left = 16 * 1024  # room for Chroma's own small writes, not for the search cache
-    filler = os.open(disk / "filler", os.O_CREAT | os.O_WRONLY)
-    try:
-        os.posix_fallocate(filler, 0, shutil.disk_usage(disk).free - left)
-    finally:
-        os.close(filler)
+    _fill(disk, leave=16 * 1024)  # room for Chroma's own small writes, not for the search cache
     code, out, err = finish(start_bot(env, "ask", QUESTION))
     assert code == 0, err[-2000:]
     assert err.splitlines() == [
@@ -130,3 +129,103 @@ def test_no_room_for_the_ingest_lock_says_disk_full(small_disk: Mount) -> None:
     assert line.startswith(f"error: Disk full: {data} has "), line
     assert "BOT_DATA_DIR to a bigger disk" in line
     assert list(data.iterdir()) == []
+
+
+def _fill(disk: Path, leave: int = 0) -> None:
+    """Take all the free space of `disk` but `leave` bytes, with one preallocated file."""
+    filler = os.open(disk / "filler", os.O_CREAT | os.O_WRONLY)
+    try:
+        os.posix_fallocate(filler, 0, shutil.disk_usage(disk).free - leave)
+    finally:
+        os.close(filler)
+
+
+@needs_bot
+def test_chat_history_on_a_full_disk_says_disk_full_and_the_chat_goes_on(
+    small_disk: Mount,
+) -> None:
+    """A real terminal: the first question cannot be added to the history file, which says so
+    once, in one line, and the answer still comes."""
+    pexpect = pytest.importorskip("pexpect")
+    disk = small_disk("8m")
+    data = disk / "data"
+    env = _pty_env(data)
+    _ingest_seeds(env)
+    _fill(disk)
+    child = pexpect.spawn(
+        str(BOT), ["chat", "--llm", "extractive"], env=env, encoding="utf-8", timeout=240
+    )
+    transcript = io.StringIO()
+    child.logfile_read = transcript
+    try:
+        child.expect_exact("bot>")
+        time.sleep(PROMPT_SETTLE_S)  # prompt_toolkit drops what is typed before it is ready
+        child.sendline(FIRST)
+        child.expect_exact(f"warning: Disk full: {data} has ")
+        child.expect_exact("free, and the chat history needs about ")
+        child.expect_exact("; keeping it in memory for this session")
+        child.expect(r"\[\d\]")  # the answer, with a citation
+        child.expect_exact("bot>")
+        child.sendline("/help")
+        child.expect_exact("/summarise [topic]")
+        child.expect_exact("bot>")
+        child.sendeof()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0, transcript.getvalue()
+    assert transcript.getvalue().count("Disk full") == 1  # said once, not at every line
+    assert "Traceback" not in transcript.getvalue()
+    assert (data / "chat_history").read_text() == ""
+
+
+def test_fast_question_model_on_a_full_disk_says_disk_full(small_disk: Mount) -> None:
+    """The int8 question model cannot be built into a full cache folder: one warning says so,
+    and questions are embedded with the index model."""
+    import numpy as np
+
+    from bot.core.errors import BotWarning
+    from bot.index.embeddings import LocalMiniLM
+
+    cache = small_disk("2m") / "cache"
+    model = LocalMiniLM(question_cache=cache)
+    with pytest.warns(BotWarning) as warned:
+        vectors = model.embed_questions([QUESTION])
+    lines = [str(w.message) for w in warned]
+    assert len(lines) == 1, lines
+    assert f"Disk full: {cache} has " in lines[0], lines
+    assert "free, and the fast question model needs about " in lines[0], lines
+    np.testing.assert_array_equal(vectors, LocalMiniLM().embed([QUESTION]))
+
+
+def test_read_snapshot_on_a_full_disk_says_disk_full(small_disk: Mount) -> None:
+    """A read snapshot that does not fit beside its search cache is one warning naming the data
+    folder, and the commands read the index instead."""
+    from chromadb.api.client import SharedSystemClient
+
+    from bot.core.errors import BotWarning
+    from bot.core.settings import Settings
+    from bot.index import snapshot
+    from bot.index.store import open_store
+
+    data = small_disk("8m") / "data"
+    ingest_seeds(data)
+    settings = Settings(BOT_DATA_DIR=str(data))
+    names = (snapshot.TABLE_FILE, snapshot.COLUMNS_FILE, snapshot.TEXTS_FILE)
+    names += (snapshot.NORMS_FILE, snapshot.ARTICLES_FILE, snapshot.MARKER_FILE)
+    for path in (data / "cache").rglob("*"):
+        if path.name in names:  # the snapshot goes; its search cache stays
+            path.unlink()
+    snapshot.pointer_path(settings).unlink()
+    _fill(data.parent, leave=16 * 1024)  # room for Chroma's own small writes, not the snapshot
+    store = open_store(settings)
+    try:
+        with pytest.warns(BotWarning) as warned:
+            assert snapshot.publish_snapshot(store) is False
+    finally:
+        SharedSystemClient.clear_system_cache()
+    lines = [str(w.message) for w in warned]
+    assert len(lines) == 1 and lines[0].startswith(f"Disk full: {data} has "), lines
+    assert "free, and the read snapshot needs about " in lines[0], lines
+    assert lines[0].endswith("; reading the index instead"), lines
+    assert snapshot.current_generation(settings) is None  # readers use Chroma

@@ -341,3 +341,17 @@ def test_batches_end_before_a_much_longer_text(monkeypatch: pytest.MonkeyPatch) 
         assert width <= first * embeddings.PAD_RATIO + embeddings.PAD_SLACK
     one_by_one = np.vstack([LocalMiniLM(batch_size=1).embed([t]) for t in texts])
     np.testing.assert_allclose(vectors, one_by_one, atol=1e-4)
+
+
+def test_the_index_session_keeps_its_memory_arena_without_memory_patterns() -> None:
+    """Batches reuse onnxruntime's arena (no fresh mappings, page faults and kernel time per
+    batch); memory patterns, which length-bucketed batches rarely reuse, are off
+    (bench/ingest.py --memory chose them)."""
+    from bot.index.embeddings import SESSION_MEMORY, LocalMiniLM
+
+    model = LocalMiniLM()
+    assert model.memory == SESSION_MEMORY
+    model.embed(["the session is created on first use"])
+    options = model._session.get_session_options()
+    assert options.enable_cpu_mem_arena is True
+    assert options.enable_mem_pattern is False

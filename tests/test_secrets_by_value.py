@@ -130,7 +130,7 @@ def test_a_bad_env_line_that_sets_a_setting_fails_in_one_line(tmp_path: Path) ->
     work = tmp_path / "work"
     work.mkdir()
     (work / ".env").write_text(f'BOT_TOP_K=5\nOPENAI_API_KEY="{key}\nBOT_LLM=openai\n')
-    done = _bot(clean_env(tmp_path / "data"), work, "ask", QUESTION)
+    done = _bot(clean_env(tmp_path / "data"), work, "ask", "--llm", "openai", QUESTION)
     err = done.stderr.decode()
     assert done.returncode == 1, err
     assert done.stdout == b""

@@ -1,14 +1,18 @@
-"""bot.core.settings: .env.example documents every setting; unknown BOT_* variables are reported."""
+"""bot.core.settings: .env.example documents every setting; unknown BOT_* variables are reported;
+a `.env` line that cannot be read stops only the commands that use the setting it meant to set."""
 
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
 from bot.core.settings import Settings, get_settings, unknown_environment
 from bot.ui import cli
+from tests.llm_server import clean_env
+from tests.test_store_faults import QUESTION, ingest_seeds, start_bot
 
 EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
 
@@ -90,3 +94,56 @@ def test_a_bad_value_or_an_unknown_env_file_name_is_one_clear_error(monkeypatch,
     with pytest.raises(BotError, match="Unknown setting bot_topk in the environment or .env"):
         get_settings()
     get_settings.cache_clear()
+
+
+# --- a `.env` line that cannot be read ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seed_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("env-lines") / "data"
+    ingest_seeds(data)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "needed_by", "not_needed_by"),
+    [
+        (
+            'OPENAI_API_KEY="sk-unclosed',
+            [("ask", "--llm", "openai", QUESTION), ("ask", QUESTION)],  # auto decides by the key
+            [("sources",), ("ask", "--llm", "extractive", QUESTION), ("--help",)],
+        ),
+        ('BOT_TOP_K="3', [("ask", "--llm", "extractive", QUESTION)], [("sources", "--json")]),
+    ],
+)
+def test_a_bad_env_line_stops_only_the_commands_that_need_its_setting(
+    seed_data: Path,
+    tmp_path: Path,
+    bad_line: str,
+    needed_by: list[tuple[str, ...]],
+    not_needed_by: list[tuple[str, ...]],
+) -> None:
+    work = tmp_path  # `bot` runs from the folder above its data directory
+    shutil.copytree(seed_data, work / "data")
+    (work / ".env").write_text(f"BOT_COLLECTION=news\n{bad_line}\n", encoding="utf-8")
+    env = clean_env(work / "data")
+    del env["BOT_LLM"]  # the command line (or the default) chooses
+    name = bad_line.split("=")[0]
+    unread = "could not be read (an unclosed quote or a missing '='?)"
+    where = f"{work / '.env'} line 2: {name} {unread}"
+    runs = {args: start_bot(env, *args) for args in needed_by + not_needed_by}
+    for args, proc in runs.items():
+        out, err = proc.communicate(timeout=300)
+        if args in needed_by:
+            assert (proc.returncode, out) == (1, ""), (args, err)
+            assert err.splitlines() == [f"error: {where}; fix that line"], args
+        elif args == ("--help",):  # reads no setting at all
+            assert (proc.returncode, err) == (0, ""), err
+            assert "Usage" in out
+        else:
+            assert proc.returncode == 0, (args, err)
+            assert err.splitlines() == [
+                f"warning: {where}; ignored, as this command does not use it"
+            ], args
+            assert out.strip(), args  # it did its work

@@ -128,11 +128,12 @@ def _embed_while_waiting(
 def open_index(settings: Settings, notify: Callable[[str], None] | None = None) -> Any:
     """The index to read (its snapshot when current: `open_reader`), indexing the bundled seeds
     first when it is empty (first run)."""
-    from bot.index.store import open_reader
+    from bot.index.store import open_reader, refuse_damaged
 
     store = open_reader(settings)
     if not store.is_empty():
         return store
+    refuse_damaged(settings)  # a damaged index can look empty: never load the seeds into it
     from bot.app.ingest import ingest_paths
 
     if notify:

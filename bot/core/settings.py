@@ -3,36 +3,23 @@
 Read as pydantic-settings reads them (environment names in any case, the environment over `.env`
 over the defaults, a `.env` name that is no setting an error), with a pydantic model and
 python-dotenv alone: pydantic-settings' own import (its many sources pull in asyncio, argparse,
-email and more) weighed on every cold command.
-
-A `.env` line python-dotenv cannot parse is skipped by it with a log warning, once for every reader
-of the file (Chroma reads `.env` too, once per settings class it defines), and the setting on it
-silently keeps its default. bot reports the file and line once instead, fails when the line sets
-one of its settings, and mutes python-dotenv's repeats.
+email and more) weighed on every cold command. A bad `.env` line (`bot.core.env_file`) leaves
+its setting unread: a command that uses it fails, one that does not gets a warning.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import logging
-import re
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 
-from bot.core.secrets import (
-    is_secret_name,
-    remember_secret,
-    remember_secrets,
-    remember_url_credentials,
-)
-from bot.core.text import safe_path
+from bot.core.env_file import ENV_FILE, check_env_file
+from bot.core.secrets import remember_secret, remember_url_credentials
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the `bot` package
-ENV_FILE = ".env"  # where Settings (and Chroma) look, relative to the working folder
 
 
 def default_data_dir() -> Path:
@@ -336,9 +323,28 @@ class Settings(BaseModel):
     def _lower_case(cls, value: object) -> object:
         return (value.strip().lower() or "auto") if isinstance(value, str) else value
 
+    # Settings a `.env` line meant to set but could not (field name -> that line's message).
+    _unread: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def __getattribute__(self, name: str) -> Any:
+        """A setting whose `.env` line could not be read fails when a command first uses it:
+        running with its default would silently change what the command does, while a command
+        that never uses it has no reason to stop."""
+        if name in _FIELD_NAMES:
+            private = object.__getattribute__(self, "__pydantic_private__") or {}
+            unread = private.get("_unread", {}).get(name)
+            if unread is not None:
+                from bot.core.errors import BotError
+
+                raise BotError(f"{unread}; fix that line")
+        return super().__getattribute__(name)
+
     @property
     def chroma_dir(self) -> Path:
         return self.data_dir / "chroma"
+
+
+_FIELD_NAMES = frozenset(Settings.model_fields)
 
 
 # Read straight from the environment, outside Settings: `bot.ui.cli` shows tracebacks with
@@ -362,74 +368,6 @@ def unknown_environment(environ: dict[str, str] | None = None) -> list[str]:
         hint = f"; did you mean {close[0]}?" if close else "; see .env.example"
         lines.append(f"{name} is not a bot setting and is ignored{hint}")
     return lines
-
-
-# --- the .env file ----------------------------------------------------------------------
-
-_DOTENV_LOGGER = "dotenv.main"
-_DOTENV_PARSE_WARNING = "python-dotenv could not parse statement"
-# The variable a statement sets, read from its start: `NAME=…`, `export NAME=…`, `NAME …`.
-_STATEMENT_NAME = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.\-]*)\s*(=?)(.*)", re.S)
-
-
-@dataclass(frozen=True)
-class BadLine:
-    """A statement of the env file python-dotenv could not parse."""
-
-    line: int
-    name: str | None  # the variable it seems to set
-
-
-@dataclass(frozen=True)
-class EnvFileReport:
-    path: Path
-    bad: list[BadLine]
-
-    def unreadable(self, known: set[str]) -> BadLine | None:
-        """The first bad line that sets one of the `known` names (upper case)."""
-        return next((b for b in self.bad if b.name and b.name.upper() in known), None)
-
-    def where(self, lines: list[BadLine]) -> str:
-        numbers = ", ".join(str(b.line) for b in lines)
-        return f"{safe_path(self.path)} line{'s' if len(lines) > 1 else ''} {numbers}"
-
-
-class _MuteDotenvParseWarnings(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(_DOTENV_PARSE_WARNING)
-
-
-_MUTE = _MuteDotenvParseWarnings()
-
-
-def check_env_file(path: Path | None = None) -> EnvFileReport:
-    """The bad lines of `path` (default: `.env` in the working folder; none when it is absent).
-    The values of its secret-named entries are redacted from then on, and python-dotenv's own
-    warnings about bad lines are muted for the rest of the process (this report says it once)."""
-    logging.getLogger(_DOTENV_LOGGER).addFilter(_MUTE)  # adding the same filter twice is a no-op
-    path = Path(path or ENV_FILE)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:  # absent or unreadable: Settings read nothing from it either
-        return EnvFileReport(path, [])
-    from io import StringIO
-
-    from dotenv.parser import parse_stream
-
-    bad: list[BadLine] = []
-    good: dict[str, str | None] = {}
-    for binding in parse_stream(StringIO(text)):
-        if not binding.error:
-            if binding.key:
-                good[binding.key] = binding.value
-            continue
-        match = _STATEMENT_NAME.match(binding.original.string)
-        name = match.group(1) if match else None
-        if match and name and is_secret_name(name) and match.group(2):
-            remember_secret(match.group(3).strip().strip("'\"").strip())
-        bad.append(BadLine(binding.original.line, name))
-    remember_secrets(good)
-    return EnvFileReport(path.resolve(), bad)
 
 
 def _alias_of(name: str) -> str:
@@ -477,43 +415,66 @@ def setting_names() -> set[str]:
 def get_settings() -> Settings:
     """The settings of this process; a bad value becomes a one-line BotError naming the variable.
     A BOT_* environment variable that is not a setting, or a `.env` line that cannot be parsed,
-    gives a BotWarning; such a line that sets one of these settings is a BotError (running with
-    its default instead would silently change what the command does)."""
+    gives a BotWarning. Such a line that sets one of these settings leaves that setting unread:
+    a command that uses it fails in one line naming the file and line (`Settings`), and one
+    that does not gets a warning at its end (`unread_settings_warnings`)."""
     import warnings
 
     from bot.core.errors import BotWarning
 
     for line in unknown_environment():
         warnings.warn(line, BotWarning, stacklevel=2)
-    _check_env_file()
+    unread = _check_env_file()
     settings = _load()
     remember_secret(settings.openai_api_key)
     remember_secret(settings.serve_token)
     for url in (settings.openai_base_url, settings.chroma_url):
         remember_url_credentials(url)
+    settings._unread = unread
     return settings
 
 
-def _check_env_file() -> None:
+def unread_settings_warnings() -> list[str]:
+    """One line per setting of this process's settings that a `.env` line could not set, for a
+    command that ran without using it (none before `get_settings` ran)."""
+    if not get_settings.cache_info().currsize:
+        return []
+    unread = object.__getattribute__(get_settings(), "__pydantic_private__") or {}
+    lines = unread.get("_unread", {}).values()
+    return [f"{line}; ignored, as this command does not use it" for line in lines]
+
+
+def _check_env_file() -> dict[str, str]:
+    """Warn once about the `.env` lines that cannot be parsed and set none of bot's settings;
+    return the settings such lines meant to set (field name -> the message naming the line)."""
+    import os
     import warnings
 
-    from bot.core.errors import BotError, BotWarning
+    from bot.core.errors import BotWarning
 
     report = check_env_file()
-    if not report.bad:
-        return
-    needed = report.unreadable(setting_names())
-    if needed is not None:
-        raise BotError(
-            f"{report.where([needed])}: {needed.name} could not be read (an unclosed quote or "
-            "a missing '='?); fix that line"
+    fields = {str(f.validation_alias).upper(): n for n, f in Settings.model_fields.items()}
+    for name in os.environ:  # the environment wins over `.env`: such a setting is read
+        fields.pop(name.upper(), None)
+    unread: dict[str, str] = {}
+    others = []
+    for bad in report.bad:
+        field = fields.get((bad.name or "").upper())
+        if field is None:
+            others.append(bad)
+        elif field not in unread:
+            unread[field] = (
+                f"{report.where([bad])}: {bad.name} could not be read (an unclosed quote or "
+                "a missing '='?)"
+            )
+    if others:
+        warnings.warn(
+            f"{report.where(others)} could not be parsed and "
+            f"{'are' if len(others) > 1 else 'is'} ignored (an unclosed quote or a missing '='?)",
+            BotWarning,
+            stacklevel=3,
         )
-    warnings.warn(
-        f"{report.where(report.bad)} could not be parsed and "
-        f"{'are' if len(report.bad) > 1 else 'is'} ignored (an unclosed quote or a missing '='?)",
-        BotWarning,
-        stacklevel=3,
-    )
+    return unread
 
 
 def _load() -> Settings:

@@ -170,28 +170,36 @@ def missing_database(chroma_dir: Path) -> str | None:
 def failed_check(chroma_dir: Path, *, thorough: bool) -> str | None:
     """What SQLite finds wrong with the index database (None: nothing, or no database). Quick:
     read the small tables Chroma reads when it opens the database, where damage makes it panic
-    with lines of its own on stderr. Thorough: check every page (for a rebuild)."""
+    with lines of its own on stderr. Thorough: check every page (for a rebuild, or to tell damage
+    from another failure). Either way a database that holds no table at all is damage: Chroma
+    would start a new, empty index over it."""
     database = chroma_dir / DATABASE_FILE
     if not database.is_file() or database.stat().st_size == 0:
         return None
     try:
         with contextlib.closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)) as db:
-            if thorough:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            problem = None if tables else "it holds no tables"
+            if thorough and problem is None:
                 rows = db.execute("PRAGMA quick_check").fetchall()
                 found = [line for row in rows for line in str(row[0]).splitlines()]
-                problem = (
-                    None
-                    if found == ["ok"]
-                    else next((line for line in found if not line.startswith("***")), found[0])
-                )
-            else:
-                tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+                if found != ["ok"]:
+                    problem = next((ln for ln in found if not ln.startswith("***")), found[0])
+            elif problem is None:
                 for table in sorted(tables & _STARTUP_TABLES):
                     db.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608 - known names
-                problem = None
     except sqlite3.DatabaseError as exc:
         problem = short_detail(exc) if is_damage(exc) else None
     return None if problem is None else f"{DATABASE_FILE}: {short_detail(Exception(problem))}"
+
+
+def damage_found(settings: Settings) -> str | None:
+    """Why the embedded index is damaged, checking every page (None: it is not, or the index is
+    on a server): before loading anything into an index that looks empty, or to tell damage from
+    another failure."""
+    if settings.chroma_url:
+        return None
+    return missing_database(settings.chroma_dir) or failed_check(settings.chroma_dir, thorough=True)
 
 
 def is_damage(exc: BaseException) -> bool:
@@ -341,6 +349,10 @@ def store_failure(settings: Settings, exc: BaseException, needed: int = 0) -> Bo
     if is_read_only(exc):
         hint = "make the folder writable, or set BOT_DATA_DIR to a writable folder"
     else:
+        # Chroma names some damage only by what then failed ("Failed to pull logs..."): ask SQLite.
+        damage = damage_found(settings)
+        if damage is not None:
+            return IndexDamaged(settings, damage)
         hint = f"run the command again; if it keeps failing, rebuild with {REBUILD_FIX}"
     return BotError(f"The index in {settings.chroma_dir} failed: {detail}", hint=hint)
 
@@ -393,9 +405,7 @@ def rebuild_from_scratch(settings: Settings) -> None:
     if settings.chroma_url:
         drop_collections(open_client(settings), settings.collection)
         return
-    reason = missing_database(settings.chroma_dir) or failed_check(
-        settings.chroma_dir, thorough=True
-    )
+    reason = damage_found(settings)
     if reason is None:
         try:
             _drop_embedded(settings)

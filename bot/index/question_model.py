@@ -27,9 +27,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from bot.core.diskspace import disk_full_message, lacks_space_for, says_disk_full
+
 RECIPE = "nan-guards-dropped+matmul-dynamic-qint8-per-channel-v2"
 SUFFIX = "q8"  # appended to the embedder's name for the questions (e.g. in the prompt hash)
 _LOCK = threading.Lock()
+# Disk space a build takes per byte of the int8 index model: an fp32 copy (four times its size)
+# and the int8 result sit side by side until the rename.
+BUILD_SPACE_PER_MODEL_BYTE = 5
 
 
 # CPU features (as /proc/cpuinfo names them) whose int8 dot products ONNX Runtime's integer
@@ -89,9 +94,13 @@ def fast_copy(source: Path, cache_dir: Path) -> tuple[Path | None, str]:
             build_fast_copy(source, target)
         except ImportError as exc:
             return None, f"{exc.name or 'onnx'} is not installed (pip install onnx)"
-        except OSError as exc:
-            return None, f"cannot write {target.parent}: {exc.strerror or type(exc).__name__}"
         except Exception as exc:  # noqa: BLE001 - an unexpected model layout: use the index model
+            # onnx and onnxruntime report a full disk in their own exception types.
+            needed = source.stat().st_size * BUILD_SPACE_PER_MODEL_BYTE
+            if says_disk_full(exc) or lacks_space_for(cache_dir, needed):
+                return None, disk_full_message(cache_dir, needed, "the fast question model")
+            if isinstance(exc, OSError):
+                return None, f"cannot write {target.parent}: {exc.strerror or type(exc).__name__}"
             return None, f"could not quantise {source.name}: {type(exc).__name__}"
     return target, ""
 

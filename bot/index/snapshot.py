@@ -27,12 +27,15 @@ import contextlib
 import json
 import os
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bot.core.diskspace import disk_full_message, says_disk_full
+from bot.core.errors import BotWarning
 from bot.index.filters import Filters, passing
 from bot.index.keyword import (
     VECTORS_FILE,
@@ -62,6 +65,9 @@ TEXTS_FILE = "texts.npy"
 NORMS_FILE = "norms.npy"
 ARTICLES_FILE = "articles.json"
 MARKER_FILE = "snapshot.json"
+# Bytes a chunk takes in the snapshot's files besides its text (its id and row in the table, its
+# columns and vector length): for the space a failed write needed.
+SNAPSHOT_BYTES_PER_CHUNK = 160
 # The columns of `columns.npy`, in order.
 ROW, CHUNK_INDEX, START, END, TEXT_END = range(5)
 # The columns of a row of `table.json`, in order.
@@ -197,9 +203,17 @@ def publish_snapshot(store: ArticleStore) -> bool:
     try:
         _write_durably(pointer_path(settings), json.dumps({"generation": generation}).encode())
         _fsync_dir(pointer_path(settings).parent)
-    except OSError:
+    except OSError as exc:
+        _warn_if_disk_full(settings, exc, SNAPSHOT_BYTES_PER_CHUNK)
         return False
     return True
+
+
+def _warn_if_disk_full(settings: Settings, exc: OSError, needed: int) -> None:
+    """A snapshot that does not fit is a warning: the commands read the index meanwhile."""
+    if says_disk_full(exc):
+        message = disk_full_message(settings.data_dir, needed, "the read snapshot")
+        warnings.warn(f"{message}; reading the index instead", BotWarning, stacklevel=3)
 
 
 def _write_snapshot(store: ArticleStore, folder: Path, generation: str) -> bool:
@@ -222,7 +236,9 @@ def _write_snapshot(store: ArticleStore, folder: Path, generation: str) -> bool:
         _write_durably(folder / ARTICLES_FILE, json.dumps(articles).encode("utf-8"))
         _write_durably(folder / MARKER_FILE, json.dumps(marker).encode("utf-8"))
         _sync_folder(folder)
-    except OSError:
+    except OSError as exc:
+        texts = sum(len(c.text.encode("utf-8", "surrogatepass")) for c in chunks)
+        _warn_if_disk_full(store.settings, exc, texts + SNAPSHOT_BYTES_PER_CHUNK * len(chunks))
         return False
     return True
 

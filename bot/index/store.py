@@ -42,6 +42,7 @@ from bot.index.chroma import (
     IndexDamaged,
     collection_names,
     connection_reason,
+    damage_found,
     describe_location,
     drop_collections,
     embedding_function,
@@ -457,6 +458,14 @@ def drop_index(settings: Settings) -> None:
     with failures_as_bot_errors(settings):
         retract_snapshot(settings)
     rebuild_from_scratch(settings)
+
+
+def refuse_damaged(settings: Settings) -> None:
+    """Raise IndexDamaged when any page of the embedded index is damaged: for an index that looks
+    empty, which `bot ask` would otherwise fill with the seed articles."""
+    reason = damage_found(settings)
+    if reason is not None:
+        raise IndexDamaged(settings, reason)
 
 
 def open_store(

@@ -419,7 +419,10 @@ def main() -> None:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
-            app()
+            try:
+                app()
+            finally:
+                _warn_unread_settings()
     except BotError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -448,6 +451,17 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):  #
         sys.stderr.flush()
     else:
         _python_showwarning(message, category, filename, lineno, file, line)
+
+
+def _warn_unread_settings() -> None:
+    """After a command that did not fail: a warning per `.env` line that meant to set a setting
+    the command never used (a command that used it failed with that line named)."""
+    if not isinstance(sys.exc_info()[1], (SystemExit, type(None))):
+        return  # an error line is all a failed command prints
+    from bot.core.settings import unread_settings_warnings
+
+    for line in unread_settings_warnings():
+        warnings.warn(line, BotWarning, stacklevel=2)
 
 
 def _fail(message: str, code: int = 1) -> None:

@@ -342,24 +342,62 @@ def run_lines(frontend: ChatFrontend, lines: Iterable[str]) -> int:
     return 0
 
 
-def prompt_history(data_dir: Path) -> Any:
-    """prompt_toolkit history in the data dir; in memory when that is not writable."""
+# Bytes prompt_toolkit's history file adds to each entry: a blank line, a timestamp comment and a
+# '+' per line (for the space a failed write needed).
+HISTORY_ENTRY_OVERHEAD = 40
+
+
+def history_problem(exc: OSError, data_dir: Path, needed: int) -> str:
+    """The one line that says why the chat history could not be written (disk full first)."""
+    from bot.core.diskspace import disk_full_message, says_disk_full
+
+    where = "keeping it in memory for this session"
+    if says_disk_full(exc):
+        return f"{disk_full_message(data_dir, needed, 'the chat history')}; {where}"
+    reason = (exc.strerror or type(exc).__name__).lower()
+    return f"Cannot write the chat history in {data_dir}: {reason}; {where}"
+
+
+def prompt_history(data_dir: Path, report: Callable[[str], None]) -> Any:
+    """prompt_toolkit history in the data dir; in memory when it cannot be written there, which
+    `report` is told once, in one line."""
     from prompt_toolkit.history import FileHistory, InMemoryHistory
 
-    class QuietFileHistory(FileHistory):
+    class ReportingFileHistory(FileHistory):
+        failed = False
+
         def store_string(self, string: str) -> None:
-            # The disk filled up or the dir became read-only: keep chatting.
-            with contextlib.suppress(OSError):
+            # The disk filled up or the dir became read-only: say so once, keep chatting.
+            if self.failed:
+                return
+            try:
                 super().store_string(string)
+            except OSError as exc:
+                self.failed = True
+                needed = len(string.encode("utf-8", "replace")) + HISTORY_ENTRY_OVERHEAD
+                report(history_problem(exc, data_dir, needed))
 
     path = data_dir / HISTORY_FILE
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         with open(path, "ab"):
             pass
-    except OSError:
+    except OSError as exc:
+        report(history_problem(exc, data_dir, HISTORY_ENTRY_OVERHEAD))
         return InMemoryHistory()
-    return QuietFileHistory(str(path))
+    return ReportingFileHistory(str(path))
+
+
+def _warn(problems: list[str]) -> None:
+    """Print (as warnings) and forget the problems reported meanwhile: between prompts, never
+    while prompt_toolkit draws one."""
+    import warnings
+
+    from bot.core.errors import BotWarning
+
+    for line in problems:
+        warnings.warn(line, BotWarning, stacklevel=2)
+    problems.clear()
 
 
 def _completer() -> Any:
@@ -381,8 +419,11 @@ def run_repl(frontend: ChatFrontend, data_dir: Path) -> int:
     """The terminal REPL: line editing, history, Ctrl-C cancels, Ctrl-D or /exit leaves."""
     from prompt_toolkit import PromptSession
 
+    problems: list[str] = []
     session: Any = PromptSession(
-        history=prompt_history(data_dir), completer=_completer(), complete_while_typing=False
+        history=prompt_history(data_dir, problems.append),
+        completer=_completer(),
+        complete_while_typing=False,
     )
     chat = frontend.chat
     frontend.console.print(
@@ -393,6 +434,7 @@ def run_repl(frontend: ChatFrontend, data_dir: Path) -> int:
         )
     )
     frontend.runner.background(chat.warm_up)
+    _warn(problems)
     try:
         while True:
             try:
@@ -401,6 +443,7 @@ def run_repl(frontend: ChatFrontend, data_dir: Path) -> int:
                 continue  # Ctrl-C at the prompt: a fresh prompt
             except EOFError:
                 break
+            _warn(problems)
             try:
                 if not frontend.handle(line):
                     break

@@ -49,13 +49,11 @@ def resolve_provider_name(settings: Settings, override: str | None = None) -> st
     choice = (override or settings.llm or "auto").strip().lower()
     if choice not in PROVIDER_NAMES:
         raise BotError(f"Unknown LLM provider '{choice}': use {', '.join(PROVIDER_NAMES)}")
+    if choice in ("local", "extractive"):
+        return choice  # without reading the OpenAI settings: such a run does not need them
     has_openai = bool(settings.openai_api_key or settings.openai_base_url)
-    if choice == "openai":
-        if not has_openai:
-            raise BotError(NO_KEY_MESSAGE)
-        return "openai"
-    if choice != "auto":
-        return choice
+    if choice == "openai" and not has_openai:
+        raise BotError(NO_KEY_MESSAGE)
     return "openai" if has_openai else "extractive"
 
 

@@ -20,6 +20,7 @@ from bot.core.text import sanitize
 from bot.core.types import NO_ANSWER, AnswerResult, Passage, mark_cited
 
 if TYPE_CHECKING:
+    from bot.answer.answer_type import Needs
     from bot.answer.answerability import Verdict
     from bot.answer.providers import ChatModel, Provider
     from bot.index.embeddings import Embedder
@@ -220,7 +221,8 @@ def answer_question(
         question, filters, k, settings, store=store, notify=notify, timings=timings, since=t0
     )
     phash = _prompt_hash(provider, k, store.embedder, settings)
-    verdict = _answerability(question, found, store, settings.min_relevance)
+    needs = _read(question, found, store)
+    verdict = _answerability(needs, found, store, settings.min_relevance)
     result = refusal(question, found.passages, provider.name, provider.model, phash, verdict.why)
     result.timings_ms = timings
     if not verdict.answerable:
@@ -228,14 +230,20 @@ def answer_question(
     llm = _load_llm(provider, timings)
     t0 = time.perf_counter()
     text, prefetch = _draft(
-        llm, result, store.embedder, settings=settings, on_delta=on_delta, articles=verdict.articles
+        llm,
+        result,
+        store.embedder,
+        settings=settings,
+        on_delta=on_delta,
+        verdict=verdict,
+        needs=needs,
     )
     timings["llm"] = (time.perf_counter() - t0) * 1000
     by_model = llm is not None
     result = _checked(
         result, text, store.embedder, settings.min_support, prefetch=prefetch, by_model=by_model
     )
-    return _dated(result, found.passages)
+    return _dated(result, needs, found.passages)
 
 
 def _prompt_hash(provider: Provider, k: int, embedder: Embedder, settings: Settings) -> str:
@@ -252,13 +260,11 @@ def _prompt_hash(provider: Provider, k: int, embedder: Embedder, settings: Setti
     )
 
 
-def _dated(result: AnswerResult, passages: list[Passage]) -> AnswerResult:
+def _dated(result: AnswerResult, needs: Needs, passages: list[Passage]) -> AnswerResult:
     """`result` with the date of a "when" answer, or, for a refusal without a reason yet, what
     no passage says."""
-    from bot.answer.answer_type import read_question
     from bot.answer.when import answer_date
 
-    needs = read_question(result.question)
     if not result.refused:
         result.answer_date = answer_date(needs, result.sentences, passages)
     elif not result.warnings:
@@ -266,22 +272,28 @@ def _dated(result: AnswerResult, passages: list[Passage]) -> AnswerResult:
     return result
 
 
-def _answerability(question: str, found: Retrieval, store: Any, min_relevance: float) -> Verdict:
-    """Whether a retrieved sentence answers `question` (bot.answer.answerability), for every
-    provider alike: the model is asked only when one does."""
+def _read(question: str, found: Retrieval, store: Any) -> Needs:
+    """What `question` asks for, read once for the gate, the answer and its date; the index's
+    outlet names in it say where to look, not what to find."""
     from bot.answer.answer_type import read_question
-    from bot.answer.answerability import judge
-    from bot.answer.extractive import quotable_sentences
     from bot.index.keyword import load_lexical_index
 
     outlets = [str(s) for s in load_lexical_index(store).sources] if found.passages else []
+    return read_question(question, outlets)
+
+
+def _answerability(needs: Needs, found: Retrieval, store: Any, min_relevance: float) -> Verdict:
+    """Whether a retrieved sentence answers the question (bot.answer.answerability), for every
+    provider alike: the model is asked only when one does."""
+    from bot.answer.answerability import judge
+    from bot.answer.extractive import quotable_sentences
+
     return judge(
-        read_question(question),
+        needs,
         found.passages,
-        quotable_sentences(question, found.passages, store.embedder),
+        quotable_sentences(needs, found.passages, store.embedder),
         best_dense=found.best_dense,
         min_relevance=min_relevance,
-        outlets=outlets,
     )
 
 
@@ -344,12 +356,13 @@ def _draft(
     *,
     settings: Settings,
     on_delta: Callable[[str], None] | None,
-    articles: set[str] | None = None,
+    verdict: Verdict,
+    needs: Needs,
 ) -> tuple[str, threading.Thread | None]:
     """The unchecked answer to `result.question` from `result.passages`: the model's (the
     passages that fit its context and the usage are set on `result`), or quoted sentences of
-    `articles` (those that may answer; all when None) when there is no model. Also the thread
-    embedding passage sentences meanwhile, if one runs."""
+    the articles that may answer (`verdict.articles`) when there is no model, read as `needs`.
+    Also the thread embedding passage sentences meanwhile, if one runs."""
     from bot.answer.prompts import build_answer_messages
 
     if llm is None:
@@ -360,7 +373,8 @@ def _draft(
             result.passages,
             embedder,
             min_relevance=settings.min_relevance,
-            articles=articles,
+            articles=verdict.articles,
+            needs=needs,
         )
         if on_delta:
             on_delta(text)

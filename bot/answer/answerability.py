@@ -295,16 +295,16 @@ def _holds_answer(
 def answers(
     needs: Needs, quote: Quotable, seen: Iterable[str] = (), *, strict: bool = False
 ) -> bool:
-    """`quote` holds what `needs` asks for, it (with the sentence before it, for reported
-    speech) covers TERM_SHARE of the question's other words (a word no retrieved sentence
-    holds, `seen` being those that some do, weighs UNSEEN_WEIGHT: the reports may word it
-    otherwise), and each name the question
-    gives is in it, the sentence before or its article's title: a number in a sentence about
-    something else does not answer "how many", nor does one about the same bridge when the
-    question asks about its collapse. A sentence as close to the question as COUNTED_PARAPHRASE
-    may word all of it otherwise ("the death toll rose to 17" for "how many people died"), but
-    what "how many" counts must be named unless it is that close. `strict` (for a sentence added
-    after the answer): no paraphrase, and the sentence itself names what is counted."""
+    """`quote` holds what `needs` asks for; it and the sentence before it cover TERM_SHARE of
+    the question's other words, one of them in `quote` itself unless it reports speech (a word
+    no retrieved sentence holds, `seen` being those that some do, weighs UNSEEN_WEIGHT: the
+    reports may word it otherwise); and each name the question gives is in it, the sentence
+    before or its article's title. A number in a sentence about something else does not answer
+    "how many", nor does one about the same bridge when the question asks about its collapse.
+    A sentence as close to the question as COUNTED_PARAPHRASE may word all of it otherwise ("the
+    death toll rose to 17" for "how many people died"), but what "how many" counts must be
+    named unless it is that close. `strict` (for a sentence added after the answer): no
+    paraphrase, and the sentence itself names what is counted."""
     everything = needs.terms | {s for a in needs.anchors for s in a.stems}
     if not holds_type(needs.kind, quote.text, everything):
         return False
@@ -312,13 +312,16 @@ def answers(
         return False  # "what did X announce": a sentence where X announces, not one near it
     window = content_words(f"{quote.before}\n{quote.text}")
     # Reported speech may be introduced by the sentence before ("He told them:"); a number or a
-    # date must be stated beside the question's words, in the same sentence.
-    about = set(window) if needs.kind == "say" else set(content_words(quote.text))
+    # date must be stated beside one of the question's words at least, in the same sentence.
+    own = content_words(quote.text)
     paraphrase = quote.similarity >= COUNTED_PARAPHRASE and not strict
-    if strict and needs.counted and needs.counted not in content_words(quote.text):
+    if strict and needs.counted and needs.counted not in own:
         return False
-    if needs.terms and not paraphrase and _share(needs.terms, about, set(seen)) < TERM_SHARE:
-        return False
+    if needs.terms and not paraphrase:
+        if needs.kind != "say" and not needs.terms & set(own):
+            return False
+        if _share(needs.terms, set(window), set(seen)) < TERM_SHARE:
+            return False
     if needs.counted and needs.counted not in window and not paraphrase:
         return False
     title = content_words(quote.title)

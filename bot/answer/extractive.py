@@ -254,9 +254,9 @@ def extractive_answer(
     articles the answerability gate found may answer; all when None). Eligible sentences are
     ranked by relevance plus a bonus for holding the asked type and one for covering the
     question's specific words (see `_answer_scores`); picks scoring under KEEP_SHARE of the best
-    are left out, and so are sentences after the first that do not answer the question by
-    themselves (`answers`, strict: a number about something else). Returns the no-answer phrase
-    ("The articles don't say.") when none is eligible.
+    are left out, and for a question of a known type so are sentences after the first that do
+    not answer it by themselves (`answers`, strict: a number about something else). Returns the
+    no-answer phrase ("The articles don't say.") when none is eligible.
     """
     question = replace_surrogates(question)
     sentences = _candidates(passages)
@@ -290,7 +290,10 @@ def extractive_answer(
     picked.sort(key=lambda i: -float(scores[i]))
     best = float(scores[picked[0]])
     picked = [i for i in picked if float(scores[i]) >= KEEP_SHARE * best]
-    picked = picked[:1] + [i for i in picked[1:] if answers(needs, quotes[i], seen, strict=True)]
+    if needs.kind != "other" and not spans_reports(needs):
+        picked = picked[:1] + [
+            i for i in picked[1:] if answers(needs, quotes[i], seen, strict=True)
+        ]
     return _join_quotes([sentences[i] for i in picked])
 
 

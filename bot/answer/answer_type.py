@@ -19,8 +19,10 @@ expressions of a sentence ("April 15", "15 April 2024", "2025", "on Monday").
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bot.core.values import is_name_word, name_matches
 from bot.core.words import WORD_RE, content_words
 
 # Words that frame a question rather than say what it is about: an answer need not contain them.
@@ -31,12 +33,6 @@ _FRAME_WORDS = frozenset(
         "suggest suggests according piece coverage outlet story stories news latest recent "
         "recently exactly total number amount kind type"
     )
-)
-# Capitalised words that open clauses or stand for the asker, never a name to look for.
-_NOT_NAMES = frozenset(
-    {"i", "what", "who", "whom", "whose", "when", "where", "which", "why", "how", "did", "does"}
-    | {"do", "is", "are", "was", "were", "will", "would", "can", "could", "should", "has", "have"}
-    | {"had", "the", "a", "an", "and", "or", "but", "in", "on", "of", "for", "to", "at", "by"}
 )
 # Lower-case words allowed inside a name ("National Bank of Estravia", "Port of Calder").
 _NAME_JOINERS = frozenset({"of", "de", "la", "du", "von", "van", "der", "al", "bin", "&"})
@@ -102,7 +98,20 @@ _REPORTED = re.compile(
     r"|[:,]\s*[\"“]",
     re.IGNORECASE,
 )
-_NAME_WORD = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'’\-]*[a-z0-9][\w'’\-]*|\b[A-Z]{2,}\b")
+# Question words the stopword list lacks.
+_QUESTION_OPENERS = frozenset({"whose"})
+# What separates the parts of an outlet's name ("The Roar | Sports Writers Blog", "CBSSports.com").
+OUTLET_PARTS = re.compile(r"\s[|\-–—:]\s|\.(?:com|org|net|co\.uk)\b")
+# A name given as a publisher: "a Bloomberg article", "a Wall Street Journal report", "the Online
+# News Association website",
+# "an article from Variety" ("an article on X" is about X, not from it).
+_NAME_RUN = r"(?P<name>(?:[A-Z][\w'’.&-]*\s+){0,4}[A-Z][\w'’.&-]*)"
+_SOURCES = (
+    re.compile(rf"{_NAME_RUN}\s+(?:article|report|website|newspaper)s?\b"),
+    re.compile(rf"\barticles?\s+(?:from|in|by)\s+(?:the\s+)?{_NAME_RUN}"),
+)
+_POSSESSIVE = re.compile(r"['’]s$")
+_QUOTE_OPENERS = frozenset("'‘\"“")
 _PLACE = re.compile(r"\b(?:in|at|near|from|to|outside|inside)\s+(?:the\s+)?[A-Z][\w'’\-]+")
 
 
@@ -123,6 +132,12 @@ class Needs:
     speaker: Anchor | None = None
     counted: str | None = None  # the stem of what "how many" counts ("otter")
     verb: str | None = None  # the stem of a "what did X announce" verb the answer must use
+    outlets: int = 0  # how many times the question names an outlet of the index
+    # Names the question gives as where something was published that the index has no outlet
+    # of ("a Bloomberg article").
+    sources: tuple[Anchor, ...] = ()
+    # The subject's words a chat rewrite adds in brackets, less its names and the terms.
+    context: frozenset[str] = frozenset()
 
     @property
     def clause(self) -> str:
@@ -140,25 +155,40 @@ def _anchor(words: list[str]) -> Anchor | None:
 
 
 def question_names(question: str) -> list[Anchor]:
-    """Runs of capitalised words after the first word, each once: the names to look for.
-    Numbers are not names: a question words them differently ("2,000-plus") or means a
-    report's date."""
+    """Runs of name words (`is_name_word`) after the first word, each once: the names to look
+    for. A possessive ends a name ("Richelle Cranston's AFLW career": "Richelle Cranston",
+    "AFLW"), and a quoted phrase in sentence case ("'Universal travel adapters'") names a thing,
+    not someone. Numbers are not names: a question words them differently ("2,000-plus") or
+    means a report's date."""
     anchors: list[Anchor] = []
     run: list[str] = []
     last_end = 0
     for i, match in enumerate(WORD_RE.finditer(question)):
-        word = re.sub(r"['’]s$", "", match.group())
+        word = _POSSESSIVE.sub("", match.group())
         if run and question[last_end : match.start()].strip(" -"):
             _close(run, anchors)  # punctuation between two words ends a name
         last_end = match.end()
-        capital = word[:1].isupper() and word.lower() not in _NOT_NAMES and len(word) > 1
+        capital = is_name_word(word) and word.lower() not in _QUESTION_OPENERS
+        capital = capital and not _sentence_case_quote(question, match)
         if (i > 0 and capital) or (run and word.lower() in _NAME_JOINERS):
             run.append(word)
         else:
             _close(run, anchors)
+        if word != match.group():
+            _close(run, anchors)
     _close(run, anchors)
     unique = {a.stems: a for a in anchors}
     return list(unique.values())
+
+
+def _sentence_case_quote(question: str, match: re.Match[str]) -> bool:
+    """The word opens a quotation and the next word is lower case: a quoted phrase whose capital
+    is the quote's, not a name's."""
+    before = question[: match.start()].rstrip()
+    if not before or before[-1] not in _QUOTE_OPENERS:
+        return False
+    following = WORD_RE.search(question, match.end())
+    return following is not None and following.group()[:1].islower()
 
 
 def _close(run: list[str], anchors: list[Anchor]) -> None:
@@ -179,12 +209,42 @@ def question_kind(question: str) -> str:
     return "other"
 
 
-def read_question(question: str) -> Needs:
-    """What `question` asks for (see the module docstring)."""
+def without_outlets(question: str, outlets: Iterable[str]) -> tuple[str, int]:
+    """`question` with the outlets it names blanked ("the TechCrunch article", "Business Today |
+    Latest Stock Market And Economy News India"), and how many times it names one: an outlet
+    says where to look, not what the answer is about. Each outlet is matched whole or by its
+    parts ("The Roar | Sports Writers Blog": "The Roar"), with or without a leading "The",
+    longest first, in any case but written
+    as a name (a capital in it: "the Verge", not "entertainment")."""
+    parts = {p.strip() for o in outlets for p in [str(o), *OUTLET_PARTS.split(str(o))]}
+    parts |= {p[4:] for p in parts if p.lower().startswith("the ")}  # "a New York Times article"
+    named = 0
+
+    def blank(match: re.Match[str]) -> str:
+        nonlocal named
+        if match.group() == match.group().lower():
+            return match.group()
+        named += 1
+        return " , "
+
+    for part in sorted((p for p in parts if len(p) > 1), key=len, reverse=True):
+        pattern = rf"(?<![\w]){re.escape(part)}(?![\w])"
+        question = re.sub(pattern, blank, question, flags=re.IGNORECASE)
+    return question, named
+
+
+def read_question(question: str, outlets: Iterable[str] = ()) -> Needs:
+    """What `question` asks for (see the module docstring); names of `outlets` (the index's)
+    in it are neither names nor terms (`without_outlets`)."""
     kind = question_kind(question)
-    anchors = tuple(question_names(question))
-    named = {s for a in anchors for s in a.stems}
-    asked = _QUESTION_WORDS.sub("", _CONTEXT.sub("", question))
+    asked, named_outlets = without_outlets(question, outlets)
+    names = question_names(asked)
+    sources = _sources(asked, names)
+    anchors = tuple(a for a in names if a not in sources)
+    named = {s for a in names for s in a.stems}
+    bracket = _CONTEXT.search(asked)
+    context = frozenset(content_words(bracket.group())) - named if bracket else frozenset()
+    asked = _QUESTION_WORDS.sub("", _CONTEXT.sub("", asked))
     terms = frozenset(content_words(asked)) - named - _FRAME_WORDS
     speaker, verb = None, None
     if kind == "say":
@@ -199,7 +259,25 @@ def read_question(question: str) -> Needs:
         m = _COUNTED.match(_OPENER.sub("", question))
         stems = content_words(m.group(1)) if m else []
         counted = stems[0] if stems else None
-    return Needs(question, kind, anchors, terms, speaker=speaker, counted=counted, verb=verb)
+    return Needs(
+        question,
+        kind,
+        anchors,
+        terms,
+        speaker=speaker,
+        counted=counted,
+        verb=verb,
+        outlets=named_outlets,
+        sources=sources,
+        context=context - terms - _FRAME_WORDS,
+    )
+
+
+def _sources(question: str, names: list[Anchor]) -> tuple[Anchor, ...]:
+    """The names that `question` gives as where something was published ("a Bloomberg
+    article", "an article from Variety"), once the index's own outlets are blanked."""
+    said = [set(content_words(m["name"])) for p in _SOURCES for m in p.finditer(question)]
+    return tuple(a for a in names if any(set(a.stems) <= stems for stems in said))
 
 
 def date_mentions(text: str) -> list[str]:
@@ -228,7 +306,7 @@ def holds_type(kind: str, text: str, question_words: frozenset[str]) -> bool:
     if kind == "say":
         return _QUOTE.search(text) is not None or _REPORTED.search(text) is not None
     if kind == "who":
-        return any(_new_word(m.group(), question_words) for m in _NAME_WORD.finditer(text))
+        return any(_new_word(m.group(), question_words) for m in name_matches(text))
     if kind == "where":
         return any(_new_word(m.group().split()[-1], question_words) for m in _PLACE.finditer(text))
     return True

@@ -23,12 +23,12 @@ mentions "election" with "Northland"").
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from bot.answer.answer_type import Anchor, Needs, holds_type
 from bot.core.types import Passage
+from bot.core.values import name_matches
 from bot.core.words import WORD_RE, content_words
 
 # Share of the question's own content words an article must hold. Half: a question words its
@@ -42,7 +42,10 @@ MISSING_SHARE = 0.5
 CLOSE_DENSE = 0.5
 # A question with more content words than this asks across reports: judged on them together.
 LONG_QUESTION_TERMS = 5
-_OUTLET_PARTS = re.compile(r"\s[|\-–—:]\s|\.(?:com|org|net|co\.uk)\b")
+# ... or more words and names together than this ("Did X report on A before Y mentioned B, C?").
+LONG_QUESTION_WORDS = 6
+# A question naming outlets this often compares reports, each answering its part.
+CROSS_REPORT_OUTLETS = 2
 # The cosine with the question at which a sentence answers "how many X" without naming X: a
 # paraphrase ("death toll" for "people died"), not a number about something else.
 COUNTED_PARAPHRASE = 0.55
@@ -70,12 +73,27 @@ class ArticleContext:
     sequence: list[str]
     lower: set[str]
     published: str
+    common: frozenset[str] = frozenset()  # stems any retrieved passage writes in lower case
+    # The last word of each name of several words in the retrieved passages, with the words
+    # before it ("fc": {("eastfield",)}).
+    qualified: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)
 
     def covers(self, anchor: Anchor) -> bool:
+        """The article names `anchor`: as written, without a leading title word it writes in
+        lower case, or, for a name of several words, by its last word alone when that word is
+        no common word (written in lower case in some retrieved passage). Reports name
+        a person or a team by the surname or nickname ("Poyer", "the Cowboys") after the first
+        mention."""
         stems = list(anchor.stems)
         if _contains(self.sequence, stems):
             return True
-        return len(stems) > 1 and stems[0] in self.lower and _contains(self.sequence, stems[1:])
+        if len(stems) > 1 and stems[0] in self.lower and _contains(self.sequence, stems[1:]):
+            return True
+        head = stems[-1]
+        if len(stems) < 2 or head not in self.stems or head in self.common or head.isdigit():
+            return False
+        # A head other names share ("Eastfield FC" for "Riverton FC") is no surname.
+        return all(set(q) <= set(stems) for q in self.qualified.get(head, ()))
 
     def term_share(self, terms: frozenset[str], elsewhere: set[str]) -> float:
         """The weighted share of `terms` this article holds. A term no retrieved passage holds
@@ -110,7 +128,29 @@ def article_contexts(passages: Sequence[Passage]) -> dict[str, ArticleContext]:
         sequence = content_words(text)
         lower = set(content_words(" ".join(w for w in WORD_RE.findall(text) if w.islower())))
         out[article] = ArticleContext(article, set(sequence), sequence, lower, published[article])
-    return out
+    common = frozenset().union(*(c.lower for c in out.values()))
+    qualified = _qualified_heads(p.text for p in passages)
+    return {a: replace(c, common=common, qualified=qualified) for a, c in out.items()}
+
+
+def _qualified_heads(texts: Iterable[str]) -> dict[str, set[tuple[str, ...]]]:
+    """The last word of each name of several words in `texts` (a sentence's first word counts:
+    "Eastfield FC appointed..."), with the words before it."""
+    heads: dict[str, set[tuple[str, ...]]] = {}
+    for text in texts:
+        runs: list[list[str]] = []
+        end = -1
+        for match in name_matches(text, openers=True):
+            if runs and not text[end : match.start()].strip():
+                runs[-1].append(match.group())
+            else:
+                runs.append([match.group()])
+            end = match.end()
+        for run in runs:
+            stems = content_words(" ".join(run))
+            if len(stems) > 1:
+                heads.setdefault(stems[-1], set()).add(tuple(stems[:-1]))
+    return heads
 
 
 def _date_words(published: str | None) -> str:
@@ -131,18 +171,6 @@ class Verdict:
     articles: set[str] = field(default_factory=set)  # the articles that may answer
 
 
-def outlet_names(outlets: Iterable[str]) -> set[tuple[str, ...]]:
-    """The stems of each outlet's name and of its parts ("The Roar | Sports Writers Blog",
-    "CBSSports.com"): a question naming an outlet names where to look, not what to find."""
-    forms: set[tuple[str, ...]] = set()
-    for outlet in outlets:
-        for part in [outlet, *_OUTLET_PARTS.split(str(outlet))]:
-            stems = tuple(content_words(part))
-            if stems:
-                forms.add(stems)
-    return forms
-
-
 def judge(
     needs: Needs,
     passages: Sequence[Passage],
@@ -150,23 +178,25 @@ def judge(
     *,
     best_dense: float = 1.0,
     min_relevance: float = 0.0,
-    outlets: Iterable[str] = (),
 ) -> Verdict:
     """Whether `passages` answer `needs` (see the module docstring). `sentences` are the
     passages' quotable sentences, furniture left out; `best_dense` the
     retrieval's best similarity: under `min_relevance` a sentence must answer whatever the kind of
-    question; `outlets` the index's outlet names."""
+    question. The outlets a question names are no names to find (`read_question`)."""
     says = f"no passage says {needs.clause}"
     if not passages:
         return Verdict(False, "no indexed passage matches the filters")
     contexts = article_contexts(passages)
-    forms = outlet_names(outlets)
-    anchors = tuple(a for a in needs.anchors if a.stems not in forms)
+    needs = grounded(needs, set().union(*(c.stems for c in contexts.values())))
+    asked, anchors = needs, needs.anchors
+    unknown = [a.text for a in needs.sources if not any(c.covers(a) for c in contexts.values())]
+    if unknown:
+        return Verdict(False, f"{says}: no retrieved article is from {_quoted(unknown)}")
     missing = [a for a in anchors if not any(c.covers(a) for c in contexts.values())]
     if missing and _missing_refuses(needs, len(missing), len(anchors), best_dense):
         return Verdict(False, f"{says}: none mentions {_quoted([a.text for a in missing])}")
     needs = replace(needs, anchors=tuple(a for a in anchors if a not in missing))
-    fit = _fitting(needs, contexts)
+    fit = set(contexts) if spans_reports(asked) else _fitting(needs, contexts)
     if not fit:
         return Verdict(False, f"{says}: {_gap(needs, contexts)}")
     weak = best_dense < min_relevance
@@ -177,21 +207,38 @@ def judge(
     return Verdict(True, articles=fit)
 
 
+def grounded(needs: Needs, seen: set[str]) -> Needs:
+    """`needs` judged by the subject's words a follow-up's rewrite adds ("Where did they stay?
+    (Riverton, residents, evacuated)") when no retrieved passage holds any of its own words:
+    those words then cannot tell reports apart, and the subject can."""
+    if needs.context and needs.terms and not needs.terms & seen:
+        return replace(needs, terms=needs.context)
+    return needs
+
+
+def spans_reports(needs: Needs) -> bool:
+    """A question with more than LONG_QUESTION_TERMS words of its own, or LONG_QUESTION_WORDS
+    words and names, or naming outlets CROSS_REPORT_OUTLETS times asks across reports ("Did X
+    report A before Y reported B?")."""
+    terms = len(needs.terms)
+    if needs.outlets >= CROSS_REPORT_OUTLETS:
+        return True
+    return terms > LONG_QUESTION_TERMS or terms + len(needs.anchors) > LONG_QUESTION_WORDS
+
+
 def _missing_refuses(needs: Needs, missing: int, named: int, best_dense: float) -> bool:
     """A short question needs every name it gives. A long one paraphrases several reports and
     may miss some of its names, unless it misses MISSING_SHARE of them and retrieval found no
     passage as close as CLOSE_DENSE."""
-    if len(needs.terms) <= LONG_QUESTION_TERMS:
+    if not spans_reports(needs):
         return True
     return missing / named >= MISSING_SHARE and best_dense < CLOSE_DENSE
 
 
 def _fitting(needs: Needs, contexts: dict[str, ArticleContext]) -> set[str]:
-    """The articles that may answer: those naming every anchor and covering TERM_SHARE of the
-    terms. A long question (more than LONG_QUESTION_TERMS terms) paraphrases several reports,
-    each answering a part in its own words: every article may."""
-    if len(needs.terms) > LONG_QUESTION_TERMS:
-        return set(contexts)
+    """The articles that may answer a short question: those naming every anchor and covering
+    TERM_SHARE of the terms. (A long question paraphrases several reports, each answering a part
+    in its own words: every article may.)"""
     seen = set().union(*(c.stems for c in contexts.values()))
     covering = {a for a, c in contexts.items() if c.term_share(needs.terms, seen) >= TERM_SHARE}
     return {a for a in covering if all(contexts[a].covers(x) for x in needs.anchors)}
@@ -241,27 +288,49 @@ def _holds_answer(
         return True
     if needs.speaker is not None:
         fit = {a for a in fit if contexts[a].covers(needs.speaker)}
-    return any(quote.article_id in fit and answers(needs, quote) for quote in sentences)
+    seen = {w for quote in sentences for w in content_words(quote.text)}
+    return any(quote.article_id in fit and answers(needs, quote, seen) for quote in sentences)
 
 
-def answers(needs: Needs, quote: Quotable) -> bool:
-    """`quote` holds what `needs` asks for, it or the sentence before it holds one of the
-    question's other words (when it has any), and each name the question gives is in it, the
-    sentence before or its article's title: a number in a sentence about something else does
-    not answer "how many". What "how many" counts ("otters") must be named there too, unless the
-    sentence is as close to the question as COUNTED_PARAPHRASE ("the death toll rose to 17" for
-    "how many people died")."""
+def answers(
+    needs: Needs, quote: Quotable, seen: Iterable[str] = (), *, strict: bool = False
+) -> bool:
+    """`quote` holds what `needs` asks for; it and the sentence before it cover TERM_SHARE of
+    the question's other words, one of them in `quote` itself unless it reports speech (a word
+    no retrieved sentence holds, `seen` being those that some do, weighs UNSEEN_WEIGHT: the
+    reports may word it otherwise); and each name the question gives is in it, the sentence
+    before or its article's title. A number in a sentence about something else does not answer
+    "how many", nor does one about the same bridge when the question asks about its collapse.
+    A sentence as close to the question as COUNTED_PARAPHRASE may word all of it otherwise ("the
+    death toll rose to 17" for "how many people died"), but what "how many" counts must be
+    named unless it is that close. `strict` (for a sentence added after the answer): no
+    paraphrase, and the sentence itself names what is counted."""
     everything = needs.terms | {s for a in needs.anchors for s in a.stems}
     if not holds_type(needs.kind, quote.text, everything):
         return False
     if needs.verb and needs.verb not in content_words(quote.text):
         return False  # "what did X announce": a sentence where X announces, not one near it
     window = content_words(f"{quote.before}\n{quote.text}")
-    if needs.terms and not needs.terms & set(window):
+    # Reported speech may be introduced by the sentence before ("He told them:"); a number or a
+    # date must be stated beside one of the question's words at least, in the same sentence.
+    own = content_words(quote.text)
+    paraphrase = quote.similarity >= COUNTED_PARAPHRASE and not strict
+    if strict and needs.counted and needs.counted not in own:
         return False
-    if needs.counted and needs.counted not in window and quote.similarity < COUNTED_PARAPHRASE:
+    if needs.terms and not paraphrase:
+        if needs.kind != "say" and not needs.terms & set(own):
+            return False
+        if _share(needs.terms, set(window), set(seen)) < TERM_SHARE:
+            return False
+    if needs.counted and needs.counted not in window and not paraphrase:
         return False
     title = content_words(quote.title)
     return all(
         _contains(window, list(a.stems)) or _contains(title, list(a.stems)) for a in needs.anchors
     )
+
+
+def _share(terms: frozenset[str], held: set[str], seen: set[str]) -> float:
+    """The weighted share of `terms` in `held`; a term outside `seen` weighs UNSEEN_WEIGHT."""
+    weights = {t: 1.0 if t in seen else UNSEEN_WEIGHT for t in terms}
+    return sum(w for t, w in weights.items() if t in held) / sum(weights.values())

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from bot.answer.answer_type import Needs, is_quote, read_question
-from bot.answer.answerability import Quotable, answers
+from bot.answer.answerability import Quotable, answers, grounded, spans_reports
 from bot.answer.citations import passage_sentences
 from bot.core.markers import with_markers
 from bot.core.text import replace_surrogates
@@ -210,7 +210,7 @@ def _cite(sentence: _Sentence) -> str:
     return with_markers(sentence.text, sorted(sentence.passages))
 
 
-def quotable_sentences(question: str, passages: Sequence[Passage], embedder: Any) -> list[Quotable]:
+def quotable_sentences(needs: Needs, passages: Sequence[Passage], embedder: Any) -> list[Quotable]:
     """The sentences an answer may quote (furniture left out), for the answerability gate. Only
     a "how many" question, whose gate may need it, gets each sentence's cosine with the question
     (the embedder's memo keeps the vectors for the answer); a model is not kept waiting for
@@ -218,9 +218,9 @@ def quotable_sentences(question: str, passages: Sequence[Passage], embedder: Any
     sentences = _candidates(passages)
     if not sentences:
         return []
-    if read_question(question).counted is None:
+    if needs.counted is None:
         return _quotables(sentences, np.zeros(len(sentences), dtype=np.float32))
-    question = replace_surrogates(question)
+    question = replace_surrogates(needs.question)
     vectors = _vectors(
         embedder,
         [question] + [s.text for s in sentences],
@@ -244,21 +244,25 @@ def extractive_answer(
     max_sentences: int = 3,
     min_relevance: float = 0.35,
     articles: set[str] | None = None,
+    needs: Needs | None = None,
 ) -> str:
-    """The passage sentences that best answer `question`, each with its `[n]` markers, best first.
+    """The passage sentences that best answer `question` (read as `needs` when given), each with
+    its `[n]` markers, best first.
 
     A sentence is eligible when it is near the question (relevance >= `min_relevance`) or holds
     what the question asks for (`answerability.answers`), and comes from one of `articles` (the
     articles the answerability gate found may answer; all when None). Eligible sentences are
     ranked by relevance plus a bonus for holding the asked type and one for covering the
     question's specific words (see `_answer_scores`); picks scoring under KEEP_SHARE of the best
-    are left out. Returns the no-answer phrase ("The articles don't say.") when none is eligible.
+    are left out, and for a question of a known type so are sentences after the first that do
+    not answer it by themselves (`answers`, strict: a number about something else). Returns the
+    no-answer phrase ("The articles don't say.") when none is eligible.
     """
     question = replace_surrogates(question)
     sentences = _candidates(passages)
     if not sentences or max_sentences < 1:
         return NO_ANSWER
-    needs = read_question(question)
+    needs = needs or read_question(question)
     question_words = frozenset(content_words(question))
     vectors = _vectors(
         embedder,
@@ -275,12 +279,10 @@ def extractive_answer(
     )
     relevance = QUESTION_COSINE_WEIGHT * cosine + (1 - QUESTION_COSINE_WEIGHT) * overlap
     quotes = _quotables(sentences, cosine)
-    holds = np.array([answers(needs, q) for q in quotes], dtype=bool)
-    eligible = (relevance >= min_relevance) | holds
-    if articles is not None:
-        eligible &= np.array([s.article_id in articles for s in sentences], dtype=bool)
-    if needs.kind != "other" and (eligible & holds).any():
-        eligible &= holds  # a question of a known type is answered by sentences of that type
+    seen = {w for s in sentences for w in s.words}
+    needs = grounded(needs, seen)
+    holds = np.array([answers(needs, q, seen) for q in quotes], dtype=bool)
+    eligible = _eligible(needs, sentences, relevance >= min_relevance, holds, articles)
     if not eligible.any():
         return NO_ANSWER
     scores = _answer_scores(needs, sentences, relevance, holds)
@@ -288,7 +290,31 @@ def extractive_answer(
     picked.sort(key=lambda i: -float(scores[i]))
     best = float(scores[picked[0]])
     picked = [i for i in picked if float(scores[i]) >= KEEP_SHARE * best]
+    if needs.kind != "other" and not spans_reports(needs):
+        picked = picked[:1] + [
+            i for i in picked[1:] if answers(needs, quotes[i], seen, strict=True)
+        ]
     return _join_quotes([sentences[i] for i in picked])
+
+
+def _eligible(
+    needs: Needs,
+    sentences: Sequence[_Sentence],
+    relevant: np.ndarray,
+    holds: np.ndarray,
+    articles: set[str] | None,
+) -> np.ndarray:
+    """The sentences an answer may quote: relevant or holding the answer, from `articles` (all
+    when None); only those holding it for a question of a known type, when there are any."""
+    eligible = relevant | holds
+    if articles is not None:
+        eligible &= np.array([s.article_id in articles for s in sentences], dtype=bool)
+    if needs.kind != "other" and (eligible & holds).any():
+        eligible &= holds  # a question of a known type is answered by sentences of that type
+    if not eligible.any() and articles and spans_reports(needs):
+        # The gate found the reports a comparison spans: quote the closest of theirs.
+        eligible = np.array([s.article_id in articles for s in sentences], dtype=bool)
+    return eligible
 
 
 def _answer_scores(

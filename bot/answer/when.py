@@ -3,6 +3,10 @@
 `answer_date` reads the checked answer of a "when" question. A question about when something was
 reported or published is answered with the cited article's publication date. Otherwise:
 
+Only a sentence that answers the question (`answerability.answers`: a date beside the
+question's words) gives a date from its text; a date in a sentence about something else is no
+answer.
+
 - a sentence stating a date ("from April 15", "in October 2023", "the 2025 season") gives it,
   `source: "text"`, citing the sentence's first passage;
 - else a sentence naming a day relative to the report ("on Monday", "yesterday") gives that day
@@ -23,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.answer.answer_type import Needs, date_mentions, has_absolute_date
+from bot.answer.answerability import Quotable, answers
 from bot.core.markers import strip_markers
 from bot.core.types import CheckedSentence, Passage
 
@@ -47,13 +52,26 @@ def answer_date(
         found = _published(cited, published)
         if found:
             return found
-    for sentence in cited:
+    titles = {p.n: str(p.title or "") for p in passages}
+    dated = [s for s in cited if answers(needs, _quotable(s, titles))]
+    return _stated(dated, published) or _published(cited, published)
+
+
+def _quotable(sentence: CheckedSentence, titles: dict[int, str]) -> Quotable:
+    title = titles.get(sentence.citations[0], "")
+    return Quotable("", strip_markers(sentence.text), title=title)
+
+
+def _stated(dated: Sequence[CheckedSentence], published: dict[int, str]) -> dict[str, Any] | None:
+    """The date the first of `dated` states: an absolute one first, then a day named relative to
+    the report."""
+    for sentence in dated:
         text = strip_markers(sentence.text)
         for mention in date_mentions(text):
             if has_absolute_date(mention):
                 value = _LEADING_WORDS.sub("", mention)
                 return _date(value, "text", sentence.citations[0], value)
-    for sentence in cited:
+    for sentence in dated:
         text = strip_markers(sentence.text)
         for mention in date_mentions(text):
             n = sentence.citations[0]
@@ -61,7 +79,7 @@ def answer_date(
             if day:
                 return _date(day, "published", n, mention)
             return _date(mention, "text", n, mention)
-    return _published(cited, published)
+    return None
 
 
 def _published(

@@ -7,20 +7,21 @@ the bot says what no passage says and shows the closest passages.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.app.ahead import embed_ahead, embed_while_waiting, join_counted, joined_on_error
 from bot.core.errors import BotError
 from bot.core.settings import Settings, get_settings
 from bot.core.text import sanitize
 from bot.core.types import NO_ANSWER, AnswerResult, Passage, mark_cited
 
 if TYPE_CHECKING:
+    from bot.answer.answer_type import Needs
     from bot.answer.answerability import Verdict
     from bot.answer.disagreement import MorePassages
     from bot.answer.providers import ChatModel, Provider
@@ -74,55 +75,6 @@ def _import_heavy(settings: Settings) -> None:
     from bot.index.store import import_backend
 
     import_backend(settings)
-
-
-def _in_thread(fn: Callable[[], None], name: str) -> threading.Thread:
-    """`fn()` started at once in a daemon thread. ONNX Runtime runs without the GIL, so embedding
-    there overlaps with the main thread's work; `fn` handles its own errors."""
-    thread = threading.Thread(target=fn, name=name, daemon=True)
-    thread.start()
-    return thread
-
-
-def _embed_ahead(settings: Settings, question: str) -> list[threading.Thread]:
-    """Load the local embedding model while the rest of the answer's code is imported: the first
-    thread embeds the question with the question model (its vector lands in the embedder's memo,
-    where retrieval finds it), the second loads the index model (the answer and the checker
-    embed sentences with it) and embeds the question with it too (the extractive answer compares
-    sentences with it). A cold `bot ask` then waits for the slowest rather than for all. Errors
-    are left for the later calls to report."""
-    if settings.embedding != "local":
-        return []
-    from bot.index.embeddings import get_embedder
-
-    def question_model() -> None:
-        with contextlib.suppress(Exception):
-            get_embedder(settings).embed_questions([question])
-
-    def index_model() -> None:
-        with contextlib.suppress(Exception):
-            get_embedder(settings).warm([question])
-
-    return [_in_thread(question_model, "embed-question"), _in_thread(index_model, "load-model")]
-
-
-def _embed_while_waiting(
-    llm: ChatModel, embedder: Embedder, passages: list[Passage]
-) -> threading.Thread | None:
-    """While a remote model writes the answer and this machine's CPU idles, embed the passage
-    sentences the checker will compare the answer with: checking then embeds only the answer's
-    own sentences. Not for a model that needs the CPU itself."""
-    if llm.shares_cpu:
-        return None
-    from bot.answer.citations import sentence_texts
-
-    texts = sentence_texts(passages)
-
-    def run() -> None:
-        with contextlib.suppress(Exception):  # the checker embeds what is missing itself
-            embedder.warm(texts)
-
-    return _in_thread(run, "embed-passages")
 
 
 def open_index(settings: Settings, notify: Callable[[str], None] | None = None) -> Any:
@@ -215,8 +167,8 @@ def answer_question(
     import numpy  # noqa: F401 - before any thread: two threads importing numpy at once can fail
 
     # The models load (mostly without the GIL) while this thread imports the rest.
-    ahead = _embed_ahead(settings, question) if store is None else []
-    with _joined_on_error(ahead):
+    ahead = embed_ahead(settings, question) if store is None else []
+    with joined_on_error(ahead):
         from bot.answer.providers import get_provider
 
         # No key, no model file: say so before any work. The model is loaded only when asked.
@@ -236,19 +188,52 @@ def answer_question(
             embedding=ahead[0] if ahead else None,
         )
         phash = _prompt_hash(provider, k, store.embedder, settings)
-        verdict = _answerability(question, found, store, settings.min_relevance)
-    _join_counted(ahead, timings)  # the index model is loaded: the answer and the checker use it
+        needs = _read(question, found, store)
+        verdict = _answerability(needs, found, store, settings.min_relevance)
+    join_counted(ahead, timings)  # the index model is loaded: the answer and the checker use it
     result = refusal(question, found.passages, provider.name, provider.model, phash, verdict.why)
     result.timings_ms = timings
     if not verdict.answerable:
         return result
+    return _answered(
+        result,
+        provider,
+        store,
+        settings,
+        needs=needs,
+        verdict=verdict,
+        more=functools.partial(_reports_of, store=store, filters=filters, k=k),
+        on_delta=on_delta,
+    )
+
+
+def _answered(
+    result: AnswerResult,
+    provider: Provider,
+    store: Any,
+    settings: Settings,
+    *,
+    needs: Needs,
+    verdict: Verdict,
+    more: MorePassages,
+    on_delta: Callable[[str], None] | None,
+) -> AnswerResult:
+    """The answer to a question the passages answer: drafted (by the model, or quoted), then
+    checked sentence by sentence, with other outlets' values, and dated."""
+    timings = result.timings_ms
+    retrieved = result.passages  # what the answer is dated from: not the passages added later
     llm = _load_llm(provider, timings)
     t0 = time.perf_counter()
     text, prefetch = _draft(
-        llm, result, store.embedder, settings=settings, on_delta=on_delta, articles=verdict.articles
+        llm,
+        result,
+        store.embedder,
+        settings=settings,
+        on_delta=on_delta,
+        verdict=verdict,
+        needs=needs,
     )
     timings["llm"] = (time.perf_counter() - t0) * 1000
-    more = functools.partial(_reports_of, store=store, filters=filters, k=k)
     result = _checked(
         result,
         text,
@@ -258,15 +243,7 @@ def answer_question(
         by_model=llm is not None,
         more=more,
     )
-    return _dated(result, found.passages)
-
-
-def _join_counted(threads: list[threading.Thread], timings: dict[str, float]) -> None:
-    """Wait for `threads`, adding the wait to "imports" (the models loading ahead)."""
-    t0 = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    timings["imports"] += (time.perf_counter() - t0) * 1000
+    return _dated(result, needs, retrieved)
 
 
 def _filters(options: AskOptions) -> Filters:
@@ -278,18 +255,6 @@ def _filters(options: AskOptions) -> Filters:
         since_ts=parse_date_bound(options.since, end=False),
         until_ts=parse_date_bound(options.until, end=True),
     )
-
-
-@contextlib.contextmanager
-def _joined_on_error(threads: list[threading.Thread]) -> Iterator[None]:
-    """Wait for `threads` when the block fails: never exit while a model loads in another
-    thread."""
-    try:
-        yield
-    except BaseException:
-        for thread in threads:
-            thread.join()
-        raise
 
 
 def _reports_of(
@@ -326,13 +291,11 @@ def _prompt_hash(provider: Provider, k: int, embedder: Embedder, settings: Setti
     )
 
 
-def _dated(result: AnswerResult, passages: list[Passage]) -> AnswerResult:
+def _dated(result: AnswerResult, needs: Needs, passages: list[Passage]) -> AnswerResult:
     """`result` with the date of a "when" answer, or, for a refusal without a reason yet, what
     no passage says."""
-    from bot.answer.answer_type import read_question
     from bot.answer.when import answer_date
 
-    needs = read_question(result.question)
     if not result.refused:
         result.answer_date = answer_date(needs, result.sentences, passages)
     elif not result.warnings:
@@ -340,22 +303,28 @@ def _dated(result: AnswerResult, passages: list[Passage]) -> AnswerResult:
     return result
 
 
-def _answerability(question: str, found: Retrieval, store: Any, min_relevance: float) -> Verdict:
-    """Whether a retrieved sentence answers `question` (bot.answer.answerability), for every
-    provider alike: the model is asked only when one does."""
+def _read(question: str, found: Retrieval, store: Any) -> Needs:
+    """What `question` asks for, read once for the gate, the answer and its date; the index's
+    outlet names in it say where to look, not what to find."""
     from bot.answer.answer_type import read_question
-    from bot.answer.answerability import judge
-    from bot.answer.extractive import quotable_sentences
     from bot.index.keyword import load_lexical_index
 
     outlets = [str(s) for s in load_lexical_index(store).sources] if found.passages else []
+    return read_question(question, outlets)
+
+
+def _answerability(needs: Needs, found: Retrieval, store: Any, min_relevance: float) -> Verdict:
+    """Whether a retrieved sentence answers the question (bot.answer.answerability), for every
+    provider alike: the model is asked only when one does."""
+    from bot.answer.answerability import judge
+    from bot.answer.extractive import quotable_sentences
+
     return judge(
-        read_question(question),
+        needs,
         found.passages,
-        quotable_sentences(question, found.passages, store.embedder),
+        quotable_sentences(needs, found.passages, store.embedder),
         best_dense=found.best_dense,
         min_relevance=min_relevance,
-        outlets=outlets,
     )
 
 
@@ -411,12 +380,13 @@ def _draft(
     *,
     settings: Settings,
     on_delta: Callable[[str], None] | None,
-    articles: set[str] | None = None,
+    verdict: Verdict,
+    needs: Needs,
 ) -> tuple[str, threading.Thread | None]:
     """The unchecked answer to `result.question` from `result.passages`: the model's (the
     passages that fit its context and the usage are set on `result`), or quoted sentences of
-    `articles` (those that may answer; all when None) when there is no model. Also the thread
-    embedding passage sentences meanwhile, if one runs."""
+    the articles that may answer (`verdict.articles`) when there is no model, read as `needs`.
+    Also the thread embedding passage sentences meanwhile, if one runs."""
     from bot.answer.prompts import build_answer_messages
 
     if llm is None:
@@ -427,13 +397,14 @@ def _draft(
             result.passages,
             embedder,
             min_relevance=settings.min_relevance,
-            articles=articles,
+            articles=verdict.articles,
+            needs=needs,
         )
         if on_delta:
             on_delta(text)
         return text, None
     result.passages = _fit_passages(llm, result.question, result.passages)
-    prefetch = _embed_while_waiting(llm, embedder, result.passages)
+    prefetch = embed_while_waiting(llm, embedder, result.passages)
     try:
         completion = llm.complete(
             build_answer_messages(result.question, result.passages),

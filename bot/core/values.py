@@ -108,13 +108,36 @@ def _inside_word(text: str, start: int) -> bool:
     return start > 0 and (text[start - 1].isalpha() or text[start - 1] == "_")
 
 
+def is_name_word(word: str) -> bool:
+    """`word` may be (part of) a name wherever it stands: capitalised, two letters or more, not
+    a stopword. Whether its capital means a name depends on where it stands (`name_matches`)."""
+    return len(word) > 1 and word[0].isupper() and _norm_word(word) not in stopwords()
+
+
+def at_opener(text: str, start: int) -> bool:
+    """The word at `start` opens a sentence, quotation, bracket or clause: any word is
+    capitalised there."""
+    return _OPENER_RE.search(text[:start]) is not None
+
+
 def _is_name_word(text: str, match: re.Match[str]) -> bool:
     word = match.group(0)
-    if not word[0].isupper() or _norm_word(word) in stopwords() or len(word) < 2:
+    if not is_name_word(word):
         return False
     if _LOOKS_LIKE_NAME_RE.match(word):
         return True
-    return not _OPENER_RE.search(text[: match.start()])
+    return not at_opener(text, match.start())
+
+
+def name_matches(text: str, *, openers: bool = False) -> list[re.Match[str]]:
+    """The name words of `text` (the one rule for what a name word is; see the module
+    docstring). With `openers`, a capitalised word opening a sentence or clause counts too: a
+    short question's first word may be the name it asks about."""
+    return [
+        m
+        for m in _WORD_RE.finditer(text)
+        if (is_name_word(m.group(0)) if openers else _is_name_word(text, m))
+    ]
 
 
 def _names(text: str) -> list[Value]:

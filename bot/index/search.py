@@ -28,6 +28,7 @@ import numpy as np
 
 from bot.core.errors import BotError
 from bot.core.types import Passage
+from bot.core.values import name_matches
 from bot.core.words import stopwords, tokenize
 from bot.index.filters import Filters, list_names, match_outlet
 from bot.index.keyword import LexicalIndex, load_lexical_index
@@ -55,9 +56,8 @@ RARE_TERM_MAX_CHUNKS = 3
 # Places a rare name may take from the fused choice: enough for the story asked about, while the
 # passages both rankings agree on keep the others.
 MAX_RARE_SLOTS = 1
-# A question word that counts as a name: capitalised anywhere ("Crepriquasha", "Lumora funding?":
-# question words and other openers are stopwords), or holding a digit ("Quorvel2").
-_NAME_RE = re.compile(r"\b(?:[A-Z][\w'’-]*|\w*\d\w*)")
+# A question word holding a digit ("Quorvel2") is as rare as a name.
+_DIGIT_WORD_RE = re.compile(r"\b\w*\d\w*")
 
 
 def resolve_source(store: IndexReader, name: str | None) -> str | None:
@@ -128,9 +128,12 @@ class Retrieval:
 
 
 def question_names(question: str) -> list[str]:
-    """The question's words that count as names (see _NAME_RE), once each, without stopwords."""
+    """The question's name words (`name_matches`, capitalised anywhere: "Crepriquasha",
+    "Lumora funding?") and words holding a digit, in question order, once each."""
     stops = stopwords()
-    words = [w for w in _NAME_RE.findall(question) if len(w) > 1 and tokenize(w)]
+    found = [(m.start(), m.group()) for m in name_matches(question, openers=True)]
+    found += [(m.start(), m.group()) for m in _DIGIT_WORD_RE.finditer(question)]
+    words = [w for _, w in sorted(found) if len(w) > 1 and tokenize(w)]
     return list(dict.fromkeys(w for w in words if w.lower() not in stops))
 
 

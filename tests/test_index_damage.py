@@ -166,3 +166,28 @@ def test_damaged_index_names_the_fix_and_rebuild_moves_it_aside(
     code, out, err = finish(start_bot(env, "ask", QUESTION, "--json"))
     assert code == 0, err[-2000:]
     assert json.loads(out)["passages"]
+
+
+def test_damage_seen_at_a_glance_is_reported_though_a_read_snapshot_is_current(
+    tmp_path: Path,
+) -> None:
+    """A read served from the snapshot never opens Chroma; damage that shows without opening the
+    database must still stop it, or the user learns of it only at the next write."""
+    data = tmp_path / "data"
+    ingest_seeds(data)  # in place: the snapshot it publishes is current for this folder
+    env = clean_env(data)
+    code, out, err = finish(start_bot(env, "ask", QUESTION))
+    assert code == 0 and "[" in out, err  # answered from the snapshot
+    database = data / "chroma" / "chroma.sqlite3"
+    intact = database.read_bytes()
+    for damage in ("deleted", "emptied", "truncated to one byte", "header overwritten"):
+        DAMAGE[damage](database)
+        for args in (("ask", QUESTION), ("summarise",), ("sources",)):
+            line = one_error_line(*finish(start_bot(env, *args)))
+            assert line.startswith(f"error: The index in {data / 'chroma'} is damaged: "), (
+                damage,
+                args,
+                line,
+            )
+            assert FIX in line, (damage, args, line)
+        database.write_bytes(intact)

@@ -167,6 +167,22 @@ def missing_database(chroma_dir: Path) -> str | None:
     return f"its database {DATABASE_FILE} is {state} while {len(folders)} vector folder{plural}"
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+
+
+def damage_at_a_glance(chroma_dir: Path) -> str | None:
+    """Damage seen without opening the database (None: none seen): a missing or empty database
+    beside vector folders, or a file that does not start as a SQLite database does. Cheap enough
+    for every read, including one served from the read snapshot, which never opens Chroma."""
+    problem = missing_database(chroma_dir)
+    database = chroma_dir / DATABASE_FILE
+    if problem is None and database.is_file():
+        with database.open("rb") as file:
+            if file.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
+                problem = f"{DATABASE_FILE}: it is not a SQLite database (its header is damaged)"
+    return problem
+
+
 def failed_check(chroma_dir: Path, *, thorough: bool) -> str | None:
     """What SQLite finds wrong with the index database (None: nothing, or no database). Quick:
     read the small tables Chroma reads when it opens the database, where damage makes it panic

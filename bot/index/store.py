@@ -42,6 +42,7 @@ from bot.index.chroma import (
     IndexDamaged,
     collection_names,
     connection_reason,
+    damage_at_a_glance,
     damage_found,
     describe_location,
     drop_collections,
@@ -487,4 +488,7 @@ def open_reader(settings: Settings, embedder: Embedder | None = None) -> IndexRe
         from bot.index.embeddings import get_embedder
 
         embedder = get_embedder(settings)
+    problem = None if settings.chroma_url else damage_at_a_glance(settings.chroma_dir)
+    if problem is not None:  # the snapshot would hide it until the next write
+        raise IndexDamaged(settings, problem)
     return open_snapshot(settings, embedder) or open_store(settings, embedder)

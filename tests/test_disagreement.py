@@ -203,3 +203,16 @@ def test_n_of_m_counts_n() -> None:
 
     framed = framed_values("The party won 36 of parliament's 90 seats on Sunday.")
     assert [(f.value.key, f.unit) for f in framed] == [("36", "seat")]
+
+
+def test_the_value_compared_counts_the_quantity_asked_for(embedder) -> None:
+    """Of "12 people were killed ... and 40 people were injured", a question on the death toll
+    compares the 12, however close the 40 sits to the question's place name."""
+    question = "What is the death toll from the Kelby river flood?"
+    answer = (
+        "In Kelby, 12 people were killed when the river burst its banks on Tuesday night, "
+        "and 40 people were injured [2]."
+    )
+    checked = check_answer(answer, FLOOD, embedder=embedder)
+    found, _ = find_disagreements(checked.sentences, FLOOD, focus=question, embedder=embedder)
+    assert [sorted(v.value for v in f.values) for f in found] == [["12", "16"]]

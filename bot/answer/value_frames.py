@@ -19,13 +19,16 @@ from dataclasses import dataclass, field
 
 from bot.answer.checking import clauses_of
 from bot.core.values import WEEKDAYS, Value, stated_values
-from bot.core.words import WORD_RE, content_words, quantity_class
+from bot.core.words import QUANTITY_MARK, WORD_RE, content_words, quantity_class
 
 # Value kinds whose frames are compared: names are left out (two clauses naming different people
 # or places are far more often about different things than in conflict).
 FRAMED_KINDS = ("number", "date")
 # Content words further than this from a value say little about what it counts.
 FRAME_WORDS = 8
+# Weight (1 / distance in content words) of a word close enough to a number to say what it
+# counts: "the death toll from the town's flood rose to 16" puts five words between.
+QUANTITY_NEAR = 0.2
 # "36 of parliament's 90 seats", "12 of the 15 members": the words between a count and the total
 # it is out of (a determiner or an owner, at most two words).
 _OUT_OF_RE = re.compile(r"\s+of\s+(?:[^\W\d_]+(?:['’]s?)?\s+){0,2}\Z")
@@ -158,6 +161,33 @@ def same_unit(a: Framed, b: Framed, a_words: Iterable[str], b_words: Iterable[st
     if a.unit is None or b.unit is None or a.unit == b.unit:
         return True
     return a.unit in set(content_words(b.clause)) or b.unit in set(content_words(a.clause))
+
+
+def _quantity(framed: Framed) -> str | None:
+    """The news quantity a number counts: the class (bot.core.words) of the closest of its frame's
+    words that have one, within QUANTITY_NEAR; None when there is none or two tie."""
+    near = sorted(
+        ((w, k) for k, w in framed.frame.items() if k.startswith(QUANTITY_MARK)), reverse=True
+    )
+    near = [(w, k) for w, k in near if w >= QUANTITY_NEAR]
+    if not near or (len(near) > 1 and near[0][0] == near[1][0]):
+        return None
+    return near[0][1]
+
+
+def same_quantity(a: Framed, b: Framed, focus: Mapping[str, float]) -> bool:
+    """Whether two numbers count the news quantity the focus asks about, each by words right by
+    it ("12 people were killed", "the toll rose to 16"): their unit words need not match."""
+    kind = _quantity(a)
+    return kind is not None and kind == _quantity(b) and kind in focus
+
+
+def counts_another_quantity(framed: Framed, words: Mapping[str, float]) -> bool:
+    """Whether a number counts a news quantity (the class, bot.core.words, of its unit or of the
+    words right by it) other than the ones `words` name: "15 injured" for the death toll."""
+    kind = (quantity_class(framed.unit) if framed.unit else None) or _quantity(framed)
+    named = {w for w in words if w.startswith(QUANTITY_MARK)}
+    return kind is not None and bool(named) and kind not in named
 
 
 def best_match(candidates: Sequence[Framed], target: Mapping[str, float]) -> Framed | None:

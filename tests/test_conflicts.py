@@ -46,17 +46,22 @@ ARTICLES = [
 TOLLS = ["17", "16", "14", "12"]  # newest report first
 
 
-@pytest.fixture
-def news(tmp_path: Path) -> Path:
-    folder = tmp_path / "news"
+def ingest_articles(folder: Path, articles: list[tuple[str, str, str, str]]) -> Path:
+    """Writes each (file, outlet, published, body) as a markdown file with front matter into
+    `folder` and ingests it."""
     folder.mkdir()
-    for name, outlet, published, body in ARTICLES:
+    for name, outlet, published, body in articles:
         title = body.split(",")[0][:60]
         front = f"---\ntitle: {title}\nsource: {outlet}\npublished: {published}\n---\n\n"
         (folder / name).write_text(front + body + "\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["ingest", str(folder)])
     assert result.exit_code == 0, result.output
     return folder
+
+
+@pytest.fixture
+def news(tmp_path: Path) -> Path:
+    return ingest_articles(tmp_path / "news", ARTICLES)
 
 
 def _ask(question: str) -> dict[str, Any]:

@@ -172,3 +172,47 @@ def test_a_rare_name_of_the_question_brings_its_chunks_in(tmp_path: Path) -> Non
     # Below the chunks both rankings agree on, chosen once its rare name counts.
     assert holding == [3] and found.rare_terms == {"Crepriquasha": [3]}
     assert found.unmatched_terms == ["Zanthor"]
+
+
+FLOOD = [
+    passage(1, "dunmore-post", "2025-09-03",
+            "The toll from the Kelby flood rose to 16 on Friday, the emergency service said, as "
+            "searchers reached the farms downstream."),
+    passage(2, "river-herald", "2025-09-01",
+            "In Kelby, 12 people were killed when the river burst its banks on Tuesday night, "
+            "and 40 people were injured."),
+]  # fmt: skip
+
+
+def test_counts_worded_apart_are_compared_when_they_give_one_quantity(embedder) -> None:
+    """ "the toll rose to 16" and "12 people were killed" share no word, but a toll and a number
+    killed are one quantity; the injured are another."""
+    question = "How many people died in the Kelby flood?"
+    answer = "The toll from the Kelby flood rose to 16 on Friday, the emergency service said [1]."
+    checked = check_answer(answer, FLOOD, embedder=embedder)
+    found, _ = find_disagreements(checked.sentences, FLOOD, focus=question, embedder=embedder)
+    assert [[v.value for v in f.values] for f in found] == [["16", "12"]]
+    hurt = "How many people were injured in the Kelby flood?"
+    found, _ = find_disagreements(checked.sentences, FLOOD, focus=hurt, embedder=embedder)
+    assert all("40" not in [v.value for v in f.values] for f in found)
+
+
+def test_n_of_m_counts_n() -> None:
+    """In "36 of parliament's 90 seats" the value is the 36 counted, not the 90 it is out of."""
+    from bot.answer.value_frames import framed_values
+
+    framed = framed_values("The party won 36 of parliament's 90 seats on Sunday.")
+    assert [(f.value.key, f.unit) for f in framed] == [("36", "seat")]
+
+
+def test_the_value_compared_counts_the_quantity_asked_for(embedder) -> None:
+    """Of "12 people were killed ... and 40 people were injured", a question on the death toll
+    compares the 12, however close the 40 sits to the question's place name."""
+    question = "What is the death toll from the Kelby river flood?"
+    answer = (
+        "In Kelby, 12 people were killed when the river burst its banks on Tuesday night, "
+        "and 40 people were injured [2]."
+    )
+    checked = check_answer(answer, FLOOD, embedder=embedder)
+    found, _ = find_disagreements(checked.sentences, FLOOD, focus=question, embedder=embedder)
+    assert [sorted(v.value for v in f.values) for f in found] == [["12", "16"]]

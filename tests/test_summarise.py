@@ -589,8 +589,9 @@ def test_topic_summarises_the_retrieved_passages(corpus: dict) -> None:
     assert result.topic == "the Westport cup final"
     assert result.question == "summary: the Westport cup final"
     assert "Topic: the Westport cup final" in model.prompts[0]
-    assert result.passages_considered >= 6
-    assert any(p.source == "Sports Wire" for p in result.passages)
+    # The storm, budget and harbour articles share the town, not the topic: not read.
+    assert result.passages_considered >= 1
+    assert {p.source for p in result.passages} == {"Sports Wire"}
 
 
 # --- extractive ----------------------------------------------------------------------------------

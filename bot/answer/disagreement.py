@@ -40,9 +40,11 @@ from bot.answer.value_frames import (
     as_words,
     best_match,
     comparable,
+    counts_another_quantity,
     framed_values,
     joined,
     overlap,
+    same_quantity,
     same_unit,
 )
 from bot.core.markers import with_markers
@@ -289,7 +291,10 @@ def _anchor_values(anchor: _Claim, focus_words: Mapping[str, float]) -> list[Fra
     without a focus."""
     if not focus_words:
         return anchor.values
-    counting = [f for f in anchor.values if f.unit in focus_words] or anchor.values
+    fitting = [f for f in anchor.values if not counts_another_quantity(f, focus_words)]
+    counting = [f for f in fitting if f.unit in focus_words] or fitting
+    if not counting:
+        return []  # each counts another quantity than the one asked about
     return [best_match(counting, focus_words) or counting[0]]
 
 
@@ -307,7 +312,9 @@ def _matches(
         theirs = best_match(same_kind, target)
         if theirs is None or overlap(theirs.frame, target) < MIN_FRAME_OVERLAP:
             continue
-        if not same_unit(mine, theirs, [*claim.words, *focus], [*rival.words, *focus]):
+        if not same_quantity(mine, theirs, focus) and not same_unit(
+            mine, theirs, [*claim.words, *focus], [*rival.words, *focus]
+        ):
             continue
         if not _shared_words(anchor, (rival, theirs)):
             continue

@@ -26,6 +26,7 @@ import numpy as np
 from bot.answer.answer_type import Needs, is_quote, read_question
 from bot.answer.answerability import Quotable, answers, grounded, spans_reports
 from bot.answer.citations import passage_sentences
+from bot.answer.topic import about_topic
 from bot.core.markers import with_markers
 from bot.core.text import replace_surrogates
 from bot.core.types import NO_ANSWER, Passage
@@ -53,6 +54,8 @@ QUOTE_BONUS = 0.15  # "what did X say" is best answered in X's own words
 CONTEXT_SHARE = 0.8
 # A pick scoring under this share of the best answers less than it adds: left out.
 KEEP_SHARE = 0.75
+# A topic no sentence is about: the sentences within this cosine of the closest are summarised.
+CLOSEST_MARGIN = 0.05
 LEAD_BONUS = 0.3  # weight of 1 / (1 + index in article): news puts the substance first
 _HASH_DIM = 1024
 _WS_RE = re.compile(r"\s+")
@@ -379,7 +382,8 @@ def extractive_summary(
 
     Central sentences (cosine to the centroid of the per-article centroids, so a long article does
     not outweigh a short one; a bonus for an article's first sentences), optionally biased
-    toward `query` (half the score), redundancy removed with MMR; near-duplicates across articles
+    toward `query` (half the score) and then only from the sentences about it (bot.answer.topic),
+    redundancy removed with MMR; near-duplicates across articles
     cite all their passages. Bullets are ordered by article date (undated last), then by position
     in the article.
     Only the first MAX_PER_ARTICLE sentences per article and MAX_CANDIDATES overall are considered.
@@ -404,10 +408,11 @@ def extractive_summary(
     centrality = sentence_vectors @ (centroid / norm) if norm > 0 else np.zeros(len(sentences))
     lead = np.array([1.0 / (1 + s.index_in_article) for s in sentences], dtype=np.float32)
     scores = centrality + LEAD_BONUS * lead
-    if query:
-        scores = 0.5 * scores + 0.5 * (sentence_vectors @ vectors[-1])
-
     eligible = np.ones(len(sentences), dtype=bool)
+    if query:
+        closeness = sentence_vectors @ vectors[-1]
+        scores = 0.5 * scores + 0.5 * closeness
+        eligible = _on_topic(query, word_sets[: len(sentences)], closeness)
     picked = _select(
         scores.astype(np.float32), sentence_vectors, sentences, max(1, max_sentences), eligible
     )
@@ -420,3 +425,12 @@ def extractive_summary(
         )
     )
     return "\n".join(f"- {_cite(sentences[i])}" for i in picked)
+
+
+def _on_topic(topic: str, word_sets: Sequence[frozenset[str]], closeness: np.ndarray) -> np.ndarray:
+    """The sentences about the topic (bot.answer.topic); when none is, the closest ones, so a
+    topic worded unlike its articles still gets the sentences nearest to it."""
+    eligible = about_topic(topic, word_sets, closeness)
+    if eligible.any():
+        return eligible
+    return closeness >= float(closeness.max()) - CLOSEST_MARGIN

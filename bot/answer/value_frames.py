@@ -6,23 +6,32 @@ A value's frame is the content words (stemmed, bot.core.words) of its own clause
 (bot.answer.checking.clauses_of), each weighted by closeness: 1 / distance in content words. Its
 unit is the word written right after a number ("12 people", "15 injured", "2.4 million dorins"):
 two numbers whose units differ, where neither unit is a word of the other's clause, count
-different things.
+different things. A frame also holds the quantity class (bot.core.words.QUANTITY_CLASSES) of its
+words, so "the toll rose to 16" lines up with "12 people were killed" but not with "15 injured".
+In "36 of 90 seats" the value is 36, counting seats; the 90 it is out of is no value of its own.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bot.answer.checking import clauses_of
 from bot.core.values import WEEKDAYS, Value, stated_values
-from bot.core.words import WORD_RE, content_words
+from bot.core.words import QUANTITY_MARK, WORD_RE, content_words, quantity_class
 
 # Value kinds whose frames are compared: names are left out (two clauses naming different people
 # or places are far more often about different things than in conflict).
 FRAMED_KINDS = ("number", "date")
 # Content words further than this from a value say little about what it counts.
 FRAME_WORDS = 8
+# Weight (1 / distance in content words) of a word close enough to a number to say what it
+# counts: "the death toll from the town's flood rose to 16" puts five words between.
+QUANTITY_NEAR = 0.2
+# "36 of parliament's 90 seats", "12 of the 15 members": the words between a count and the total
+# it is out of (a determiner or an owner, at most two words).
+_OUT_OF_RE = re.compile(r"\s+of\s+(?:[^\W\d_]+(?:['’]s?)?\s+){0,2}\Z")
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,8 @@ def framed_values(text: str, kinds: Sequence[str] = FRAMED_KINDS) -> list[Framed
     values = [v for v in stated_values(text) if v.kind in kinds and v.key not in WEEKDAYS]
     if not values:
         return []
+    totals = _totals(text, values)
+    skipped = set(totals.values())
     out: list[Framed] = []
     cursor = 0
     for clause in clauses_of(text):
@@ -70,15 +81,27 @@ def framed_values(text: str, kinds: Sequence[str] = FRAMED_KINDS) -> list[Framed
             continue
         cursor = end = start + len(clause)
         tokens = [t for t in _tokens(clause, start) if not _inside(t, values)]
-        for value in (v for v in values if start <= v.start < end):
+        for value in (v for v in values if start <= v.start < end and v not in skipped):
             before = [t for t in tokens if t[1] <= value.start][::-1]
             after = [t for t in tokens if t[0] >= value.end]
             frame: dict[str, float] = {}
             for side in (before, after):
                 for distance, (_, _, stem) in enumerate(side[:FRAME_WORDS], start=1):
-                    frame[stem] = max(frame.get(stem, 0.0), 1.0 / distance)
+                    _weigh(frame, stem, 1.0 / distance)
             lead = text[start : value.start]
-            out.append(Framed(value, clause, frame, _unit(text, value), lead))
+            unit = _unit(text, totals.get(value, value))
+            out.append(Framed(value, clause, frame, unit, lead))
+    return out
+
+
+def _totals(text: str, values: Sequence[Value]) -> dict[Value, Value]:
+    """In "N of M seats" N is the value stated and M the total it is out of (no value of its
+    own): each N with its M, whose unit N takes."""
+    out: dict[Value, Value] = {}
+    for count, total in zip(values, values[1:], strict=False):
+        between = text[count.end : total.start]
+        if count.kind == total.kind == "number" and _OUT_OF_RE.match(between):
+            out[count] = total
     return out
 
 
@@ -91,9 +114,20 @@ def overlap(frame: Mapping[str, float], words: Mapping[str, float]) -> float:
     return sum(min(weight, words[w]) for w, weight in frame.items() if w in words)
 
 
+def _weigh(frame: dict[str, float], stem: str, weight: float) -> None:
+    """Adds a word to a frame, and its quantity class (bot.core.words) with it, so "toll" and
+    "killed" line up as one quantity."""
+    for key in (stem, quantity_class(stem)):
+        if key is not None:
+            frame[key] = max(frame.get(key, 0.0), weight)
+
+
 def as_words(words: Iterable[str]) -> dict[str, float]:
     """Words (a question's, say) as a frame where each counts fully."""
-    return dict.fromkeys(words, 1.0)
+    frame: dict[str, float] = {}
+    for word in words:
+        _weigh(frame, word, 1.0)
+    return frame
 
 
 def joined(*frames: Mapping[str, float]) -> dict[str, float]:
@@ -127,6 +161,33 @@ def same_unit(a: Framed, b: Framed, a_words: Iterable[str], b_words: Iterable[st
     if a.unit is None or b.unit is None or a.unit == b.unit:
         return True
     return a.unit in set(content_words(b.clause)) or b.unit in set(content_words(a.clause))
+
+
+def _quantity(framed: Framed) -> str | None:
+    """The news quantity a number counts: the class (bot.core.words) of the closest of its frame's
+    words that have one, within QUANTITY_NEAR; None when there is none or two tie."""
+    near = sorted(
+        ((w, k) for k, w in framed.frame.items() if k.startswith(QUANTITY_MARK)), reverse=True
+    )
+    near = [(w, k) for w, k in near if w >= QUANTITY_NEAR]
+    if not near or (len(near) > 1 and near[0][0] == near[1][0]):
+        return None
+    return near[0][1]
+
+
+def same_quantity(a: Framed, b: Framed, focus: Mapping[str, float]) -> bool:
+    """Whether two numbers count the news quantity the focus asks about, each by words right by
+    it ("12 people were killed", "the toll rose to 16"): their unit words need not match."""
+    kind = _quantity(a)
+    return kind is not None and kind == _quantity(b) and kind in focus
+
+
+def counts_another_quantity(framed: Framed, words: Mapping[str, float]) -> bool:
+    """Whether a number counts a news quantity (the class, bot.core.words, of its unit or of the
+    words right by it) other than the ones `words` name: "15 injured" for the death toll."""
+    kind = (quantity_class(framed.unit) if framed.unit else None) or _quantity(framed)
+    named = {w for w in words if w.startswith(QUANTITY_MARK)}
+    return kind is not None and bool(named) and kind not in named
 
 
 def best_match(candidates: Sequence[Framed], target: Mapping[str, float]) -> Framed | None:

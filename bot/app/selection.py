@@ -8,11 +8,14 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from bot.app.mapreduce import number
 from bot.core.errors import BotError
 from bot.core.settings import Settings
 from bot.core.text import sanitize
 from bot.core.types import Passage
+from bot.core.words import content_words
 
 if TYPE_CHECKING:
     from bot.index.filters import Filters
@@ -145,7 +148,7 @@ def _select_topic(
 
     k = max(settings.summary_topic_k, settings.top_k)
     found = retrieve_passages(topic, store, k=k, filters=filters, mmr_lambda=settings.mmr_lambda)
-    ordered = sorted(found.passages, key=lambda p: (_article_key(p), p.start))
+    ordered = sorted(_about(topic, found.passages), key=lambda p: (_article_key(p), p.start))
     selection = Selection(number(ordered), scope, len({p.article_id for p in ordered}))
     if not found.passages:
         selection.weak = "no indexed passage matches the filters"
@@ -156,6 +159,16 @@ def _select_topic(
         # The closest passages, best first, as ask shows them.
         selection.passages = number(found.passages[:CLOSEST_SHOWN])
     return selection
+
+
+def _about(topic: str, passages: list[Passage]) -> list[Passage]:
+    """The retrieved passages about the topic (bot.answer.topic): retrieval also brings passages
+    that only share its setting. All of them when none is, so the relevance gate can judge."""
+    from bot.answer.topic import about_topic
+
+    words = [content_words(p.text) for p in passages]
+    keep = about_topic(topic, words, np.array([p.dense for p in passages], dtype=np.float32))
+    return [p for p, kept in zip(passages, keep, strict=True) if kept] or passages
 
 
 def describe_scope(

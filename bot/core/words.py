@@ -136,3 +136,29 @@ def tokens_version() -> str:
     rules = [str(_TOKENS_REVISION), _TOKEN.pattern, STEMMER_LANGUAGE, stemmer]
     rules += sorted(stopwords())
     return hashlib.sha256("\n".join(rules).encode("utf-8")).hexdigest()[:10]
+
+
+# Words news uses for one counted quantity ("the toll rose to 16" and "12 people were killed"
+# give one figure). Kept small and unambiguous: a class joins words only where news never means
+# two quantities by them (the killed and the injured stay apart).
+QUANTITY_CLASSES: dict[str, tuple[str, ...]] = {
+    "deaths": ("death", "deaths", "dead", "die", "died", "killed", "toll", "fatalities"),
+    "injuries": ("injured", "injuries", "injury", "wounded", "hurt"),
+    "evacuations": ("evacuated", "evacuees", "evacuation"),
+    "arrests": ("arrested", "arrests", "detained"),
+}
+QUANTITY_MARK = "~"  # prefix of a class key: no stem starts with it, so keys never meet stems
+
+
+@lru_cache(maxsize=1)
+def _quantity_stems() -> dict[str, str]:
+    return {
+        _stem(word): QUANTITY_MARK + name
+        for name, words in QUANTITY_CLASSES.items()
+        for word in words
+    }
+
+
+def quantity_class(stem: str) -> str | None:
+    """The key of the quantity class (QUANTITY_CLASSES) a content word's stem belongs to."""
+    return _quantity_stems().get(stem)

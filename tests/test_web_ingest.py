@@ -165,6 +165,31 @@ def test_feed_formats_and_hostile_titles() -> None:
     assert len(parse_feed("http://127.0.0.1/feed", big).items) == 5000
 
 
+def test_the_author_comes_from_the_page_else_from_the_feed_item(site: HTTPServer) -> None:
+    bare = "<html><head><title>Ferry strike</title></head><body><article><p>{}</p></article>"
+    for n in (1, 2):  # pages that name no author
+        page = bare.format(STORIES[n][1])
+        site.expect_request(f"/bare/{n}").respond_with_data(page, content_type="text/html")
+    feed = f"""<?xml version="1.0"?><rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/">
+<channel><title>T</title><item><title>Ferry</title><link>{site.url_for("/bare/1")}</link>
+<dc:creator>Jo Lind</dc:creator></item></channel></rss>"""
+    site.expect_request("/dc").respond_with_data(feed, content_type="application/rss+xml")
+    items = json.loads(json_feed([("Ferry", site.url_for("/bare/2"))]))
+    items["items"][0]["authors"] = [{"name": "Ana Ruiz"}]
+    site.expect_request("/jf").respond_with_json(items, content_type="application/feed+json")
+    plain = site.url_for("/plain")
+    site.expect_request("/plain").respond_with_data(STORIES[0][1], content_type="text/plain")
+    urls = [site.url_for(p) for p in ("/story/0", "/dc", "/jf")] + [plain]
+    assert _web(urls=urls).failed == 0
+    authors = {r["path"]: r["author"] for r in list_sources()}
+    assert authors == {
+        site.url_for("/story/0"): "Lena Park",  # the page's own metadata
+        site.url_for("/bare/1"): "Jo Lind",  # RSS dc:creator
+        site.url_for("/bare/2"): "Ana Ruiz",  # JSON Feed authors
+        plain: None,
+    }
+
+
 def test_forget_before_drops_old_web_articles_only(site: HTTPServer, seeds_dir: Path) -> None:
     old = article_page("Old ferry timetable", STORIES[2][1] + " Old news.", date="2019-05-01")
     site.expect_request("/old").respond_with_data(old, content_type="text/html")
@@ -199,7 +224,7 @@ def test_update_json_and_a_killed_update_is_repaired(site: HTTPServer) -> None:
     assert feed["new"] + feed["unchanged"] == 3
     rows = json.loads(_bot("sources", "--json").stdout)
     assert sorted(r["path"] for r in rows) == [site.url_for(f"/story/{n}") for n in range(3)]
-    assert all(r["chunks"] >= 1 for r in rows)
+    assert all(r["chunks"] >= 1 for r in rows) and {r["author"] for r in rows} == {"Lena Park"}
     listed = json.loads(_bot("feeds", "list", "--json").stdout)
     assert listed == [{"url": site.url_for("/rss"), "name": "harbour", "items_seen": 3}]
     asked = json.loads(_bot("ask", "How much did the bridge repairs cost?", "--json").stdout)

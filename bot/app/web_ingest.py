@@ -246,6 +246,7 @@ def _fetch(fetcher: Fetcher, job: _Job, conditional: bool) -> _Outcome:
             result,
             fallback_title=item.title if item else "",
             fallback_date=item.published if item else "",
+            fallback_author=item.author if item else "",
         )
         return _Outcome(job, result, article=article)
     except WebError as exc:

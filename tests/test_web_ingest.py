@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +188,88 @@ def test_the_author_comes_from_the_page_else_from_the_feed_item(site: HTTPServer
         site.url_for("/bare/2"): "Ana Ruiz",  # JSON Feed authors
         plain: None,
     }
+
+
+class _Steps:
+    """A `Progress` that keeps the bar's total and done steps, in order with embedding calls."""
+
+    def __init__(self) -> None:
+        self.total = self.done = 0
+        self.events: list[str] = []
+
+    def start(self, total: int) -> None:
+        self.total = total
+
+    def more(self, n: int) -> None:
+        self.total += n
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        self.events += ["step"] * n
+
+    def note(self, message: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+class _SeenEmbedder:
+    """The real bundled embedder, noting each `embed` call among the progress steps."""
+
+    def __init__(self, steps: _Steps) -> None:
+        from bot.index.embeddings import get_embedder
+
+        self.real, self.steps = get_embedder(Settings()), steps
+        self.name, self.question_name = self.real.name, self.real.question_name
+        self.dimension = self.real.dimension
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        self.steps.events.append("embed")
+        return self.real.embed(texts)
+
+    def embed_questions(self, texts: Sequence[str]) -> Any:
+        return self.real.embed_questions(texts)
+
+    def remember(self, texts: Sequence[str], vectors: Any) -> None:
+        self.real.remember(texts, vectors)
+
+    def warm(self, texts: Sequence[str]) -> None:
+        self.real.warm(texts)
+
+    def prepare_questions(self) -> None:
+        self.real.prepare_questions()
+
+
+def test_progress_counts_a_feeds_items_each_done_once_embedded(site: HTTPServer) -> None:
+    steps = _Steps()
+    web = WebIngest(Settings(), urls=[site.url_for("/rss")])
+    ingest_paths(None, progress=steps, embedder=_SeenEmbedder(steps), web=web)
+    assert (steps.total, steps.done) == (4, 4)  # the feed and its three items
+    assert steps.events == ["step", "embed", "step", "step", "step"]
+    again = _Steps()
+    web = WebIngest(Settings(), urls=[site.url_for("/rss")])
+    ingest_paths(None, progress=again, embedder=_SeenEmbedder(again), web=web)
+    assert (again.total, again.done, again.events) == (4, 4, ["step"] * 4)  # nothing to embed
+    add_feed(site.url_for("/rss"), "harbour")
+    update = _Steps()
+    update_feeds(Settings(), update)  # the feed fetched before the index opens, then its items
+    assert (update.total, update.done) == (4, 4)
+
+
+def test_the_terminal_bar_grows_with_the_items_it_learns_of() -> None:
+    import io
+
+    from rich.console import Console
+
+    from bot.ui.cli import _BarProgress
+
+    bar = _BarProgress("Updating", enabled=False)
+    bar.enabled, bar.console = True, Console(file=io.StringIO(), force_terminal=True)
+    bar.start(0)
+    bar.more(3)  # a feed's items: the bar starts
+    bar.advance(2)
+    bar.more(2)
+    [task] = bar._bar.tasks
+    assert (task.total, task.completed) == (5, 2)
+    bar.stop()
 
 
 def test_forget_before_drops_old_web_articles_only(site: HTTPServer, seeds_dir: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -270,6 +271,46 @@ def test_the_terminal_bar_grows_with_the_items_it_learns_of() -> None:
     [task] = bar._bar.tasks
     assert (task.total, task.completed) == (5, 2)
     bar.stop()
+
+
+BIG_FEED_ITEMS = 5000
+
+
+@pytest.mark.slow
+def test_a_feed_of_5000_small_pages_is_ingested_and_a_repeat_embeds_nothing(
+    site: HTTPServer,
+) -> None:
+    towns = ["Eastport", "Northam", "Westby", "Southvale", "Kirkholm"]
+
+    def page(request: Request) -> Response:
+        n = int(request.path.rsplit("/", 1)[1])
+        body = (
+            f"The {towns[n % 5]} council met for session {n} on Tuesday. It approved budget "
+            f"line {n * 7} worth {n + 100} thousand euros. The next session is in week {n % 52}."
+        )
+        return Response(article_page(f"Council session {n}", body), content_type="text/html")
+
+    site.expect_request(re.compile(r"/item/\d+")).respond_with_handler(page)
+    count = [BIG_FEED_ITEMS]
+
+    def feed(request: Request) -> Response:
+        items = [(f"Session {n}", site.url_for(f"/item/{n}")) for n in range(count[0])]
+        return Response(rss(items), content_type="application/rss+xml")
+
+    site.expect_request("/big").respond_with_handler(feed)
+    add_feed(site.url_for("/big"), "council")
+    steps = _Steps()
+    report, [big] = update_feeds(Settings(), steps)
+    assert (report.added, report.failed, big.new) == (BIG_FEED_ITEMS, 0, BIG_FEED_ITEMS)
+    assert report.chunks_embedded >= BIG_FEED_ITEMS
+    assert (steps.total, steps.done) == (BIG_FEED_ITEMS + 1, BIG_FEED_ITEMS + 1)
+    assert len(list_sources()) == BIG_FEED_ITEMS
+    report, [big] = update_feeds(Settings())  # the same feed: nothing fetched but the feed
+    assert (report.added, report.chunks_embedded, big.status) == (0, 0, "not modified")
+    count[0] += 1  # one more item: only that page is fetched and embedded
+    report, [big] = update_feeds(Settings())
+    assert (big.new, big.unchanged, report.chunks_embedded) == (1, BIG_FEED_ITEMS, 1)
+    assert len(list_sources()) == BIG_FEED_ITEMS + 1
 
 
 def test_forget_before_drops_old_web_articles_only(site: HTTPServer, seeds_dir: Path) -> None:

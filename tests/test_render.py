@@ -401,6 +401,7 @@ def test_sources_table() -> None:
         {
             "title": f"T{CSI_RED}",
             "source": "S",
+            "author": f"Lena Park{CSI_RED}",
             "published": "2024-01-01",
             "chunks": 3,
             "path": "/p",
@@ -410,6 +411,7 @@ def test_sources_table() -> None:
     render_sources_table([], con)
     out = buffer.getvalue()
     assert "T" in out and "\x1b" not in out and "No articles indexed" in out
+    assert "Author" in out and "Lena Park" in out
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,153 @@ def test_feed_formats_and_hostile_titles() -> None:
     assert len(parse_feed("http://127.0.0.1/feed", big).items) == 5000
 
 
+def test_the_author_comes_from_the_page_else_from_the_feed_item(site: HTTPServer) -> None:
+    bare = "<html><head><title>Ferry strike</title></head><body><article><p>{}</p></article>"
+    for n in (1, 2):  # pages that name no author
+        page = bare.format(STORIES[n][1])
+        site.expect_request(f"/bare/{n}").respond_with_data(page, content_type="text/html")
+    feed = f"""<?xml version="1.0"?><rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/">
+<channel><title>T</title><item><title>Ferry</title><link>{site.url_for("/bare/1")}</link>
+<dc:creator>Jo Lind</dc:creator></item></channel></rss>"""
+    site.expect_request("/dc").respond_with_data(feed, content_type="application/rss+xml")
+    items = json.loads(json_feed([("Ferry", site.url_for("/bare/2"))]))
+    items["items"][0]["authors"] = [{"name": "Ana Ruiz"}]
+    site.expect_request("/jf").respond_with_json(items, content_type="application/feed+json")
+    plain = site.url_for("/plain")
+    site.expect_request("/plain").respond_with_data(STORIES[0][1], content_type="text/plain")
+    urls = [site.url_for(p) for p in ("/story/0", "/dc", "/jf")] + [plain]
+    assert _web(urls=urls).failed == 0
+    authors = {r["path"]: r["author"] for r in list_sources()}
+    assert authors == {
+        site.url_for("/story/0"): "Lena Park",  # the page's own metadata
+        site.url_for("/bare/1"): "Jo Lind",  # RSS dc:creator
+        site.url_for("/bare/2"): "Ana Ruiz",  # JSON Feed authors
+        plain: None,
+    }
+
+
+class _Steps:
+    """A `Progress` that keeps the bar's total and done steps, in order with embedding calls."""
+
+    def __init__(self) -> None:
+        self.total = self.done = 0
+        self.events: list[str] = []
+
+    def start(self, total: int) -> None:
+        self.total = total
+
+    def more(self, n: int) -> None:
+        self.total += n
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        self.events += ["step"] * n
+
+    def note(self, message: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+class _SeenEmbedder:
+    """The real bundled embedder, noting each `embed` call among the progress steps."""
+
+    def __init__(self, steps: _Steps) -> None:
+        from bot.index.embeddings import get_embedder
+
+        self.real, self.steps = get_embedder(Settings()), steps
+        self.name, self.question_name = self.real.name, self.real.question_name
+        self.dimension = self.real.dimension
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        self.steps.events.append("embed")
+        return self.real.embed(texts)
+
+    def embed_questions(self, texts: Sequence[str]) -> Any:
+        return self.real.embed_questions(texts)
+
+    def remember(self, texts: Sequence[str], vectors: Any) -> None:
+        self.real.remember(texts, vectors)
+
+    def warm(self, texts: Sequence[str]) -> None:
+        self.real.warm(texts)
+
+    def prepare_questions(self) -> None:
+        self.real.prepare_questions()
+
+
+def test_progress_counts_a_feeds_items_each_done_once_embedded(site: HTTPServer) -> None:
+    steps = _Steps()
+    web = WebIngest(Settings(), urls=[site.url_for("/rss")])
+    ingest_paths(None, progress=steps, embedder=_SeenEmbedder(steps), web=web)
+    assert (steps.total, steps.done) == (4, 4)  # the feed and its three items
+    assert steps.events == ["step", "embed", "step", "step", "step"]
+    again = _Steps()
+    web = WebIngest(Settings(), urls=[site.url_for("/rss")])
+    ingest_paths(None, progress=again, embedder=_SeenEmbedder(again), web=web)
+    assert (again.total, again.done, again.events) == (4, 4, ["step"] * 4)  # nothing to embed
+    add_feed(site.url_for("/rss"), "harbour")
+    update = _Steps()
+    update_feeds(Settings(), update)  # the feed fetched before the index opens, then its items
+    assert (update.total, update.done) == (4, 4)
+
+
+def test_the_terminal_bar_grows_with_the_items_it_learns_of() -> None:
+    import io
+
+    from rich.console import Console
+
+    from bot.ui.cli import _BarProgress
+
+    bar = _BarProgress("Updating", enabled=False)
+    bar.enabled, bar.console = True, Console(file=io.StringIO(), force_terminal=True)
+    bar.start(0)
+    bar.more(3)  # a feed's items: the bar starts
+    bar.advance(2)
+    bar.more(2)
+    [task] = bar._bar.tasks
+    assert (task.total, task.completed) == (5, 2)
+    bar.stop()
+
+
+BIG_FEED_ITEMS = 5000
+
+
+@pytest.mark.slow
+def test_a_feed_of_5000_small_pages_is_ingested_and_a_repeat_embeds_nothing(
+    site: HTTPServer,
+) -> None:
+    towns = ["Eastport", "Northam", "Westby", "Southvale", "Kirkholm"]
+
+    def page(request: Request) -> Response:
+        n = int(request.path.rsplit("/", 1)[1])
+        body = (
+            f"The {towns[n % 5]} council met for session {n} on Tuesday. It approved budget "
+            f"line {n * 7} worth {n + 100} thousand euros. The next session is in week {n % 52}."
+        )
+        return Response(article_page(f"Council session {n}", body), content_type="text/html")
+
+    site.expect_request(re.compile(r"/item/\d+")).respond_with_handler(page)
+    count = [BIG_FEED_ITEMS]
+
+    def feed(request: Request) -> Response:
+        items = [(f"Session {n}", site.url_for(f"/item/{n}")) for n in range(count[0])]
+        return Response(rss(items), content_type="application/rss+xml")
+
+    site.expect_request("/big").respond_with_handler(feed)
+    add_feed(site.url_for("/big"), "council")
+    steps = _Steps()
+    report, [big] = update_feeds(Settings(), steps)
+    assert (report.added, report.failed, big.new) == (BIG_FEED_ITEMS, 0, BIG_FEED_ITEMS)
+    assert report.chunks_embedded >= BIG_FEED_ITEMS
+    assert (steps.total, steps.done) == (BIG_FEED_ITEMS + 1, BIG_FEED_ITEMS + 1)
+    assert len(list_sources()) == BIG_FEED_ITEMS
+    report, [big] = update_feeds(Settings())  # the same feed: nothing fetched but the feed
+    assert (report.added, report.chunks_embedded, big.status) == (0, 0, "not modified")
+    count[0] += 1  # one more item: only that page is fetched and embedded
+    report, [big] = update_feeds(Settings())
+    assert (big.new, big.unchanged, report.chunks_embedded) == (1, BIG_FEED_ITEMS, 1)
+    assert len(list_sources()) == BIG_FEED_ITEMS + 1
+
+
 def test_forget_before_drops_old_web_articles_only(site: HTTPServer, seeds_dir: Path) -> None:
     old = article_page("Old ferry timetable", STORIES[2][1] + " Old news.", date="2019-05-01")
     site.expect_request("/old").respond_with_data(old, content_type="text/html")
@@ -199,7 +347,7 @@ def test_update_json_and_a_killed_update_is_repaired(site: HTTPServer) -> None:
     assert feed["new"] + feed["unchanged"] == 3
     rows = json.loads(_bot("sources", "--json").stdout)
     assert sorted(r["path"] for r in rows) == [site.url_for(f"/story/{n}") for n in range(3)]
-    assert all(r["chunks"] >= 1 for r in rows)
+    assert all(r["chunks"] >= 1 for r in rows) and {r["author"] for r in rows} == {"Lena Park"}
     listed = json.loads(_bot("feeds", "list", "--json").stdout)
     assert listed == [{"url": site.url_for("/rss"), "name": "harbour", "items_seen": 3}]
     asked = json.loads(_bot("ask", "How much did the bridge repairs cost?", "--json").stdout)

@@ -313,6 +313,7 @@ def list_sources(settings: Settings | None = None, *, store: Any = None) -> list
                 "article_id": entry.article_id,
                 "title": entry.title,
                 "source": entry.source,
+                "author": entry.author or None,
                 "url": entry.url,
                 "published": entry.published,
                 "chunks": entry.n_chunks,

@@ -91,6 +91,7 @@ class IngestRun:
             n_chunks=len(chunks),
             chars=len(article.text),
             paths=[record_path],
+            author=article.author,
         )
         self.pending.append((article, chunks))
         self.pending_chunks += len(chunks)
@@ -106,6 +107,7 @@ class IngestRun:
         old_n = self.trim.get(article.article_id, (0, entry.n_chunks))[1]
         entry.title, entry.source, entry.url = article.title, article.source, article.url
         entry.published, entry.content_hash = article.published, article.content_hash
+        entry.author = article.author
         entry.n_chunks, entry.chars = len(chunks), len(article.text)
         if article.path not in entry.paths:
             entry.paths.append(article.path)

@@ -139,7 +139,7 @@ class WebIngest:
                 _drive(state, pool, fetcher, jobs, self._prefetched, notify)
         finally:
             self.close()
-        run.flush(embedder)
+        _flush(state, notify)
         _store_state(self.settings, state, record_feeds=bool(self.feeds))
         return []
 
@@ -189,6 +189,7 @@ class _State:
     seen: dict[str, dict[str, str]] = field(default_factory=dict)
     validators: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     feed_validators: list[tuple[FeedReport, dict[str, str]]] = field(default_factory=list)
+    awaiting: int = 0  # pages read whose text waits to be embedded: their progress step
 
     def __post_init__(self) -> None:
         self.by_hash = {e.content_hash: i for i, e in self.run.articles.items()}
@@ -207,25 +208,37 @@ def _drive(
     notify: Progress,
 ) -> None:
     """Fetch in the pool, take each outcome here as it comes (those `ready` first), embedding
-    as the buffer fills."""
+    as the buffer fills. Each URL, feed and feed item is one step of the progress bar, done
+    once it is fetched and, when its text is new or changed, embedded."""
 
     def submit(job: _Job) -> Future[_Outcome]:
         conditional = job.is_followed_feed or state.conditional(job.url)
         return pool.submit(_fetch, fetcher, job, conditional)
 
+    def settle(outcome: _Outcome) -> None:
+        awaiting = state.awaiting
+        more = _take(state, outcome)
+        notify.more(len(more))
+        if state.awaiting == awaiting:
+            notify.advance()
+        pending.update(submit(job) for job in more)
+
     pending = {submit(j) for j in jobs}
     for outcome in ready:
-        notify.advance()
-        pending.update(submit(job) for job in _take(state, outcome))
+        settle(outcome)
     while pending:
         done, pending = wait(pending, return_when=FIRST_COMPLETED)
         for future in done:
-            outcome = future.result()
-            if outcome.job.item is None:
-                notify.advance()
-            pending.update(submit(job) for job in _take(state, outcome))
+            settle(future.result())
         if state.run.pending_chunks >= EMBED_BUFFER_CHUNKS:
-            state.run.flush(state.embedder)
+            _flush(state, notify)
+
+
+def _flush(state: _State, notify: Progress) -> None:
+    """Embed and write what is pending; the pages it held are done."""
+    state.run.flush(state.embedder)
+    notify.advance(state.awaiting)
+    state.awaiting = 0
 
 
 def _fetch(fetcher: Fetcher, job: _Job, conditional: bool) -> _Outcome:
@@ -246,6 +259,7 @@ def _fetch(fetcher: Fetcher, job: _Job, conditional: bool) -> _Outcome:
             result,
             fallback_title=item.title if item else "",
             fallback_date=item.published if item else "",
+            fallback_author=item.author if item else "",
         )
         return _Outcome(job, result, article=article)
     except WebError as exc:
@@ -290,7 +304,9 @@ def _take(state: _State, outcome: _Outcome) -> list[_Job]:
     assert outcome.article is not None
     for warning in outcome.result.warnings:
         report.warnings.append({"path": job.url, "warning": warning})
-    _count(state, job, _add_article(state, outcome.article))
+    status = _add_article(state, outcome.article)
+    state.awaiting += status != "unchanged"
+    _count(state, job, status)
     fields = {"etag": outcome.result.etag, "last_modified": outcome.result.last_modified}
     state.validators.append((job.url, {**fields, "canonical": outcome.article.path}))
     return []

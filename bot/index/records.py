@@ -104,10 +104,12 @@ class ArticleEntry:
     n_chunks: int
     chars: int
     paths: list[str] = field(default_factory=list)
+    author: str = ""
 
     def to_metadata(self) -> dict[str, Any]:
         return {
             "title": self.title,
+            "author": self.author,
             "source": self.source,
             "url": self.url,
             "published": self.published,
@@ -129,6 +131,7 @@ class ArticleEntry:
             n_chunks=int(meta.get("n_chunks", 0)),
             chars=int(meta.get("chars", 0)),
             paths=list(json.loads(str(meta.get("paths", "[]")))),
+            author=str(meta.get("author", "")),
         )
 
 

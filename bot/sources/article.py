@@ -25,6 +25,7 @@ class ArticleRecord:
     path: str  # absolute file path; for a JSON/JSONL record "path#N" (N = 1-based record/line)
     text: str  # normalised text
     content_hash: str  # sha256 hex of text
+    author: str = ""  # the byline the page's metadata or the feed item names; "" when unknown
 
 
 @dataclass
@@ -57,7 +58,7 @@ def _first_line(text: str) -> str:
 
 
 def make_record(
-    text: str, *, title: str, source: str, url: str, published: str, path: str
+    text: str, *, title: str, source: str, url: str, published: str, path: str, author: str = ""
 ) -> ArticleRecord:
     return ArticleRecord(
         article_id=make_article_id(text),
@@ -68,4 +69,5 @@ def make_record(
         path=path,
         text=text,
         content_hash=content_hash(text),
+        author=one_line(author, TITLE_MAX),
     )

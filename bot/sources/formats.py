@@ -291,6 +291,7 @@ def load_html(raw: str, abs_path: str, warnings: list[str]) -> ArticleRecord:
         text,
         title=getattr(meta, "title", None) or "",
         source=getattr(meta, "sitename", None) or "",
+        author=getattr(meta, "author", None) or "",
         url=url,
         published=_date_value(getattr(meta, "date", None), "", warnings),
         path=abs_path,

@@ -57,8 +57,10 @@ class _BarProgress:
         self.console = _stderr_console()
         self._bar: Any = None
         self._task: Any = None
+        self._total = 0
 
     def start(self, total: int) -> None:
+        self._total = total
         if not self.enabled or total == 0:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -73,6 +75,13 @@ class _BarProgress:
         )
         self._bar.start()
         self._task = self._bar.add_task(self.label, total=total)
+
+    def more(self, n: int) -> None:
+        if self._bar is None:
+            self.start(self._total + n)
+        else:
+            self._total += n
+            self._bar.update(self._task, total=self._total)
 
     def advance(self, n: int = 1) -> None:
         if self._bar is not None:
@@ -207,7 +216,7 @@ def update(as_json: JsonOpt = False) -> None:
     from bot.core.settings import get_settings
 
     started = time.perf_counter()
-    progress = _BarProgress("Feeds", enabled=not as_json)
+    progress = _BarProgress("Updating", enabled=not as_json)
     report, feeds = update_feeds(get_settings(), progress)
     report.seconds = report.seconds or time.perf_counter() - started
     if not as_json:

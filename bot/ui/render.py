@@ -318,16 +318,13 @@ def render_sources_table(rows: Sequence[dict[str, Any]], console: Console) -> No
         console.print(Text("No articles indexed yet. Run `bot ingest PATH`.", style="yellow"))
         return
     table = Table(show_lines=False, header_style="bold")
-    for column in ("Published", "Outlet", "Title", "Chunks", "Path"):
+    for column in ("Published", "Outlet", "Author", "Title", "Chunks", "Path"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(
-            Text(one_line(row.get("published", ""))[:10]),
-            Text(one_line(row.get("source", ""))),
-            Text(one_line(row.get("title", "")) or "(untitled)"),
-            Text(str(row.get("chunks", ""))),
-            Text(one_line(row.get("path", ""))),
-        )
+        title = one_line(row.get("title") or "") or "(untitled)"
+        cells = [(row.get("published") or "")[:10], row.get("source"), row.get("author"), title]
+        cells += [str(row.get("chunks", "")), row.get("path")]
+        table.add_row(*(Text(one_line(cell or "")) for cell in cells))
     console.print(table)
     console.print(Text(f"{len(rows)} article(s)", style="dim"))
 

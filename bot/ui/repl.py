@@ -84,6 +84,9 @@ class _CancelProgress:
     def start(self, total: int) -> None:
         self.pane.check()
 
+    def more(self, n: int) -> None:
+        self.pane.check()
+
     def advance(self, n: int = 1) -> None:
         self.pane.check()
 

@@ -22,6 +22,7 @@ class FeedItem:
     title: str
     published: str  # ISO 8601, "" when the feed gives no date
     stamp: str  # the item's updated (else published) date as the feed writes it
+    author: str = ""  # the item's byline, "" when the feed names none
 
 
 @dataclass
@@ -49,7 +50,8 @@ def parse_feed(url: str, text: str) -> Feed:
         published = _struct_date(entry.get("published_parsed") or entry.get("updated_parsed"))
         stamp = str(entry.get("updated") or entry.get("published") or "")
         title = _clean(entry.get("title", ""))
-        feed.items.append(FeedItem(urljoin(url, link), title, published, stamp))
+        author = _clean(entry.get("author", ""))
+        feed.items.append(FeedItem(urljoin(url, link), title, published, stamp, author))
     return feed
 
 
@@ -70,8 +72,16 @@ def _json_feed(url: str, text: str) -> Feed:
         published = normalise_date(item.get("date_published") or item.get("date_modified"))
         stamp = str(item.get("date_modified") or item.get("date_published") or "")
         title = _clean(item.get("title", ""))
-        feed.items.append(FeedItem(urljoin(url, link), title, published, stamp))
+        author = _json_author(item)
+        feed.items.append(FeedItem(urljoin(url, link), title, published, stamp, author))
     return feed
+
+
+def _json_author(item: dict[str, Any]) -> str:
+    """A JSON Feed item's first author's name: `authors` (version 1.1) or `author` (1.0)."""
+    authors = item.get("authors")
+    first = authors[0] if isinstance(authors, list) and authors else item.get("author")
+    return _clean(first.get("name", "")) if isinstance(first, dict) else ""
 
 
 def _clean(value: object) -> str:

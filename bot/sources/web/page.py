@@ -39,9 +39,14 @@ def web_article_id(canonical: str) -> str:
 
 
 def page_article(
-    result: FetchResult, *, fallback_title: str = "", fallback_date: str = ""
+    result: FetchResult,
+    *,
+    fallback_title: str = "",
+    fallback_date: str = "",
+    fallback_author: str = "",
 ) -> ArticleRecord:
-    """The article on a fetched page; the feed item's title and date fill what the page lacks."""
+    """The article on a fetched page; the feed item's title, date and author fill what the page
+    lacks."""
     from bot.sources.formats import load_html
 
     warnings = result.warnings
@@ -64,6 +69,7 @@ def page_article(
         url=canonical,
         published=record.published or fallback_date,
         path=canonical,
+        author=record.author or fallback_author,
     )
     return replace(article, article_id=web_article_id(canonical))
 

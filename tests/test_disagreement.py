@@ -216,3 +216,22 @@ def test_the_value_compared_counts_the_quantity_asked_for(embedder) -> None:
     checked = check_answer(answer, FLOOD, embedder=embedder)
     found, _ = find_disagreements(checked.sentences, FLOOD, focus=question, embedder=embedder)
     assert [sorted(v.value for v in f.values) for f in found] == [["12", "16"]]
+
+
+def test_deaths_of_different_people_are_not_one_count(tmp_path: Path) -> None:
+    """On the seeds, soldiers killed (4,500) and civilians who died (10,000) are both deaths, but
+    not the same count: stating both is no disagreement."""
+    import json
+
+    from tests.llm_server import clean_env
+    from tests.test_store_faults import finish, ingest_seeds, start_bot
+
+    data = tmp_path / "data"
+    ingest_seeds(data)
+    code, out, err = finish(
+        start_bot(clean_env(data), "ask", "How many Russian soldiers were killed?", "--json")
+    )
+    assert code == 0, err[-2000:]
+    result = json.loads(out)
+    assert "4,500" in result["answer"]
+    assert result["disagreements"] == []

@@ -175,11 +175,24 @@ def _quantity(framed: Framed) -> str | None:
     return near[0][1]
 
 
+# Unit words that say only "people": "12 people were killed" and "14 persons died" count alike.
+_ANYONE_UNITS = frozenset({"people", "peopl", "person", "persons"})
+
+
 def same_quantity(a: Framed, b: Framed, focus: Mapping[str, float]) -> bool:
     """Whether two numbers count the news quantity the focus asks about, each by words right by
-    it ("12 people were killed", "the toll rose to 16"): their unit words need not match."""
+    it ("12 people were killed", "the toll rose to 16"), of the same people: "4,500 soldiers
+    killed" and "10,000 civilians died" are both deaths, but not the same count."""
     kind = _quantity(a)
-    return kind is not None and kind == _quantity(b) and kind in focus
+    if kind is None or kind != _quantity(b) or kind not in focus:
+        return False
+    return _open_unit(a.unit) or _open_unit(b.unit) or a.unit == b.unit
+
+
+def _open_unit(unit: str | None) -> bool:
+    """A unit that does not narrow who or what is counted: none, "people", or the quantity's own
+    word ("12 dead")."""
+    return unit is None or unit in _ANYONE_UNITS or quantity_class(unit) is not None
 
 
 def counts_another_quantity(framed: Framed, words: Mapping[str, float]) -> bool:

@@ -91,9 +91,10 @@ def test_a_token_the_model_repeats_is_redacted_from_json_output(tmp_path: Path) 
 def test_redact_finds_secrets_by_shape_and_by_value() -> None:
     value = _random("plain", 20)
     remember_secret(value)
+    shaped = _random("sk-", 10)  # shaped like a key, never remembered: redacted by its shape
     text = (
         f"a {value} b {value[3:17]} c https://me:pw-{value[:4]}x@h.example/v1?token=abc&x=1 "
-        "d Bearer xyz e sk-abcdefghij"
+        f"d Bearer xyz e {shaped}"
     )
     assert redact(text) == (
         "a [redacted] b [redacted] c https://redacted@h.example/v1?token=redacted&x=1 "

@@ -110,7 +110,7 @@ def seed_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ("bad_line", "needed_by", "not_needed_by"),
     [
         (
-            'OPENAI_API_KEY="sk-unclosed',
+            'OPENAI_API_KEY="an-unclosed-quote',
             [("ask", "--llm", "openai", QUESTION), ("ask", QUESTION)],  # auto decides by the key
             [("sources",), ("ask", "--llm", "extractive", QUESTION), ("--help",)],
         ),

@@ -22,7 +22,7 @@ SECRET_NAME_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET")
 # Shorter values are too likely to be ordinary words or numbers to strip them from every text.
 MIN_SECRET_CHARS = 6
 # A run of this many characters of a secret is redacted too: long enough never to be a common
-# word, short enough to catch a key a server echoes in part ("sk-proj-abc…").
+# word, short enough to catch a key a server echoes in part (a key cut short by the server).
 MIN_FRAGMENT_CHARS = 12
 
 _KEY_SHAPED = re.compile(r"sk-[A-Za-z0-9_\-*]{6,}|Bearer\s+\S+")

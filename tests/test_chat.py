@@ -14,7 +14,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -43,7 +45,13 @@ STANDALONE = "What did Zelensky tell Russian soldiers?"
 # The seed sentence that answers FOLLOW_UP.
 ANSWER_SENTENCE = "save your lives and leave"
 ZELENSKY_SEED = "000_2a677c025498d731.txt"
+# prompt_toolkit drops what is typed while it sets the terminal up between two prompts, which on a
+# loaded machine comes after the prompt is drawn: the tests type as a person would, a moment later.
 PROMPT_SETTLE_S = 1.0
+# Ctrl-D pressed again if one fell in that gap, as a person would.
+EOF_TRIES = 3
+# Generous: the main thread handles Ctrl-C when the scheduler next runs it.
+CTRL_C_HANDLED_S = 30.0
 BOT = REPO / ".venv" / "bin" / "bot"
 
 # Articles in which other people talk to Russian soldiers: without the conversation, "what did he
@@ -451,23 +459,19 @@ def test_chat_keeps_the_last_turns_and_the_last_result() -> None:
 # --- cancellation ---------------------------------------------------------------------------------
 
 
-def _press_ctrl_c() -> None:
-    """Ctrl-C while an answer streams (KeyboardInterrupt in the main thread), then a pause in
-    which the main thread cancels the turn."""
-    _thread.interrupt_main()
-    time.sleep(0.5)
+def _ctrl_c_until(seen: Callable[[], bool]) -> Callable[[], None]:
+    """A streaming step that presses Ctrl-C (KeyboardInterrupt in the main thread) and waits until
+    the main thread has handled it, however long a loaded machine makes that take."""
+
+    def press() -> None:
+        _thread.interrupt_main()
+        deadline = time.monotonic() + CTRL_C_HANDLED_S
+        while not seen() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    return press
 
 
-# Open defect, not yet understood: in a whole-suite run Ctrl-C is sometimes never handled by the
-# main thread, and the answer completes. Alone, or with the files before it, each passes. Marked
-# so the run stays readable while it is investigated; an unexpected pass is reported as XPASS.
-CTRL_C_FLAKY = pytest.mark.xfail(
-    reason="Ctrl-C during an answer is sometimes not handled in a whole-suite run (open defect)",
-    strict=False,
-)
-
-
-@CTRL_C_FLAKY
 def test_ctrl_c_cancels_the_answer_and_nothing_prints_afterwards() -> None:
     from rich.console import Console
 
@@ -475,8 +479,10 @@ def test_ctrl_c_cancels_the_answer_and_nothing_prints_afterwards() -> None:
 
     # Streams one word, presses Ctrl-C, then tries to stream more: the cancelled turn must stop
     # there and print nothing more.
-    model = FakeChatModel(("Zelensky ", _press_ctrl_c, "LATEWORD."))
     buffer = io.StringIO()
+    model = FakeChatModel(
+        ("Zelensky ", _ctrl_c_until(lambda: "(cancelled)" in buffer.getvalue()), "LATEWORD.")
+    )
     console = Console(file=buffer, force_terminal=True, width=100)
     chat = Chat(AskOptions(), provider=fake_provider(model))
     frontend = ChatFrontend(chat, console, interactive=True, err=console)
@@ -608,13 +614,34 @@ def _ingest_seeds(env: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr
 
 
+def _type(child: Any, keys: str) -> None:
+    """Type a line at the prompt that was just drawn, once prompt_toolkit can take it."""
+    time.sleep(PROMPT_SETTLE_S)
+    child.sendline(keys)
+
+
+def _press(key: Callable[[], object]) -> None:
+    time.sleep(PROMPT_SETTLE_S)
+    key()
+
+
+def _leave(child: Any) -> None:
+    """Ctrl-D at the prompt, pressed again if it fell between two prompts; the chat must end."""
+    import pexpect
+
+    for _ in range(EOF_TRIES):
+        _press(child.sendeof)
+        if child.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=15) == 0:
+            return
+    raise AssertionError(f"Ctrl-D did not end the chat after {EOF_TRIES} presses")
+
+
 needs_bot = pytest.mark.skipif(
     not BOT.exists() or shutil.which("stty") is None, reason="needs .venv/bin/bot and a pty"
 )
 
 
 @needs_bot
-@CTRL_C_FLAKY
 def test_real_terminal_question_ctrl_c_and_ctrl_d(tmp_path: Path) -> None:
     pexpect = pytest.importorskip("pexpect")
     env = _pty_env(tmp_path / "data")
@@ -631,23 +658,19 @@ def test_real_terminal_question_ctrl_c_and_ctrl_d(tmp_path: Path) -> None:
     child.logfile_read = transcript
     try:
         child.expect_exact("bot>")
-        # prompt_toolkit drops what is typed before it has set the terminal up, which on a loaded
-        # machine comes after the prompt is drawn: type as a person would, a moment later.
-        time.sleep(PROMPT_SETTLE_S)
-        child.sendline(FIRST)
+        _type(child, FIRST)
         child.expect(r"\[\d\]")  # a citation in the answer
         child.expect_exact("Sources")
         child.expect_exact(ZELENSKY_SEED)
         child.expect_exact("bot>")
-        child.sendline(FOLLOW_UP)
+        _type(child, FOLLOW_UP)
         child.expect_exact(f"↳ {FOLLOW_UP} (Zelensky, announce)")
         child.expect(r"\[\d\]")
         child.expect_exact("bot>")
-        child.sendintr()  # Ctrl-C at the prompt: a new prompt, still running
+        _press(child.sendintr)  # Ctrl-C at the prompt: a new prompt, still running
         child.expect_exact("bot>")
         assert child.isalive()
-        child.sendeof()  # Ctrl-D leaves
-        child.expect(pexpect.EOF)
+        _leave(child)
     finally:
         child.close(force=True)
     assert child.exitstatus == 0, transcript.getvalue()
@@ -657,7 +680,6 @@ def test_real_terminal_question_ctrl_c_and_ctrl_d(tmp_path: Path) -> None:
 
 @needs_bot
 @pytest.mark.slow
-@CTRL_C_FLAKY
 def test_real_terminal_ctrl_c_cancels_a_slow_answer(tmp_path: Path) -> None:
     """The server takes 8 s to start its answer: Ctrl-C returns to the prompt at once, the late
     answer is never printed, and Ctrl-D waits for the abandoned request before exiting 0."""
@@ -679,7 +701,7 @@ def test_real_terminal_ctrl_c_cancels_a_slow_answer(tmp_path: Path) -> None:
         child.logfile_read = transcript
         try:
             child.expect_exact("bot>")
-            child.sendline(FIRST)
+            _type(child, FIRST)
             deadline = time.monotonic() + 200
             while not server.requests and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -689,12 +711,11 @@ def test_real_terminal_ctrl_c_cancels_a_slow_answer(tmp_path: Path) -> None:
             child.expect_exact("(cancelled)")
             child.expect_exact("bot>")
             assert time.monotonic() - pressed < 6  # did not wait for the 8 s answer
-            child.sendline("/help")
+            _type(child, "/help")
             child.expect_exact("/summarise [topic]")
             child.expect_exact("bot>")
             time.sleep(max(0.0, 9.5 - (time.monotonic() - pressed)))  # the answer arrives now
-            child.sendeof()
-            child.expect(pexpect.EOF)
+            _leave(child)
         finally:
             child.close(force=True)
     assert child.exitstatus == 0, transcript.getvalue()

@@ -14,14 +14,13 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.llm_server import clean_env
-from tests.test_chat import BOT, FIRST, PROMPT_SETTLE_S, _ingest_seeds, _pty_env, needs_bot
+from tests.test_chat import BOT, FIRST, _ingest_seeds, _leave, _pty_env, _type, needs_bot
 from tests.test_store_faults import (
     QUESTION,
     SEEDS,
@@ -159,18 +158,16 @@ def test_chat_history_on_a_full_disk_says_disk_full_and_the_chat_goes_on(
     child.logfile_read = transcript
     try:
         child.expect_exact("bot>")
-        time.sleep(PROMPT_SETTLE_S)  # prompt_toolkit drops what is typed before it is ready
-        child.sendline(FIRST)
+        _type(child, FIRST)
         child.expect_exact(f"warning: Disk full: {data} has ")
         child.expect_exact("free, and the chat history needs about ")
         child.expect_exact("; keeping it in memory for this session")
         child.expect(r"\[\d\]")  # the answer, with a citation
         child.expect_exact("bot>")
-        child.sendline("/help")
+        _type(child, "/help")
         child.expect_exact("/summarise [topic]")
         child.expect_exact("bot>")
-        child.sendeof()
-        child.expect(pexpect.EOF)
+        _leave(child)
     finally:
         child.close(force=True)
     assert child.exitstatus == 0, transcript.getvalue()

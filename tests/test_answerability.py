@@ -178,6 +178,23 @@ def test_term_coverage_needs_the_question_words_not_only_its_name() -> None:
     assert not answers(needs, Quotable("b", "Voters in Lorvania chose 101 members of parliament."))
 
 
+def test_a_count_of_deaths_is_answered_only_by_a_sentence_counting_deaths() -> None:
+    """However close a sentence is to the question, "two firefighters were treated" does not say
+    how many died; "the death toll rose to 17" does, in other words."""
+    needs = read_question("How many firefighters died in the Pinecrest fire?")
+    treated = "Two firefighters were treated for heat exhaustion in the Pinecrest fire."
+    assert not answers(needs, Quotable("a", treated, similarity=0.9))
+    toll = "The Pinecrest fire's death toll among firefighters rose to 2."
+    assert answers(needs, Quotable("a", toll, similarity=0.9))
+    killed = "Two firefighters were killed in the Pinecrest fire."
+    assert answers(needs, Quotable("a", killed))
+    # A count of something outside the classes keeps the usual rules.
+    assert answers(
+        read_question("How many beds does the shelter have?"),
+        Quotable("a", "The shelter has 300 beds."),
+    )
+
+
 # --- refusals and answers through `bot ask` ------------------------------------------------------
 
 

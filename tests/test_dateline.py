@@ -78,6 +78,29 @@ def test_outlet_and_date_line_after_a_byline(tmp_path: Path) -> None:
     assert (market.source, market.published) == ("Market Watch Daily", "2024-03-21")
 
 
+@pytest.mark.parametrize(
+    ("header", "outlet", "published"),
+    [
+        ("By Dana Reyes, Coastal Courier\nAugust 5, 2025", "", "2025-08-05"),
+        ("October 2, 2025 - Metro Sport", "Metro Sport", "2025-10-02"),
+        ("2 October 2025 — Metro Sport", "Metro Sport", "2025-10-02"),
+        ("Tuesday, 5 August 2025", "", "2025-08-05"),
+    ],
+)
+def test_date_lines_without_a_dateline(
+    tmp_path: Path, header: str, outlet: str, published: str
+) -> None:
+    """A date alone on its line, or a date and an outlet joined by a dash, dates the story; a
+    weekday before the date is no outlet."""
+    text = f"Fire grows overnight\n\n{header}\n\nThe fire grew to 5,300 hectares on Tuesday.\n"
+    result = _load(_write(tmp_path, "d.txt", text))
+    record = result.articles[0]
+    assert (record.source, record.published) == (outlet, published)
+    for line in header.splitlines():
+        assert is_furniture_line(line)
+    assert not is_furniture_line("Prices rose 5 percent - Reuters")
+
+
 def test_byline_alone_gives_no_outlet(tmp_path: Path) -> None:
     text = "Budget passes\nBy Tomas Weber\n\nEASTFIELD — The council approved a budget.\n"
     record = _load(_write(tmp_path, "b.txt", text)).articles[0]

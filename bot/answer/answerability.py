@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from bot.answer.answer_type import Anchor, Needs, holds_type
 from bot.core.types import Passage
 from bot.core.values import name_matches
-from bot.core.words import WORD_RE, content_words
+from bot.core.words import WORD_RE, content_words, quantity_class
 
 # Share of the question's own content words an article must hold. Half: a question words its
 # verb differently from the report ("died" / "were killed") but never shares only a name with it.
@@ -303,8 +303,11 @@ def answers(
     "how many", nor does one about the same bridge when the question asks about its collapse.
     A sentence as close to the question as COUNTED_PARAPHRASE may word all of it otherwise ("the
     death toll rose to 17" for "how many people died"), but what "how many" counts must be
-    named unless it is that close. `strict` (for a sentence added after the answer): no
-    paraphrase, and the sentence itself names what is counted."""
+    named unless it is that close, and a count of deaths, injuries or the like (a quantity class
+    of `quantity_class`) is answered only by a sentence that counts that quantity: "two
+    firefighters were treated" says nothing of how many died, however close. `strict` (for a
+    sentence added after the answer): no paraphrase, and the sentence itself names what is
+    counted."""
     everything = needs.terms | {s for a in needs.anchors for s in a.stems}
     if not holds_type(needs.kind, quote.text, everything):
         return False
@@ -314,6 +317,8 @@ def answers(
     # Reported speech may be introduced by the sentence before ("He told them:"); a number or a
     # date must be stated beside one of the question's words at least, in the same sentence.
     own = content_words(quote.text)
+    if not _counts_the_quantity(needs, own):
+        return False
     paraphrase = quote.similarity >= COUNTED_PARAPHRASE and not strict
     if strict and needs.counted and needs.counted not in own:
         return False
@@ -328,6 +333,14 @@ def answers(
     return all(
         _contains(window, list(a.stems)) or _contains(title, list(a.stems)) for a in needs.anchors
     )
+
+
+def _counts_the_quantity(needs: Needs, words: Iterable[str]) -> bool:
+    """For "how many" asking after a quantity class (deaths, injuries...), `words` name it."""
+    if needs.kind != "count":
+        return True
+    asked = {quantity_class(t) for t in needs.terms} - {None}
+    return not asked or bool(asked & {quantity_class(w) for w in words})
 
 
 def _share(terms: frozenset[str], held: set[str], seen: set[str]) -> float:

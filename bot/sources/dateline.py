@@ -4,7 +4,9 @@ A plain-text article (a `.txt`, or a `.md` without front matter) often looks lik
 
     Flash flood kills 12 in Riverton            <- headline (the title)
     By Ana Ruiz                                 <- byline (optional)
-    Valley Courier, 14 March 2024               <- outlet and date line (optional)
+    Valley Courier, 14 March 2024               <- outlet and date line (optional; also
+                                                   "14 March 2024 - Valley Courier", or the
+                                                   date alone)
     RIVERTON, March 13 (Northwire) — At least   <- dateline, opening the first paragraph
     Photo: Rescue crews search ...              <- caption
 
@@ -63,6 +65,11 @@ _OUTLET_WORD = rf"(?:{_CAPITALISED}|of|the|and|&|de|du|la|le|am|im)"
 _OUTLET_DATE = re.compile(
     rf"(?P<outlet>{_CAPITALISED}(?: {_OUTLET_WORD}){{0,6}}),[ \t]*(?P<date>[^\n]{{3,40}}?)[ \t]*\Z"
 )
+# "October 2, 2025 - Metro Sport" as a whole line: the date, a dash, the outlet.
+_DATE_OUTLET = re.compile(
+    rf"(?P<date>[^\n]{{3,40}}?)[ \t]+{_DASH}[ \t]+"
+    rf"(?P<outlet>{_CAPITALISED}(?: {_OUTLET_WORD}){{0,6}})[ \t]*\Z"
+)
 _CONNECTORS = r"(?:and|&|de|van|von|der|den|da|del|di|dos|la|le|bin|al)"
 _NAME = r"[A-Z][\w'’.\-]*"
 # "By Ana Ruiz", "By Ana Ruiz and Tom Lee", "By ANA RUIZ, Northwire": a whole line.
@@ -110,6 +117,7 @@ def is_furniture_line(line: str) -> bool:
         or _CAPTION.match(line)
         or _is_bare_dateline(line)
         or _outlet_date(line) is not None
+        or _is_date_line(line)
     )
 
 
@@ -161,14 +169,23 @@ def _parse_date(text: str, mtime: float | None) -> tuple[str, bool] | None:
     return parsed.date().isoformat(), True
 
 
+def _is_date_line(line: str) -> bool:
+    """A line that is only a date ("August 5, 2025")."""
+    return _parse_date(line, None) is not None
+
+
 def _outlet_date(line: str) -> tuple[str, str] | None:
-    """(outlet, date text) of an "Outlet Name, 21 March 2024" line, when the date parses."""
-    m = _OUTLET_DATE.match(line)
-    if not m or len(m.group("outlet")) > OUTLET_MAX_CHARS:
+    """(outlet, date text) of an "Outlet Name, 21 March 2024" or "21 March 2024 - Outlet Name"
+    line, when the date parses. A line that is only a date ("Tuesday, 5 August 2025") names no
+    outlet."""
+    if _is_date_line(line):
         return None
-    if _parse_date(m.group("date"), None) is None:
-        return None
-    return m.group("outlet").strip(), m.group("date")
+    for pattern in (_OUTLET_DATE, _DATE_OUTLET):
+        m = pattern.match(line)
+        fits = m is not None and len(m.group("outlet")) <= OUTLET_MAX_CHARS
+        if m is not None and fits and _parse_date(m.group("date"), None) is not None:
+            return m.group("outlet").strip(), m.group("date")
+    return None
 
 
 def _from_dateline(line: str, mtime: float | None) -> Header | None:
@@ -190,6 +207,9 @@ def read_header(text: str, *, mtime: float | None = None) -> Header:
     for number, line in enumerate(lines):
         if _BYLINE.match(line):
             continue
+        if number > 0 and _is_date_line(line):
+            published, from_mtime = _parse_date(line, mtime) or ("", False)
+            return Header(published=published, year_from_mtime=from_mtime)
         found = _outlet_date(line)
         if found is not None:
             published, from_mtime = _parse_date(found[1], mtime) or ("", False)

@@ -270,3 +270,50 @@ def test_requests_to_one_host_are_limited_and_spaced(tmp_path: Path) -> None:
     starts.sort()
     # Six starts at least 0.1 s apart span 0.5 s, whatever the scheduler does to each one.
     assert starts[-1] - starts[0] >= 0.45
+
+
+def test_conditional_requests_are_not_spaced_by_the_host_delay(
+    server: HTTPServer, tmp_path: Path
+) -> None:
+    """A 304 costs its host no body: twelve conditional requests do not wait 0.4 s each, while
+    two that fetch bodies, and a conditional one that brings a body, still do."""
+
+    def handler(request: Request) -> Response:
+        if request.headers.get("If-None-Match") == '"v1"' and "changed" not in request.path:
+            return Response(status=304)
+        return Response(_page(), content_type="text/html", headers={"ETag": '"v1"'})
+
+    for path in ("/f", "/changed", "/plain"):
+        server.expect_request(path).respond_with_handler(handler)
+    cache = ValidatorCache(tmp_path / "validators.json")
+    for path in ("/f", "/changed"):
+        cache.remember(server.url_for(path), etag='"v1"')
+    fetcher = Fetcher(Settings(web_host_delay=0.4, web_per_host=2), cache)
+    fetcher.fetch(server.url_for("/plain"))  # robots.txt read; the next body waits 0.4 s
+    time.sleep(0.4)
+    started = time.monotonic()
+    for _ in range(12):
+        assert fetcher.fetch(server.url_for("/f"), conditional=True).not_modified
+    assert time.monotonic() - started < 0.4 * 3
+    assert fetcher.fetch(server.url_for("/changed"), conditional=True).status == 200
+    started = time.monotonic()
+    fetcher.fetch(server.url_for("/f"), conditional=True)  # waits for the body before it
+    fetcher.fetch(server.url_for("/plain"))
+    fetcher.fetch(server.url_for("/plain"))
+    assert time.monotonic() - started >= 0.4 * 2 - 0.05
+
+
+def test_a_crawl_delay_spaces_conditional_requests_too(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    httpserver.expect_request("/robots.txt").respond_with_data(
+        "User-agent: *\nCrawl-delay: 1\n", content_type="text/plain"
+    )
+    httpserver.expect_request("/f").respond_with_data("", status=304)
+    cache = ValidatorCache(tmp_path / "validators.json")
+    cache.remember(httpserver.url_for("/f"), etag='"v1"')
+    fetcher = Fetcher(Settings(web_host_delay=0), cache)
+    started = time.monotonic()
+    for _ in range(3):
+        assert fetcher.fetch(httpserver.url_for("/f"), conditional=True).not_modified
+    assert time.monotonic() - started >= 2 - 0.05  # the site's own word: 1 s between requests

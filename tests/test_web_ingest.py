@@ -449,3 +449,53 @@ def test_an_update_waits_for_a_running_ingest_or_update(site: HTTPServer) -> Non
         held.release()
     report, _ = update_feeds(Settings())
     assert report.added == 3
+
+
+# Modules an update has no use for when no feed changed: the index, the models, the readers.
+HEAVY_MODULES = ("chromadb", "onnxruntime", "numpy", "trafilatura", "feedparser", "lxml")
+QUIET_FEEDS = 8
+
+_QUIET_UPDATE = """
+import json, sys, time
+from bot.app.web_ingest import update_feeds
+from bot.core.settings import Settings
+started = time.monotonic()
+report, feeds = update_feeds(Settings())
+print(json.dumps({"seconds": time.monotonic() - started,
+                  "statuses": sorted({f.status for f in feeds}),
+                  "heavy": sorted(m for m in sys.argv[1:] if m in sys.modules)}))
+"""
+
+
+def test_an_update_with_nothing_new_is_quick_imports_no_model_and_writes_nothing(
+    site: HTTPServer,
+) -> None:
+    """Every feed on one host answers 304: with the default host delay, the conditional requests
+    are not spaced out, nothing heavy is imported, and no file is written or touched."""
+
+    def feed(request: Request) -> Response:
+        if request.headers.get("If-None-Match") == '"f1"':
+            return Response(status=304)
+        links = [(t, site.url_for(f"/story/{n}")) for n, (t, _) in enumerate(STORIES)]
+        return Response(rss(links), content_type="application/rss+xml", headers={"ETag": '"f1"'})
+
+    for k in range(QUIET_FEEDS):
+        site.expect_request(f"/desk/{k}").respond_with_handler(feed)
+        add_feed(site.url_for(f"/desk/{k}"), f"desk{k}")
+    assert update_feeds(Settings())[0].added == 3
+    data = Settings().data_dir
+    before = {p: p.stat().st_mtime_ns for p in data.rglob("*")}
+    env = {k: v for k, v in os.environ.items() if k != "BOT_WEB_HOST_DELAY"}  # the default
+    proc = subprocess.run(
+        [sys.executable, "-c", _QUIET_UPDATE, *HEAVY_MODULES],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    out = json.loads(proc.stdout)
+    assert out["statuses"] == ["not modified"] and out["heavy"] == []
+    # Spaced by the default delay, the feeds would take 0.5 s each.
+    default_delay = Settings.model_fields["web_host_delay"].default
+    assert out["seconds"] < default_delay * (QUIET_FEEDS - 1) / 2
+    assert {p: p.stat().st_mtime_ns for p in data.rglob("*")} == before

@@ -165,7 +165,6 @@ def update_feeds(
     """`bot update`: every followed feed fetched, its new and changed items indexed. When every
     feed answers 304 and no update was cut short, the index is not even opened."""
     from bot.app.feeds import load_feeds
-    from bot.app.ingest import ingest_paths
 
     web = WebIngest(settings, feeds=load_feeds(settings))
     if not web.feeds:
@@ -173,6 +172,8 @@ def update_feeds(
     running = web_dir(settings) / "update.running"  # present while an update writes
     if web.prefetch_feeds() and not running.exists():
         return web.quiet_report(), web.feed_reports
+    from bot.app.ingest import ingest_paths  # the index and its models: only when needed
+
     running.touch()
     report = ingest_paths(None, settings, progress=progress, web=web)
     running.unlink(missing_ok=True)
@@ -243,15 +244,16 @@ def _flush(state: _State, notify: Progress) -> None:
 
 def _fetch(fetcher: Fetcher, job: _Job, conditional: bool) -> _Outcome:
     """One URL fetched and read (in a pool thread): a page's article, a feed, a 304 or an error."""
-    from bot.sources.web.feed import parse_feed
-    from bot.sources.web.page import is_feed, page_article
-
     try:
         result = fetcher.fetch(job.url, conditional=conditional)
         if result.not_modified:
             return _Outcome(job, result)
         if job.is_followed_feed and _same_as_last_time(fetcher, job.url, result.text):
             return _Outcome(job, replace(result, status=304, text=""))
+        # The readers of feeds and pages (feedparser, trafilatura) only for a body to read.
+        from bot.sources.web.feed import parse_feed
+        from bot.sources.web.page import is_feed, page_article
+
         if job.is_followed_feed or (job.item is None and is_feed(result)):
             return _Outcome(job, result, feed=parse_feed(result.final_url, result.text))
         item = job.item

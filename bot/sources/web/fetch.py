@@ -64,7 +64,12 @@ def check_scheme(url: str) -> None:
 
 
 class HostGate:
-    """At most `per_host` requests at once to one host, started `delay` seconds apart."""
+    """At most `per_host` requests at once to one host, and `delay` seconds between the start of
+    a request that may bring a body and the next start. A conditional request (validators held)
+    does not wait for that delay to pass, nor make the next one wait: an unchanged page or feed
+    costs its host one 304 without a body, the load the delay exists to spread. When such a
+    request does bring a body, `charge` makes the next start wait the delay from then. A
+    robots.txt Crawl-delay, the site's own word, spaces every request."""
 
     def __init__(self, per_host: int, delay: float) -> None:
         self.per_host, self.delay = per_host, delay
@@ -72,17 +77,26 @@ class HostGate:
         self._slots: dict[str, threading.Semaphore] = {}
         self._next: dict[str, float] = {}
 
-    def enter(self, host: str, delay: float | None = None) -> threading.Semaphore:
+    def enter(
+        self, host: str, delay: float | None = None, *, conditional: bool = False
+    ) -> threading.Semaphore:
         with self._lock:
             slot = self._slots.setdefault(host, threading.Semaphore(self.per_host))
         slot.acquire()
         with self._lock:
             now = time.monotonic()
             start = max(now, self._next.get(host, now))
-            self._next[host] = start + max(self.delay, delay or 0.0)
+            own = 0.0 if conditional else self.delay
+            self._next[host] = start + max(own, delay or 0.0)
         if start > now:
             time.sleep(start - now)
         return slot
+
+    def charge(self, host: str) -> None:
+        """A conditional request brought a body after all: the next start waits the delay."""
+        with self._lock:
+            now = time.monotonic()
+            self._next[host] = max(self._next.get(host, now), now + self.delay)
 
 
 class Fetcher:
@@ -118,14 +132,16 @@ class Fetcher:
         check_scheme(url)
         delay = self._robots_delay(url)
         headers = self.cache.headers(url) if (conditional and self.cache is not None) else {}
-        attempt = 0
+        host, attempt = _host(url), 0
         while True:
-            slot = self.gate.enter(_host(url), delay)
+            slot = self.gate.enter(host, delay, conditional=bool(headers))
             try:
                 result, wait = self._get_once(url, headers, attempt)
             finally:
                 slot.release()
             if result is not None:
+                if headers and not result.not_modified:
+                    self.gate.charge(host)
                 return result
             time.sleep(wait)
             attempt += 1
@@ -227,7 +243,8 @@ class Fetcher:
 
         rules = RobotFileParser()
         try:
-            slot = self.gate.enter(urlsplit(origin).netloc)
+            # One small file per host and run: spaced like a conditional request.
+            slot = self.gate.enter(_host(origin), conditional=True)
             try:
                 response = self.client.get(origin + "/robots.txt")
             finally:

@@ -3,7 +3,10 @@ size caps (a gzip bomb, a 50 MB page), conditional GET. Nothing here leaves 127.
 
 from __future__ import annotations
 
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -317,3 +320,34 @@ def test_a_crawl_delay_spaces_conditional_requests_too(
     for _ in range(3):
         assert fetcher.fetch(httpserver.url_for("/f"), conditional=True).not_modified
     assert time.monotonic() - started >= 2 - 0.05  # the site's own word: 1 s between requests
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_https_is_verified_also_after_a_redirect_from_http(
+    server: HTTPServer, tmp_path: Path
+) -> None:
+    """The https transport is built only when an https URL comes, and it checks certificates:
+    a self-signed one fails in one line, reached directly or by a redirect from http."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    secure = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)
+    secure.expect_request("/p").respond_with_data(_page(), content_type="text/html")
+    secure.start()
+    try:
+        url = secure.url_for("/p")
+        assert url.startswith("https://")
+        server.expect_request("/moved").respond_with_data("", status=301, headers={"Location": url})
+        fetcher = _fetcher(tmp_path)
+        assert fetcher.fetch(server.url_for("/robots.txt")).status == 200  # plain http
+        for start in (url, server.url_for("/moved")):
+            with pytest.raises(WebError, match="CERTIFICATE_VERIFY_FAILED") as caught:
+                fetcher.fetch(start)
+            assert "\n" not in str(caught.value)
+    finally:
+        secure.stop()

@@ -111,15 +111,20 @@ class Fetcher:
         self.gate = HostGate(settings.web_per_host, settings.web_host_delay)
         self._robots: dict[str, Any] = {}
         self._robots_lock = threading.Lock()
+        from bot.sources.web.transport import OnFirstUse
+
         timeout = httpx.Timeout(
             settings.web_read_timeout, connect=settings.web_connect_timeout, pool=None
         )
+        limits = httpx.Limits(max_connections=settings.web_workers * 2)
+        # Plain http needs no certificates; https gets the verifying transport, built when used.
         self.client = httpx.Client(
             timeout=timeout,
             follow_redirects=True,
             max_redirects=settings.web_max_redirects,
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"},
-            limits=httpx.Limits(max_connections=settings.web_workers * 2),
+            transport=httpx.HTTPTransport(verify=False, limits=limits),
+            mounts={"https://": OnFirstUse(lambda: httpx.HTTPTransport(limits=limits))},
             trust_env=False,  # no proxy from the environment: fetch what the user named
         )
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -14,15 +15,19 @@ from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
+from rich.console import Console
 from werkzeug import Request, Response
 
+from bot.app.ask import AskOptions, answer_question
 from bot.app.feeds import FollowedFeed, add_feed, load_feeds, remove_feed
 from bot.app.ingest import ingest_paths, list_sources
 from bot.app.ingest_run import IngestReport
+from bot.app.summarise import SummariseOptions, summarise
 from bot.app.web_ingest import ForgetBefore, WebIngest, update_feeds
 from bot.core.errors import BotError
 from bot.core.settings import Settings
 from bot.sources.web.feed import parse_feed
+from bot.ui.render import render_answer
 from tests.web_fixtures import STORIES, article_page, atom, json_feed, rss
 
 
@@ -166,7 +171,11 @@ def test_feed_formats_and_hostile_titles() -> None:
     assert len(parse_feed("http://127.0.0.1/feed", big).items) == 5000
 
 
-def test_the_author_comes_from_the_page_else_from_the_feed_item(site: HTTPServer) -> None:
+def test_the_author_comes_from_the_page_else_from_the_feed_item_and_shows_with_passages(
+    site: HTTPServer,
+) -> None:
+    """`bot sources`, and the passages of `ask` and `summarise` (JSON and terminal), give the
+    stored author: the page's, else the feed item's, null when neither names one."""
     bare = "<html><head><title>Ferry strike</title></head><body><article><p>{}</p></article>"
     for n in (1, 2):  # pages that name no author
         page = bare.format(STORIES[n][1])
@@ -189,6 +198,18 @@ def test_the_author_comes_from_the_page_else_from_the_feed_item(site: HTTPServer
         site.url_for("/bare/2"): "Ana Ruiz",  # JSON Feed authors
         plain: None,
     }
+    asked = answer_question("How much did the bridge repairs cost?", AskOptions(llm="extractive"))
+    summary = summarise(SummariseOptions(llm="extractive", length="long"))
+    for result in (asked, summary):
+        shown = [p.to_json() for p in result.passages]
+        assert shown and all(p["author"] == authors[p["path"]] for p in shown)
+        out = io.StringIO()
+        render_answer(result, Console(file=out, width=300), all_sources=True)
+        for passage in shown:
+            byline = f"{passage['source']} — {passage['author']} — " if passage["author"] else ""
+            assert byline in out.getvalue()
+    assert "Lena Park" in {p.author for p in asked.passages}
+    assert {"Lena Park", "Jo Lind", "Ana Ruiz"} <= {p.author for p in summary.passages}
 
 
 class _Steps:

@@ -66,10 +66,10 @@ def check_scheme(url: str) -> None:
 class HostGate:
     """At most `per_host` requests at once to one host, and `delay` seconds between the start of
     a request that may bring a body and the next start. A conditional request (validators held)
-    does not wait for that delay to pass, nor make the next one wait: an unchanged page or feed
-    costs its host one 304 without a body, the load the delay exists to spread. When such a
-    request does bring a body, `charge` makes the next start wait the delay from then. A
-    robots.txt Crawl-delay, the site's own word, spaces every request."""
+    makes no later one wait: an unchanged page or feed costs its host one 304 without a body,
+    not the load the delay exists to spread (it still waits its turn after a request that may
+    bring one). When it does bring a body, `charge` makes the next start wait the delay from
+    then. A robots.txt Crawl-delay, the site's own word, spaces every request."""
 
     def __init__(self, per_host: int, delay: float) -> None:
         self.per_host, self.delay = per_host, delay

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -196,16 +197,26 @@ def run_bot(
     return time.perf_counter() - start, proc
 
 
-def time_repeats(data: Path, trees: list[Path], repeats: int) -> dict[str, dict[str, Any]]:
-    """The repeat `bot update` (default web settings) of each tree, interleaved round by round
-    after one untimed run each (bytecode compiled, files cached), with the load average."""
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_repeats(
+    data: Path, trees: list[Path], repeats: int, web: dict[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The repeat `bot update` of each tree (default web settings, but `web`), interleaved round
+    by round after one untimed run each (bytecode compiled, files cached), with the load
+    average."""
     times: dict[str, list[float]] = {str(t): [] for t in trees}
+    cpu: dict[str, list[float]] = {str(t): [] for t in trees}  # user + system, the load aside
     loads: list[float] = []
     statuses: set[str] = set()
     embedded = 0
     for warm_up in [True] + [False] * repeats:
         for tree in trees:
-            took, proc = run_bot(data, "update", "--json", tree=tree, web={})
+            before = _children_cpu()
+            took, proc = run_bot(data, "update", "--json", tree=tree, web=web or {})
             if proc.returncode not in (0, 2):
                 raise SystemExit(f"{tree}: bot update failed: {proc.stderr[-2000:]}")
             repeat = json.loads(proc.stdout)
@@ -213,12 +224,14 @@ def time_repeats(data: Path, trees: list[Path], repeats: int) -> dict[str, dict[
             embedded += repeat["chunks_embedded"]
             if not warm_up:
                 times[str(tree)].append(took)
+                cpu[str(tree)].append(_children_cpu() - before)
         loads.append(os.getloadavg()[0])
     return {
         tree: {
             "best_s": min(ts),
             "median_s": statistics.median(ts),
             "runs": ts,
+            "cpu_median_s": statistics.median(cpu[tree]),
             "load_avg": statistics.mean(loads[1:]),
             "statuses": sorted(statuses),
             "chunks_embedded": embedded,
@@ -239,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat-only", action="store_true", help="time only the repeat update")
     parser.add_argument(
         "--compare", type=Path, action="append", default=[], help="another checkout to time too"
+    )
+    parser.add_argument(
+        "--host-delay", help="BOT_WEB_HOST_DELAY for the timed repeats (default: the setting's)"
     )
     parser.add_argument("--out", type=Path)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -296,8 +312,9 @@ def measure_repeat(ns: argparse.Namespace, data: Path, base: str) -> dict[str, A
     if first.returncode:
         raise SystemExit(first.stderr[-2000:])
     trees = [REPO, *(t.resolve() for t in ns.compare)]
-    timed = time_repeats(data, trees, ns.repeats)
-    return {"feeds": ns.feeds, "repeats": ns.repeats, "trees": timed}
+    web = {"BOT_WEB_HOST_DELAY": ns.host_delay} if ns.host_delay else {}
+    timed = time_repeats(data, trees, ns.repeats, web)
+    return {"feeds": ns.feeds, "repeats": ns.repeats, "web_env": web, "trees": timed}
 
 
 def measure(ns: argparse.Namespace, data: Path, base: str) -> dict[str, Any]:
@@ -346,19 +363,26 @@ def render(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _settings_line(web: dict[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in web.items()) or "default web settings"
+
+
 def render_repeat(r: dict[str, Any]) -> str:
     trees = r["trees"]
     mine = trees[str(REPO)]
     lines = [
-        f"repeat `bot update`, {r['feeds']} feeds on 127.0.0.1 all answering 304, default web"
-        f" settings; {r['repeats']} runs per tree, interleaved (target < {TARGET_REPEAT_S:g} s)",
-        f"{'tree':<40}{'best s':>8}{'median s':>10}{'vs this':>9}{'load avg':>10}",
+        f"repeat `bot update`, {r['feeds']} feeds on 127.0.0.1 all answering 304,"
+        f" {_settings_line(r['web_env'])}; {r['repeats']} runs per tree, interleaved"
+        f" (target < {TARGET_REPEAT_S:g} s)",
+        f"{'tree':<40}{'best s':>8}{'median s':>10}{'vs this':>9}{'cpu s':>8}{'vs this':>9}"
+        f"{'load avg':>10}",
     ]
     for tree, t in trees.items():
         ratio = t["median_s"] / mine["median_s"]
+        cpu_ratio = t["cpu_median_s"] / mine["cpu_median_s"]
         lines.append(
             f"{tree:<40}{t['best_s']:>8.2f}{t['median_s']:>10.2f}{ratio:>8.2f}x"
-            f"{t['load_avg']:>10.1f}"
+            f"{t['cpu_median_s']:>8.2f}{cpu_ratio:>8.2f}x{t['load_avg']:>10.1f}"
         )
     lines.append(
         f"statuses: {', '.join(mine['statuses'])}; {mine['chunks_embedded']} chunks embedded"

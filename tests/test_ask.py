@@ -132,6 +132,7 @@ def test_ask_json_schema_via_the_cli() -> None:
         "text",
         "score",
         "cited",
+        "author",
     }
     cited = {n for s in data["sentences"] for n in s["citations"]}
     assert cited and {p["n"] for p in data["passages"] if p["cited"]} == cited

@@ -684,7 +684,7 @@ def test_cli_json_keys(cli_index: dict) -> None:
     assert cited == {p["n"] for p in data["passages"]}
     assert set(data["passages"][0]) == {
         "n", "article_id", "title", "source", "url", "published", "path", "start", "end",
-        "text", "score", "cited",
+        "text", "score", "cited", "author",
     }  # fmt: skip
     assert all(p["cited"] for p in data["passages"]), "a summary lists only the passages it cites"
 

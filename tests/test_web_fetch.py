@@ -3,7 +3,10 @@ size caps (a gzip bomb, a 50 MB page), conditional GET. Nothing here leaves 127.
 
 from __future__ import annotations
 
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -270,3 +273,81 @@ def test_requests_to_one_host_are_limited_and_spaced(tmp_path: Path) -> None:
     starts.sort()
     # Six starts at least 0.1 s apart span 0.5 s, whatever the scheduler does to each one.
     assert starts[-1] - starts[0] >= 0.45
+
+
+def test_conditional_requests_are_not_spaced_by_the_host_delay(
+    server: HTTPServer, tmp_path: Path
+) -> None:
+    """A 304 costs its host no body: twelve conditional requests do not wait 0.4 s each, while
+    two that fetch bodies, and a conditional one that brings a body, still do."""
+
+    def handler(request: Request) -> Response:
+        if request.headers.get("If-None-Match") == '"v1"' and "changed" not in request.path:
+            return Response(status=304)
+        return Response(_page(), content_type="text/html", headers={"ETag": '"v1"'})
+
+    for path in ("/f", "/changed", "/plain"):
+        server.expect_request(path).respond_with_handler(handler)
+    cache = ValidatorCache(tmp_path / "validators.json")
+    for path in ("/f", "/changed"):
+        cache.remember(server.url_for(path), etag='"v1"')
+    fetcher = Fetcher(Settings(web_host_delay=0.4, web_per_host=2), cache)
+    fetcher.fetch(server.url_for("/plain"))  # robots.txt read; the next body waits 0.4 s
+    time.sleep(0.4)
+    started = time.monotonic()
+    for _ in range(12):
+        assert fetcher.fetch(server.url_for("/f"), conditional=True).not_modified
+    assert time.monotonic() - started < 0.4 * 3
+    assert fetcher.fetch(server.url_for("/changed"), conditional=True).status == 200
+    started = time.monotonic()
+    fetcher.fetch(server.url_for("/f"), conditional=True)  # waits for the body before it
+    fetcher.fetch(server.url_for("/plain"))
+    fetcher.fetch(server.url_for("/plain"))
+    assert time.monotonic() - started >= 0.4 * 2 - 0.05
+
+
+def test_a_crawl_delay_spaces_conditional_requests_too(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    httpserver.expect_request("/robots.txt").respond_with_data(
+        "User-agent: *\nCrawl-delay: 1\n", content_type="text/plain"
+    )
+    httpserver.expect_request("/f").respond_with_data("", status=304)
+    cache = ValidatorCache(tmp_path / "validators.json")
+    cache.remember(httpserver.url_for("/f"), etag='"v1"')
+    fetcher = Fetcher(Settings(web_host_delay=0), cache)
+    started = time.monotonic()
+    for _ in range(3):
+        assert fetcher.fetch(httpserver.url_for("/f"), conditional=True).not_modified
+    assert time.monotonic() - started >= 2 - 0.05  # the site's own word: 1 s between requests
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_https_is_verified_also_after_a_redirect_from_http(
+    server: HTTPServer, tmp_path: Path
+) -> None:
+    """The https transport is built only when an https URL comes, and it checks certificates:
+    a self-signed one fails in one line, reached directly or by a redirect from http."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    secure = HTTPServer(host="127.0.0.1", port=0, ssl_context=context)
+    secure.expect_request("/p").respond_with_data(_page(), content_type="text/html")
+    secure.start()
+    try:
+        url = secure.url_for("/p")
+        assert url.startswith("https://")
+        server.expect_request("/moved").respond_with_data("", status=301, headers={"Location": url})
+        fetcher = _fetcher(tmp_path)
+        assert fetcher.fetch(server.url_for("/robots.txt")).status == 200  # plain http
+        for start in (url, server.url_for("/moved")):
+            with pytest.raises(WebError, match="CERTIFICATE_VERIFY_FAILED") as caught:
+                fetcher.fetch(start)
+            assert "\n" not in str(caught.value)
+    finally:
+        secure.stop()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -14,15 +15,19 @@ from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
+from rich.console import Console
 from werkzeug import Request, Response
 
+from bot.app.ask import AskOptions, answer_question
 from bot.app.feeds import FollowedFeed, add_feed, load_feeds, remove_feed
 from bot.app.ingest import ingest_paths, list_sources
 from bot.app.ingest_run import IngestReport
+from bot.app.summarise import SummariseOptions, summarise
 from bot.app.web_ingest import ForgetBefore, WebIngest, update_feeds
 from bot.core.errors import BotError
 from bot.core.settings import Settings
 from bot.sources.web.feed import parse_feed
+from bot.ui.render import render_answer
 from tests.web_fixtures import STORIES, article_page, atom, json_feed, rss
 
 
@@ -166,7 +171,11 @@ def test_feed_formats_and_hostile_titles() -> None:
     assert len(parse_feed("http://127.0.0.1/feed", big).items) == 5000
 
 
-def test_the_author_comes_from_the_page_else_from_the_feed_item(site: HTTPServer) -> None:
+def test_the_author_comes_from_the_page_else_from_the_feed_item_and_shows_with_passages(
+    site: HTTPServer,
+) -> None:
+    """`bot sources`, and the passages of `ask` and `summarise` (JSON and terminal), give the
+    stored author: the page's, else the feed item's, null when neither names one."""
     bare = "<html><head><title>Ferry strike</title></head><body><article><p>{}</p></article>"
     for n in (1, 2):  # pages that name no author
         page = bare.format(STORIES[n][1])
@@ -189,6 +198,18 @@ def test_the_author_comes_from_the_page_else_from_the_feed_item(site: HTTPServer
         site.url_for("/bare/2"): "Ana Ruiz",  # JSON Feed authors
         plain: None,
     }
+    asked = answer_question("How much did the bridge repairs cost?", AskOptions(llm="extractive"))
+    summary = summarise(SummariseOptions(llm="extractive", length="long"))
+    for result in (asked, summary):
+        shown = [p.to_json() for p in result.passages]
+        assert shown and all(p["author"] == authors[p["path"]] for p in shown)
+        out = io.StringIO()
+        render_answer(result, Console(file=out, width=300), all_sources=True)
+        for passage in shown:
+            byline = f"{passage['source']} — {passage['author']} — " if passage["author"] else ""
+            assert byline in out.getvalue()
+    assert "Lena Park" in {p.author for p in asked.passages}
+    assert {"Lena Park", "Jo Lind", "Ana Ruiz"} <= {p.author for p in summary.passages}
 
 
 class _Steps:
@@ -449,3 +470,53 @@ def test_an_update_waits_for_a_running_ingest_or_update(site: HTTPServer) -> Non
         held.release()
     report, _ = update_feeds(Settings())
     assert report.added == 3
+
+
+# Modules an update has no use for when no feed changed: the index, the models, the readers.
+HEAVY_MODULES = ("chromadb", "onnxruntime", "numpy", "trafilatura", "feedparser", "lxml")
+QUIET_FEEDS = 8
+
+_QUIET_UPDATE = """
+import json, sys, time
+from bot.app.web_ingest import update_feeds
+from bot.core.settings import Settings
+started = time.monotonic()
+report, feeds = update_feeds(Settings())
+print(json.dumps({"seconds": time.monotonic() - started,
+                  "statuses": sorted({f.status for f in feeds}),
+                  "heavy": sorted(m for m in sys.argv[1:] if m in sys.modules)}))
+"""
+
+
+def test_an_update_with_nothing_new_is_quick_imports_no_model_and_writes_nothing(
+    site: HTTPServer,
+) -> None:
+    """Every feed on one host answers 304: with the default host delay, the conditional requests
+    are not spaced out, nothing heavy is imported, and no file is written or touched."""
+
+    def feed(request: Request) -> Response:
+        if request.headers.get("If-None-Match") == '"f1"':
+            return Response(status=304)
+        links = [(t, site.url_for(f"/story/{n}")) for n, (t, _) in enumerate(STORIES)]
+        return Response(rss(links), content_type="application/rss+xml", headers={"ETag": '"f1"'})
+
+    for k in range(QUIET_FEEDS):
+        site.expect_request(f"/desk/{k}").respond_with_handler(feed)
+        add_feed(site.url_for(f"/desk/{k}"), f"desk{k}")
+    assert update_feeds(Settings())[0].added == 3
+    data = Settings().data_dir
+    before = {p: p.stat().st_mtime_ns for p in data.rglob("*")}
+    env = {k: v for k, v in os.environ.items() if k != "BOT_WEB_HOST_DELAY"}  # the default
+    proc = subprocess.run(
+        [sys.executable, "-c", _QUIET_UPDATE, *HEAVY_MODULES],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    out = json.loads(proc.stdout)
+    assert out["statuses"] == ["not modified"] and out["heavy"] == []
+    # Spaced by the default delay, the feeds would take 0.5 s each.
+    default_delay = Settings.model_fields["web_host_delay"].default
+    assert out["seconds"] < default_delay * (QUIET_FEEDS - 1) / 2
+    assert {p: p.stat().st_mtime_ns for p in data.rglob("*")} == before

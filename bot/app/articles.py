@@ -8,9 +8,11 @@ paragraph ended). So `text[p.start:p.end]` is exactly the text of every passage 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from bot.core.errors import BotError
+from bot.core.types import Passage
 from bot.index.reader import IndexReader
 
 # A gap this wide between two chunks held more than the space between two sentences: shown as
@@ -52,3 +54,14 @@ def article_view(store: IndexReader, article_id: str) -> dict[str, Any]:
         "text": "".join(pieces),
         "chunks": [{"chunk_index": c.chunk_index, "start": c.start, "end": c.end} for c in chunks],
     }
+
+
+def with_authors(store: IndexReader, passages: list[Passage]) -> list[Passage]:
+    """`passages`, each with its article's stored author: chunks do not carry the byline, the
+    article record does, so `ask` and `summarise` show what `bot sources` shows."""
+    ids = list(dict.fromkeys(p.article_id for p in passages))
+    entries = store.article_entries(ids) if ids else {}
+    return [
+        replace(p, author=entries[p.article_id].author) if p.article_id in entries else p
+        for p in passages
+    ]

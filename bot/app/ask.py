@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.app.ahead import embed_ahead, embed_while_waiting, join_counted, joined_on_error
+from bot.app.articles import with_authors
 from bot.core.errors import BotError
 from bot.core.settings import Settings, get_settings
 from bot.core.text import sanitize
@@ -187,6 +188,7 @@ def answer_question(
             since=t0,
             embedding=ahead[0] if ahead else None,
         )
+        found.passages = with_authors(store, found.passages)
         phash = _prompt_hash(provider, k, store.embedder, settings)
         needs = _read(question, found, store)
         verdict = _answerability(needs, found, store, settings.min_relevance)
@@ -274,7 +276,7 @@ def _reports_of(
         if cid not in have:
             best.setdefault(article_of(cid), cid)
     chunks = store.chunks_by_ids(list(best.values())[:k])
-    return [c.to_passage(n) for n, c in enumerate(chunks, start=1)]
+    return with_authors(store, [c.to_passage(n) for n, c in enumerate(chunks, start=1)])
 
 
 def _prompt_hash(provider: Provider, k: int, embedder: Embedder, settings: Settings) -> str:

@@ -9,7 +9,7 @@ nothing the next run's `repair` cannot bring back in step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.core.dates import published_ts
 from bot.core.settings import Settings
@@ -17,7 +17,7 @@ from bot.core.types import Progress
 
 if TYPE_CHECKING:
     from bot.index.embeddings import Embedder
-    from bot.index.records import FileEntry, StoredChunk
+    from bot.index.records import ArticleEntry, FileEntry, StoredChunk
     from bot.sources.article import ArticleRecord
     from bot.sources.chunking import Chunk
 
@@ -25,8 +25,22 @@ if TYPE_CHECKING:
 EMBED_BUFFER_CHUNKS = 512
 
 
+class Tally:
+    """Counting articles by what a run did to them (new, updated, unchanged, failed) in the
+    fields a report names them by (`COUNTED`)."""
+
+    COUNTED: ClassVar[dict[str, str]]
+
+    def count(self, status: str, n: int = 1) -> None:
+        name = self.COUNTED[status]
+        setattr(self, name, getattr(self, name) + n)
+
+
 @dataclass
-class IngestReport:
+class IngestReport(Tally):
+    COUNTED: ClassVar[dict[str, str]] = {
+        "new": "added", "updated": "updated", "unchanged": "unchanged", "failed": "failed"
+    }  # fmt: skip
     added: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -37,6 +51,11 @@ class IngestReport:
     warnings: list[dict[str, str]] = field(default_factory=list)
     repaired_chunks: int = 0
     seconds: float = 0.0
+
+    def fail(self, path: str, error: str) -> None:
+        """One page, file or feed failed: counted, and its one error line kept."""
+        self.failed += 1
+        self.errors.append({"path": path, "error": error})
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,7 +89,6 @@ class IngestRun:
         self.trim: dict[str, tuple[int, int]] = {}  # article id -> (new, old) chunk counts
 
     def add_path(self, article: Any, record_path: str) -> None:
-        from bot.index.records import ArticleEntry
         from bot.sources.chunking import chunk_text
 
         self.doomed.discard(article.article_id)
@@ -81,18 +99,7 @@ class IngestRun:
                 self.dirty_entries.add(article.article_id)
             return
         chunks = chunk_text(article.text, self.settings.chunk_size, self.settings.chunk_overlap)
-        self.articles[article.article_id] = ArticleEntry(
-            article_id=article.article_id,
-            title=article.title,
-            source=article.source,
-            url=article.url,
-            published=article.published,
-            content_hash=article.content_hash,
-            n_chunks=len(chunks),
-            chars=len(article.text),
-            paths=[record_path],
-            author=article.author,
-        )
+        self.articles[article.article_id] = _entry(article, [record_path], len(chunks))
         self.pending.append((article, chunks))
         self.pending_chunks += len(chunks)
 
@@ -105,12 +112,8 @@ class IngestRun:
         entry = self.articles[article.article_id]
         chunks = chunk_text(article.text, self.settings.chunk_size, self.settings.chunk_overlap)
         old_n = self.trim.get(article.article_id, (0, entry.n_chunks))[1]
-        entry.title, entry.source, entry.url = article.title, article.source, article.url
-        entry.published, entry.content_hash = article.published, article.content_hash
-        entry.author = article.author
-        entry.n_chunks, entry.chars = len(chunks), len(article.text)
-        if article.path not in entry.paths:
-            entry.paths.append(article.path)
+        paths = entry.paths if article.path in entry.paths else [*entry.paths, article.path]
+        self.articles[article.article_id] = _entry(article, paths, len(chunks))
         self.trim[article.article_id] = (len(chunks), old_n)
         self.pending.append((article, chunks))
         self.pending_chunks += len(chunks)
@@ -169,6 +172,31 @@ class IngestRun:
         self.dirty_entries, self.doomed, self.repoint = set(), set(), set()
 
 
+def _described(article: ArticleRecord) -> dict[str, str]:
+    """What the index repeats of an article on its record and on each of its chunks."""
+    return {
+        "article_id": article.article_id,
+        "title": article.title,
+        "source": article.source,
+        "url": article.url,
+        "published": article.published,
+    }
+
+
+def _entry(article: ArticleRecord, paths: list[str], n_chunks: int) -> ArticleEntry:
+    """An article's record in the manifest, for its text cut into `n_chunks` chunks."""
+    from bot.index.records import ArticleEntry
+
+    return ArticleEntry(
+        **_described(article),
+        content_hash=article.content_hash,
+        n_chunks=n_chunks,
+        chars=len(article.text),
+        paths=paths,
+        author=article.author,
+    )
+
+
 def _stored_chunks(article: ArticleRecord, pieces: list[Chunk]) -> list[StoredChunk]:
     """An article's chunks as the index stores them."""
     from bot.index.records import StoredChunk, chunk_id
@@ -176,15 +204,11 @@ def _stored_chunks(article: ArticleRecord, pieces: list[Chunk]) -> list[StoredCh
     ts = published_ts(article.published)
     return [
         StoredChunk(
+            **_described(article),
             chunk_id=chunk_id(article.article_id, i),
-            article_id=article.article_id,
             chunk_index=i,
             start=piece.start,
             end=piece.end,
-            title=article.title,
-            source=article.source,
-            url=article.url,
-            published=article.published,
             published_ts=ts,
             path=article.path,
             text=piece.text,

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from bot.answer.disagreement import add_disagreements
+from bot.app.articles import with_authors
 from bot.app.mapreduce import Run, number
 from bot.app.selection import (
     CLOSEST_SHOWN,
@@ -352,7 +353,7 @@ def summarise(
     subject = topic or selection.scope
     phash = _prompt_hash(provider, store, settings, length)
     job = _Job(f"summary: {subject}", provider, phash, topic, length, selection, timings)
-    job.everything = selection.passages
+    selection.passages = job.everything = with_authors(store, selection.passages)
     if not selection.passages:
         return job.no_answer("no indexed article matches the filters", [])
     if selection.weak:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bot.app.feeds import FollowedFeed, record_seen, web_dir
-from bot.app.ingest_run import EMBED_BUFFER_CHUNKS, IngestReport, IngestRun
+from bot.app.ingest_run import EMBED_BUFFER_CHUNKS, IngestReport, IngestRun, Tally
 from bot.core.dates import parse_date_bound, published_ts
 from bot.core.errors import BotError, WebError
 from bot.core.settings import Settings
@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class FeedReport:
+class FeedReport(Tally):
+    COUNTED: ClassVar[dict[str, str]] = {s: s for s in ("new", "updated", "unchanged", "failed")}
     url: str
     name: str
     status: str = "ok"  # ok | not modified | failed
@@ -41,14 +42,6 @@ class FeedReport:
     failed: int = 0
     error: str = ""
     retry: bool = False  # an item failed in a way the next update may not: fetch it again
-
-    def count(self, status: str) -> None:
-        if status == "new":
-            self.new += 1
-        elif status == "updated":
-            self.updated += 1
-        else:
-            self.unchanged += 1
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "retry"}
@@ -115,8 +108,7 @@ class WebIngest:
                 ("failed", outcome.error) if outcome.error else ("not modified", "")
             )
             if outcome.error:
-                report.failed += 1
-                report.errors.append({"path": feed.url, "error": outcome.error})
+                report.fail(feed.url, outcome.error)
         self.close()
         return report
 
@@ -165,7 +157,6 @@ def update_feeds(
     """`bot update`: every followed feed fetched, its new and changed items indexed. When every
     feed answers 304 and no update was cut short, the index is not even opened."""
     from bot.app.feeds import load_feeds
-    from bot.app.ingest import ingest_paths
 
     web = WebIngest(settings, feeds=load_feeds(settings))
     if not web.feeds:
@@ -173,6 +164,8 @@ def update_feeds(
     running = web_dir(settings) / "update.running"  # present while an update writes
     if web.prefetch_feeds() and not running.exists():
         return web.quiet_report(), web.feed_reports
+    from bot.app.ingest import ingest_paths  # the index and its models: only when needed
+
     running.touch()
     report = ingest_paths(None, settings, progress=progress, web=web)
     running.unlink(missing_ok=True)
@@ -243,15 +236,16 @@ def _flush(state: _State, notify: Progress) -> None:
 
 def _fetch(fetcher: Fetcher, job: _Job, conditional: bool) -> _Outcome:
     """One URL fetched and read (in a pool thread): a page's article, a feed, a 304 or an error."""
-    from bot.sources.web.feed import parse_feed
-    from bot.sources.web.page import is_feed, page_article
-
     try:
         result = fetcher.fetch(job.url, conditional=conditional)
         if result.not_modified:
             return _Outcome(job, result)
         if job.is_followed_feed and _same_as_last_time(fetcher, job.url, result.text):
             return _Outcome(job, replace(result, status=304, text=""))
+        # The readers of feeds and pages (feedparser, trafilatura) only for a body to read.
+        from bot.sources.web.feed import parse_feed
+        from bot.sources.web.page import is_feed, page_article
+
         if job.is_followed_feed or (job.item is None and is_feed(result)):
             return _Outcome(job, result, feed=parse_feed(result.final_url, result.text))
         item = job.item
@@ -284,12 +278,11 @@ def _take(state: _State, outcome: _Outcome) -> list[_Job]:
     job, report = outcome.job, state.run.report
     feed_report = job.feed
     if outcome.error:
-        report.failed += 1
-        report.errors.append({"path": job.url, "error": outcome.error})
+        report.fail(job.url, outcome.error)
         if job.is_followed_feed and feed_report is not None:
             feed_report.status, feed_report.error = "failed", outcome.error
         elif feed_report is not None:
-            feed_report.failed += 1
+            feed_report.count("failed")
             feed_report.retry = True
         return []
     assert outcome.result is not None
@@ -314,13 +307,7 @@ def _take(state: _State, outcome: _Outcome) -> list[_Job]:
 
 def _count(state: _State, job: _Job, status: str) -> None:
     """Count one page as new, updated or unchanged, for the run and for its feed."""
-    report = state.run.report
-    if status == "new":
-        report.added += 1
-    elif status == "updated":
-        report.updated += 1
-    else:
-        report.unchanged += 1
+    state.run.report.count(status)
     if job.feed is not None:
         job.feed.count(status)
         if job.item is not None:
@@ -346,15 +333,14 @@ def _feed_items(state: _State, job: _Job, feed: Feed, result: FetchResult) -> li
             continue
         links.add(item.link)
         if item.link in seen and seen[item.link] == item.stamp:
-            report.unchanged += 1
-            state.run.report.unchanged += 1
+            report.count("unchanged")
+            state.run.report.count("unchanged")
             continue
         try:
             check_scheme(item.link)
         except WebError as exc:  # a javascript: or file: link fails the same way every time
-            report.failed += 1
-            state.run.report.failed += 1
-            state.run.report.errors.append({"path": item.link, "error": exc.cause})
+            report.count("failed")
+            state.run.report.fail(item.link, exc.cause)
             continue
         jobs.append(_Job(item.link, job.feed, item))
     return jobs

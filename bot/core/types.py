@@ -31,11 +31,13 @@ class Passage:
     score: float = 0.0
     dense: float = 0.0
     cited: bool = False
+    author: str = ""  # the article's byline as stored (page, else feed item); "" when unknown
 
     def to_json(self) -> dict:
         data = asdict(self)
         data.pop("chunk_id")
         data.pop("dense")
+        data["author"] = self.author or None
         return data
 
 

@@ -293,6 +293,7 @@ def render_sources(
     for passage in passages:
         meta = [
             one_line(passage.source),
+            one_line(passage.author),
             one_line(passage.published)[:10] if passage.published else "date unknown",
         ]
         line = Text.assemble(

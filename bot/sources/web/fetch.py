@@ -9,9 +9,11 @@ import email.utils
 import threading
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from bot import __version__
 from bot.core.errors import WebError
@@ -20,12 +22,13 @@ from bot.sources.web.charset import decode_body
 from bot.sources.web.validators import ValidatorCache
 
 if TYPE_CHECKING:
-    import httpx
+    from bot.sources.web.transport import Answer
 
 USER_AGENT = f"bot/{__version__} (news question answering; +https://pypi.org/project/bot)"
 ROBOTS_AGENT = "bot"  # the token robots.txt rules name
 FETCHED_SCHEMES = ("http", "https")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # The first retry waits this long (doubling after), unless the server says how long.
 BACKOFF_SECONDS = 0.5
 # Media types worth reading: pages, feeds and the generic XML/JSON types feeds are served as.
@@ -64,7 +67,12 @@ def check_scheme(url: str) -> None:
 
 
 class HostGate:
-    """At most `per_host` requests at once to one host, started `delay` seconds apart."""
+    """At most `per_host` requests at once to one host, and `delay` seconds between the start of
+    a request that may bring a body and the next start. A conditional request (validators held)
+    makes no later one wait: an unchanged page or feed costs its host one 304 without a body,
+    not the load the delay exists to spread (it still waits its turn after a request that may
+    bring one). When it does bring a body, `charge` makes the next start wait the delay from
+    then. A robots.txt Crawl-delay, the site's own word, spaces every request."""
 
     def __init__(self, per_host: int, delay: float) -> None:
         self.per_host, self.delay = per_host, delay
@@ -72,24 +80,33 @@ class HostGate:
         self._slots: dict[str, threading.Semaphore] = {}
         self._next: dict[str, float] = {}
 
-    def enter(self, host: str, delay: float | None = None) -> threading.Semaphore:
+    def enter(
+        self, host: str, delay: float | None = None, *, conditional: bool = False
+    ) -> threading.Semaphore:
         with self._lock:
             slot = self._slots.setdefault(host, threading.Semaphore(self.per_host))
         slot.acquire()
         with self._lock:
             now = time.monotonic()
             start = max(now, self._next.get(host, now))
-            self._next[host] = start + max(self.delay, delay or 0.0)
+            own = 0.0 if conditional else self.delay
+            self._next[host] = start + max(own, delay or 0.0)
         if start > now:
             time.sleep(start - now)
         return slot
+
+    def charge(self, host: str) -> None:
+        """A conditional request brought a body after all: the next start waits the delay."""
+        with self._lock:
+            now = time.monotonic()
+            self._next[host] = max(self._next.get(host, now), now + self.delay)
 
 
 class Fetcher:
     """One client for a command: connection reuse, robots.txt per host, the validator cache."""
 
     def __init__(self, settings: Settings, cache: ValidatorCache | None = None) -> None:
-        import httpx
+        from bot.sources.web.transport import Connections
 
         self.settings = settings
         self.cache = cache
@@ -97,20 +114,36 @@ class Fetcher:
         self.gate = HostGate(settings.web_per_host, settings.web_host_delay)
         self._robots: dict[str, Any] = {}
         self._robots_lock = threading.Lock()
-        timeout = httpx.Timeout(
-            settings.web_read_timeout, connect=settings.web_connect_timeout, pool=None
-        )
-        self.client = httpx.Client(
-            timeout=timeout,
-            follow_redirects=True,
-            max_redirects=settings.web_max_redirects,
-            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"},
-            limits=httpx.Limits(max_connections=settings.web_workers * 2),
-            trust_env=False,  # no proxy from the environment: fetch what the user named
-        )
+        read = settings.web_read_timeout
+        timeouts = {"connect": settings.web_connect_timeout, "read": read, "write": read}
+        # No proxy from the environment: fetch what the user named.
+        self.connections = Connections(settings.web_workers * 2, {**timeouts, "pool": None})
 
     def close(self) -> None:
-        self.client.close()
+        self.connections.close()
+
+    @contextmanager
+    def _get(self, url: str, headers: dict[str, str]) -> Iterator[Answer]:
+        """The answer at the end of `url`'s redirects (at most BOT_WEB_MAX_REDIRECTS, each to
+        http or https only). Raises WebError."""
+        from bot.sources.web.transport import TRANSPORT_ERRORS
+
+        sent = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate", **headers}
+        at = url
+        try:
+            for _ in range(self.settings.web_max_redirects + 1):
+                with self.connections.get(at, sent) as answer:
+                    location = answer.headers.get("location", "")
+                    if answer.status not in REDIRECT_STATUSES or not location:
+                        yield answer
+                        return
+                at = urljoin(at, location.strip())
+                if urlsplit(at).scheme.lower() not in FETCHED_SCHEMES:
+                    raise WebError(url, "redirected to a URL that is not http(s)")
+        except TRANSPORT_ERRORS as exc:
+            raise WebError(url, _transport_cause(exc, self.settings)) from None
+        limit = self.settings.web_max_redirects
+        raise WebError(url, f"more than {limit} redirects (BOT_WEB_MAX_REDIRECTS)")
 
     def fetch(self, url: str, *, conditional: bool = False) -> FetchResult:
         """The page or feed at `url`: decoded text, or status 304 when `conditional` and the
@@ -118,14 +151,16 @@ class Fetcher:
         check_scheme(url)
         delay = self._robots_delay(url)
         headers = self.cache.headers(url) if (conditional and self.cache is not None) else {}
-        attempt = 0
+        host, attempt = _host(url), 0
         while True:
-            slot = self.gate.enter(_host(url), delay)
+            slot = self.gate.enter(host, delay, conditional=bool(headers))
             try:
                 result, wait = self._get_once(url, headers, attempt)
             finally:
                 slot.release()
             if result is not None:
+                if headers and not result.not_modified:
+                    self.gate.charge(host)
                 return result
             time.sleep(wait)
             attempt += 1
@@ -134,18 +169,13 @@ class Fetcher:
         self, url: str, headers: dict[str, str], attempt: int
     ) -> tuple[FetchResult | None, float]:
         """One request: (the result, 0) or (None, seconds to wait before the next attempt)."""
-        import httpx
+        with self._get(url, headers) as response:
+            if response.status in RETRY_STATUSES:
+                return None, self._retry_wait(url, response, attempt)
+            return self._read(url, response), 0.0
 
-        try:
-            with self.client.stream("GET", url, headers=headers) as response:
-                if response.status_code in RETRY_STATUSES:
-                    return None, self._retry_wait(url, response, attempt)
-                return self._read(url, response), 0.0
-        except httpx.HTTPError as exc:
-            raise WebError(url, _transport_cause(exc, self.settings)) from None
-
-    def _retry_wait(self, url: str, response: httpx.Response, attempt: int) -> float:
-        status = f"{response.status_code} {response.reason_phrase}".strip()
+    def _retry_wait(self, url: str, response: Answer, attempt: int) -> float:
+        status = f"{response.status} {response.reason}".strip()
         if attempt >= self.settings.web_retries:
             tries = attempt + 1
             raise WebError(url, f"HTTP {status} ({tries} tr{'y' if tries == 1 else 'ies'})")
@@ -158,12 +188,12 @@ class Fetcher:
             )
         return wait
 
-    def _read(self, url: str, response: httpx.Response) -> FetchResult:
-        final = str(response.url)
-        if response.status_code == 304:
+    def _read(self, url: str, response: Answer) -> FetchResult:
+        final = response.url
+        if response.status == 304:
             return FetchResult(url, final, 304)
-        if response.status_code >= 400:
-            raise WebError(url, f"HTTP {response.status_code} {response.reason_phrase}".strip())
+        if response.status >= 400:
+            raise WebError(url, f"HTTP {response.status} {response.reason}".strip())
         media = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if media and media not in ACCEPTED_TYPES:
             raise WebError(url, f"not a page or feed (content type {media})")
@@ -173,7 +203,7 @@ class Fetcher:
         return FetchResult(
             url,
             final,
-            response.status_code,
+            response.status,
             content_type=media,
             text=text,
             etag=response.headers.get("etag", ""),
@@ -181,7 +211,7 @@ class Fetcher:
             warnings=warnings,
         )
 
-    def _body(self, url: str, response: httpx.Response) -> bytes:
+    def _body(self, url: str, response: Answer) -> bytes:
         """The body, inflated step by step and refused past the cap, whatever it claims."""
         too_large = WebError(url, f"too large (more than {self.settings.web_max_mb:g} MB)")
         declared = response.headers.get("content-length", "")
@@ -190,7 +220,7 @@ class Fetcher:
         inflater = _inflater(url, response.headers.get("content-encoding", ""))
         parts: list[bytes] = []
         size = 0
-        for raw in response.iter_raw():
+        for raw in response.body:
             pending = raw
             while pending:
                 piece = inflater.decompress(pending, _CHUNK) if inflater else pending
@@ -223,24 +253,22 @@ class Fetcher:
     def _load_robots(self, origin: str) -> Any:
         from urllib.robotparser import RobotFileParser
 
-        import httpx
-
         rules = RobotFileParser()
+        lines: list[str] = []  # no robots.txt to read: nothing is disallowed
+        # One small file per host and run: spaced like a conditional request.
+        slot = self.gate.enter(_host(origin), conditional=True)
         try:
-            slot = self.gate.enter(urlsplit(origin).netloc)
-            try:
-                response = self.client.get(origin + "/robots.txt")
-            finally:
-                slot.release()
-        except httpx.HTTPError:
-            rules.parse([])  # no robots.txt to read: nothing is disallowed
-            return rules
-        if response.status_code in (401, 403):
-            rules.parse(["User-agent: *", "Disallow: /"])
-        elif response.status_code >= 400 or len(response.content) > self.max_bytes:
-            rules.parse([])
-        else:
-            rules.parse(response.content.decode("utf-8", "replace").splitlines())
+            with self._get(origin + "/robots.txt", {}) as response:
+                if response.status in (401, 403):
+                    lines = ["User-agent: *", "Disallow: /"]
+                elif response.status < 400:
+                    body = self._body(origin + "/robots.txt", response)
+                    lines = body.decode("utf-8", "replace").splitlines()
+        except WebError:
+            pass
+        finally:
+            slot.release()
+        rules.parse(lines)
         return rules
 
 
@@ -274,24 +302,18 @@ def _retry_after(value: str) -> float | None:
 
 
 def _transport_cause(exc: Exception, settings: Settings) -> str:
-    """The cause of a failed request in a few words: DNS, refused, timeout, redirects."""
-    import httpx
+    """The cause of a failed request in a few words: DNS, refused, timeout."""
+    import httpcore
 
     text = str(exc).lower()
-    if isinstance(exc, httpx.ConnectTimeout):
+    if isinstance(exc, httpcore.ConnectTimeout):
         return f"timed out connecting (BOT_WEB_CONNECT_TIMEOUT={settings.web_connect_timeout:g}s)"
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpcore.TimeoutException):
         return f"timed out reading (BOT_WEB_READ_TIMEOUT={settings.web_read_timeout:g}s)"
-    if isinstance(exc, httpx.TooManyRedirects):
-        return f"more than {settings.web_max_redirects} redirects (BOT_WEB_MAX_REDIRECTS)"
-    if isinstance(exc, httpx.UnsupportedProtocol):
-        return "redirected to a URL that is not http(s)"
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, httpcore.ConnectError):
         if "name or service" in text or "name resolution" in text or "nodename" in text:
             return "DNS lookup failed (no such host)"
         if "refused" in text:
             return "connection refused"
         return f"cannot connect: {exc}"
-    if isinstance(exc, httpx.DecodingError):
-        return "bad compressed body"
     return f"{type(exc).__name__}: {exc}"

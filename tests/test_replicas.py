@@ -35,6 +35,15 @@ NEW_ARTICLE = (
     f"Engineers opened the {RARE} spillway at dawn and about 300 homes were evacuated. "
     "The board said the dam itself was not damaged."
 )
+# Another made-up name, in an article far in meaning from a question about harbour budgets: among
+# many harbour-budget reports the dense ranking misses it, and only the keyword index finds it.
+FAR_NAME = "Brindlecombe"
+FAR_ARTICLE = (
+    f"Residents of {FAR_NAME} held their village fete on Sunday, with a cake stall, a brass band "
+    "and a dog show on the green."
+)
+FAR_QUESTION = f"What budget did the harbour authority approve for the {FAR_NAME} piers?"
+REPORTS = 200
 # A process that takes the lease as a writer of data dir argv[1] with a lease of argv[2] seconds,
 # says "held", then checks the lease for each line it reads.
 HOLDER = """
@@ -221,10 +230,12 @@ def test_a_second_writer_waits_for_a_running_ingest_and_never_interleaves(
 
 
 @pytest.fixture
-def two_replicas(chroma_server: str, tmp_path, seeds_dir) -> Iterator[tuple[str, str, Path, Path]]:
-    """Replicas A and B (`bot serve`, each its own data dir) on the seeds, indexed through A."""
+def two_replicas(chroma_server: str, tmp_path) -> Iterator[tuple[str, str, Path, Path]]:
+    """Replicas A and B (`bot serve`, each its own data dir) on harbour-budget reports indexed
+    through A."""
     a, b = tmp_path / "a", tmp_path / "b"
-    assert _bot(_env(chroma_server, a), "ingest", str(seeds_dir)).returncode == 0
+    reports = _articles(tmp_path / "reports", REPORTS)
+    assert _bot(_env(chroma_server, a), "ingest", str(reports)).returncode == 0
     processes, urls = [], []
     for data_dir in (a, b):
         port = free_port()
@@ -266,6 +277,7 @@ def test_what_one_replica_indexes_another_answers_without_a_restart(
     news = tmp_path / "news"
     news.mkdir()
     (news / "reservoir.txt").write_text(NEW_ARTICLE, encoding="utf-8")
+    (news / "fete.txt").write_text(FAR_ARTICLE, encoding="utf-8")
     assert _bot(_env(chroma_server, a), "ingest", str(news)).returncode == 0
 
     question = {"question": f"What happened at the {RARE} reservoir?", "llm": "extractive"}
@@ -280,3 +292,12 @@ def test_what_one_replica_indexes_another_answers_without_a_restart(
     assert chunk_id(article, 0) in _cached_keyword_ids(b, generation)
     listed = json.loads(_bot(_env(chroma_server, a), "sources", "--json").stdout)
     assert httpx.get(f"{url_b}/api/sources").json() == listed
+    # A keyword-only hit: the dense ranking alone misses the fete, B's answer has it.
+    from bot.index.search import retrieve_passages
+    from bot.index.store import open_store
+
+    store = open_store(_settings(chroma_server, tmp_path / "probe"))
+    dense = retrieve_passages(FAR_QUESTION, store, k=8, mode="dense").passages
+    assert dense and not any(p.path.endswith("fete.txt") for p in dense)
+    far = httpx.post(f"{url_b}/api/ask", json={"question": FAR_QUESTION}, timeout=120).json()
+    assert any(p["path"].endswith("fete.txt") for p in far["passages"]), far["passages"]

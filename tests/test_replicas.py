@@ -22,6 +22,7 @@ from bot.core.settings import Settings
 from bot.index.chroma import open_client
 from bot.index.lease import CLOCK_SKEW_SECONDS, LeaseRecords, take_lease
 from bot.index.records import chunk_id
+from bot.index.store import open_store
 
 from .chroma_run import chroma_run, free_port
 from .live_server import wait_for_json
@@ -44,22 +45,26 @@ FAR_ARTICLE = (
 )
 FAR_QUESTION = f"What budget did the harbour authority approve for the {FAR_NAME} piers?"
 REPORTS = 200
-# A process that takes the lease as a writer of data dir argv[1] with a lease of argv[2] seconds,
-# says "held", then checks the lease for each line it reads.
+# A writer of data dir argv[1] that takes the lease for argv[2] seconds, says "held", then writes
+# a file record named by each line it reads to the index, saying "wrote" or why not.
 HOLDER = """
 import sys
 from bot.core.errors import BotError
 from bot.core.settings import Settings
 from bot.index.chroma import open_client
 from bot.index.lease import take_lease
+from bot.index.records import FileEntry
+from bot.index.store import open_store
 settings = Settings(data_dir=sys.argv[1])
 lease = take_lease(settings, open_client(settings), on_wait=lambda h: None,
                    seconds=float(sys.argv[2]))
+store = open_store(settings, create=True)
+store.lease = lease
 print("held", flush=True)
-for _ in sys.stdin:
+for line in sys.stdin:
     try:
-        lease.check()
-        print("still held", flush=True)
+        store.upsert_files([FileEntry(line.strip(), 1, 1, {})])
+        print("wrote", flush=True)
     except BotError as exc:
         print(str(exc), flush=True)
 """
@@ -121,9 +126,10 @@ def test_a_live_writer_keeps_its_lease_past_its_length(chroma_server: str, tmp_p
     writer = _holder(chroma_server, tmp_path / "a", seconds=1.0)
     assert writer.stdin is not None and writer.stdout is not None
     time.sleep(1.0 + CLOCK_SKEW_SECONDS + 1)  # renewed every third of a second meanwhile
-    writer.stdin.write("write?\n")
+    writer.stdin.write("/news/kept.txt\n")
     writer.stdin.flush()
-    assert writer.stdout.readline().strip() == "still held"
+    assert writer.stdout.readline().strip() == "wrote"
+    assert "/news/kept.txt" in open_store(_settings(chroma_server, tmp_path)).file_entries()
     settings = _settings(chroma_server, tmp_path / "b", lock_timeout=0)
     with pytest.raises(BotError, match="kept the index"):
         take_lease(settings, open_client(settings), on_wait=lambda h: None)
@@ -156,12 +162,13 @@ def test_a_writer_that_stalled_past_its_lease_writes_nothing_more(
     finally:
         stalled.send_signal(signal.SIGCONT)
     time.sleep(1.0)  # its renewal thread wakes first, and finds the newer lease
-    stalled.stdin.write("write?\n")
+    stalled.stdin.write("/news/late.txt\n")
     stalled.stdin.flush()
     said = stalled.stdout.readline()
     assert said.startswith("Stopped writing to") and "lease on the index was lost" in said
     assert f"data dir {tmp_path / 'b'}" in said and "took it over" in said
     stalled.kill()
+    assert "/news/late.txt" not in open_store(settings).file_entries()
     records = LeaseRecords(settings, open_client(settings)).all()
     assert records[-1].version == lease.version and not records[-1].released
     lease.release()
@@ -294,7 +301,6 @@ def test_what_one_replica_indexes_another_answers_without_a_restart(
     assert httpx.get(f"{url_b}/api/sources").json() == listed
     # A keyword-only hit: the dense ranking alone misses the fete, B's answer has it.
     from bot.index.search import retrieve_passages
-    from bot.index.store import open_store
 
     store = open_store(_settings(chroma_server, tmp_path / "probe"))
     dense = retrieve_passages(FAR_QUESTION, store, k=8, mode="dense").passages

@@ -45,3 +45,17 @@ def live_server(state: ServeState) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def wait_for_json(url: str, seconds: float = 90) -> dict:
+    """The JSON `url` answers once a server starting meanwhile is up."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return dict(httpx.get(url, timeout=5).json())
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

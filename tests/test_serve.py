@@ -26,7 +26,7 @@ from bot.serve.api import create_app
 from bot.serve.state import ServeState
 
 from .fakes import FakeChatModel, fake_provider
-from .live_server import free_port, live_server
+from .live_server import free_port, live_server, wait_for_json
 
 QUESTION = "What did Zelensky announce about prisoners?"
 # A made-up key, built at run time: no key-shaped literal in the repository.
@@ -293,23 +293,10 @@ def test_bot_serve_runs_and_stops(data_dir: Path) -> None:
         text=True,
     )
     try:
-        health = _wait_for(f"http://127.0.0.1:{port}/healthz")
+        health = wait_for_json(f"http://127.0.0.1:{port}/healthz")
         assert health["status"] == "ok"
         assert _ask(f"http://127.0.0.1:{port}").json()["passages"]
     finally:
         process.terminate()
         _, err = process.communicate(timeout=30)
     assert "Traceback" not in err
-
-
-def _wait_for(url: str, seconds: float = 90) -> dict:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return httpx.get(url, timeout=5).json()
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)

@@ -142,3 +142,18 @@ def test_keyboard_only_on_a_narrow_screen(server: str, page: object) -> None:
     overflow = "document.documentElement.scrollWidth - window.innerWidth"
     assert page.evaluate(overflow) <= 0  # type: ignore[attr-defined]
     page.screenshot(path=str(SHOT.with_name("serve-narrow.png")))  # type: ignore[attr-defined]
+
+
+def test_the_api_docs_load_with_no_request_leaving_the_machine(server: str, page: object) -> None:
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))  # type: ignore[attr-defined]
+    page.goto(f"{server}/docs")  # type: ignore[attr-defined]
+    # Swagger UI draws one block per route once its script has run and read /openapi.json.
+    ask = page.locator(".opblock", has_text="/api/ask").first  # type: ignore[attr-defined]
+    ask.wait_for(timeout=30_000)
+    assert page.locator(".opblock").count() >= 6  # type: ignore[attr-defined]
+    page.wait_for_load_state("networkidle")  # type: ignore[attr-defined]
+    hosts = {httpx.URL(url).host for url in requests if not url.startswith("data:")}
+    assert hosts == {"127.0.0.1"}, sorted(requests)
+    assert any(url.endswith("/openapi.json") for url in requests)
+    assert any("/static-docs/swagger-ui-bundle.js" in url for url in requests)

@@ -458,11 +458,11 @@ def test_a_feed_without_validators_that_did_not_change_counts_as_304(site: HTTPS
 
 
 def test_an_update_waits_for_a_running_ingest_or_update(site: HTTPServer) -> None:
-    from bot.app.ingest import _lock
+    from bot.app.ingest_lock import write_lock
     from bot.core.types import SilentProgress
 
     add_feed(site.url_for("/rss"), "harbour")
-    held = _lock(Settings(), SilentProgress())  # what a running ingest or update holds
+    held = write_lock(Settings(), SilentProgress())  # what a running ingest or update holds
     try:
         with pytest.raises(BotError, match="kept the index locked"):
             update_feeds(Settings(lock_timeout=0.5))

@@ -15,9 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bot.app.ingest_lock import write_lock
 from bot.app.ingest_run import EMBED_BUFFER_CHUNKS, IngestReport, IngestRun, repair
-from bot.core.diskspace import disk_full_error, says_disk_full
-from bot.core.errors import BotError, IngestFileError
+from bot.core.errors import IngestFileError
 from bot.core.settings import Settings, bundled_seeds_dir, get_settings
 from bot.core.text import key_path, path_key
 from bot.core.types import Progress, SilentProgress
@@ -26,46 +26,6 @@ if TYPE_CHECKING:
     from bot.index.embeddings import Embedder
     from bot.index.records import FileEntry
     from bot.sources.article import ArticleRecord
-
-
-def _lock(settings: Settings, notify: Progress) -> Any:
-    """One ingest at a time per index: a second one waits (saying so), then gives up clearly."""
-    from filelock import FileLock, Timeout
-
-    try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        if says_disk_full(exc):
-            raise disk_full_error(settings.data_dir, 0) from None
-        raise BotError(
-            f"Cannot create the data directory {settings.data_dir}: "
-            f"{(exc.strerror or type(exc).__name__).lower()}",
-            hint="set BOT_DATA_DIR to a writable folder",
-        ) from None
-    target = settings.chroma_url or "embedded"
-    safe = "".join(c if c.isalnum() else "_" for c in f"{target}-{settings.collection}")
-    lock = FileLock(str(settings.data_dir / f"ingest-{safe}.lock"))
-    try:
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            notify.note("Another `bot ingest` is writing to this index; waiting for it to finish…")
-            try:
-                lock.acquire(timeout=settings.lock_timeout)
-            except Timeout:
-                raise BotError(
-                    f"Another `bot ingest` kept the index locked for {settings.lock_timeout:.0f}s",
-                    hint="wait for it to finish, or raise BOT_LOCK_TIMEOUT",
-                ) from None
-    except OSError as exc:  # Timeout is an OSError too, but is handled above
-        if says_disk_full(exc):
-            raise disk_full_error(settings.data_dir, 0) from None
-        raise BotError(
-            f"Cannot write to the data directory {settings.data_dir}: "
-            f"{(exc.strerror or type(exc).__name__).lower()}",
-            hint="make it writable, or set BOT_DATA_DIR to a writable folder",
-        ) from None
-    return lock
 
 
 class WebTask(Protocol):
@@ -100,13 +60,14 @@ def ingest_paths(
     user_paths = bool(paths) or web is not None
     paths = [Path(p) for p in paths or []] if user_paths else [bundled_seeds_dir()]
     report = IngestReport()
-    lock = _lock(settings, notify)
+    lock = write_lock(settings, notify)
     try:
         if embedder is None:
             from bot.index.embeddings import get_embedder
 
             embedder = get_embedder(settings)
         store = _open_for_writing(settings, embedder, rebuild=rebuild)
+        store.lease = lock.lease
 
         files, discovery_errors = discover_files(paths)
         for path, message in discovery_errors:

@@ -224,6 +224,12 @@ def is_damage(exc: BaseException) -> bool:
     return any(marker in text for marker in _DAMAGE_TEXTS)
 
 
+def is_missing_collection(exc: BaseException) -> bool:
+    """Chroma failed because the collection asked for does not exist."""
+    names = ("NotFoundError", "InvalidCollectionException")
+    return "does not exist" in str(exc).lower() or type(exc).__name__ in names
+
+
 def lost_collection(settings: Settings, client: Any, name: str) -> str | None:
     """Why an embedded index whose collection `name` Chroma cannot find is damaged rather than
     new (None: it is new): Chroma still lists that collection."""

@@ -8,11 +8,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from bot.core.settings import Settings
 from bot.index.chroma import failures_as_bot_errors
 from bot.index.snapshot import retract_snapshot
+
+if TYPE_CHECKING:
+    from bot.index.lease import WriterLease
 
 # Bytes on disk per byte written, as Chroma stores a record: its text and metadata go into the
 # database, a string index and a full-text index; its vector into the write log and the HNSW files.
@@ -24,7 +27,12 @@ class HasSettings(Protocol):
     settings: Settings
 
 
+class Writes(HasSettings, Protocol):
+    lease: WriterLease | None  # the writer lease on a Chroma server, checked before each write
+
+
 _S = TypeVar("_S", bound=HasSettings)
+_W = TypeVar("_W", bound=Writes)
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -40,14 +48,17 @@ def guarded(method: Callable[Concatenate[_S, _P], _R]) -> Callable[Concatenate[_
     return call
 
 
-def writing(method: Callable[Concatenate[_S, _P], _R]) -> Callable[Concatenate[_S, _P], _R]:
-    """A method that writes to Chroma: the snapshot's pointer is removed first (durably), so no
-    reader takes the snapshot for the index from then on (bot.index.snapshot); then the method
-    runs `guarded`."""
+def writing(method: Callable[Concatenate[_W, _P], _R]) -> Callable[Concatenate[_W, _P], _R]:
+    """A method that writes to Chroma: with a server, only while this process holds the writer
+    lease (bot.index.lease); the snapshot's pointer is removed first (durably), so no reader
+    takes the snapshot for the index from then on (bot.index.snapshot); then the method runs
+    `guarded`."""
     inner = guarded(method)
 
     @functools.wraps(method)
-    def call(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    def call(self: _W, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if self.lease is not None:
+            self.lease.check()
         with failures_as_bot_errors(self.settings):
             retract_snapshot(self.settings)
         return inner(self, *args, **kwargs)

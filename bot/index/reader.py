@@ -35,6 +35,11 @@ class IndexReader(Protocol):
     @property
     def exists(self) -> bool: ...
 
+    def reopened(self) -> IndexReader | None:
+        """A reader of the newest complete generation when the index has one this reader does
+        not (None: keep this one). Cheap enough for every request of a server."""
+        ...
+
     def is_empty(self) -> bool:
         """No passage to answer from."""
         ...

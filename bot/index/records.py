@@ -168,3 +168,13 @@ class FileEntry:
 
 def file_record_id(path: str) -> str:
     return "f" + hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+def chunks_of(got: dict[str, Any]) -> list[StoredChunk]:
+    """The chunks of one Chroma `get` answer (texts empty when they were not asked for)."""
+    ids = got["ids"]
+    metas = got.get("metadatas") or [None] * len(ids)
+    docs = got.get("documents") or [None] * len(ids)
+    return [
+        StoredChunk.from_metadata(i, m, d or "") for i, m, d in zip(ids, metas, docs, strict=True)
+    ]

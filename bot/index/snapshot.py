@@ -343,6 +343,14 @@ class SnapshotStore:
     def exists(self) -> bool:
         return True
 
+    def reopened(self) -> SnapshotStore | None:
+        """The newer generation's snapshot once its pointer is published (while an ingest runs
+        there is none, and this one, whose files stay open, answers)."""
+        published = current_generation(self.settings)
+        if published is None or published == self._generation:
+            return None
+        return open_snapshot(self.settings, self.embedder)
+
     def is_empty(self) -> bool:
         return not self._ids
 

@@ -17,8 +17,9 @@ Every method that writes first removes the pointer to the read snapshot (bot.ind
 no reader takes that copy for the index once it may differ; `open_reader` reads the snapshot when
 it is current, and this store otherwise.
 
-This module (with bot.index.chroma, which opens the client) is the only one that touches Chroma
-objects: the rest of bot asks `ArticleStore` typed questions and gets `StoredChunk`,
+This module (with bot.index.chroma, which opens the client, and bot.index.lease, which keeps a
+server's writer lease in a collection of its own) is the only one that touches Chroma objects:
+the rest of bot asks `ArticleStore` typed questions and gets `StoredChunk`,
 `ArticleEntry` and `FileEntry` records back (bot.index.records). Once the store is open, a failure
 of Chroma itself becomes a one-line `BotError` that names the server URL or the index folder and
 the fix: every method that calls Chroma is `guarded` (bot.index.guards).
@@ -29,7 +30,7 @@ from __future__ import annotations
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -50,6 +51,7 @@ from bot.index.chroma import (
     failures_as_bot_errors,
     import_chromadb,
     is_damage,
+    is_missing_collection,
     lost_collection,
     open_client,
     rebuild_from_scratch,
@@ -61,8 +63,11 @@ from bot.index.filters import Filters, where_clause
 from bot.index.guards import guarded, space_for, writing
 from bot.index.kill_switch import wrote
 from bot.index.reader import IndexReader
-from bot.index.records import ArticleEntry, FileEntry, StoredChunk, file_record_id
+from bot.index.records import ArticleEntry, FileEntry, StoredChunk, chunks_of, file_record_id
 from bot.index.snapshot import open_snapshot, retract_snapshot, snapshot_ready
+
+if TYPE_CHECKING:
+    from bot.index.lease import WriterLease
 
 SCHEMA_VERSION = 1
 # Records per read: few round trips to a server, while a page of chunks with their vectors stays
@@ -83,14 +88,16 @@ class ArticleStore:
         self.settings = settings
         self.embedder = embedder
         self._client = client
+        # With a Chroma server, the writer lease this store's writes run under (bot.index.lease).
+        self.lease: WriterLease | None = None
         self.name = settings.collection
         self.location = describe_location(settings)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            chunk_ef = embedding_function(embedder)
+            self._chunk_ef = embedding_function(embedder)
             manifest_ef = embedding_function(None)
         chunks, articles, files = collection_names(self.name)
-        self._chunks = self._collection(chunks, chunk_ef, create)
+        self._chunks = self._collection(chunks, self._chunk_ef, create)
         self._articles = self._collection(articles, manifest_ef, create)
         self._files = self._collection(files, manifest_ef, create)
         if self._chunks is not None:
@@ -105,7 +112,7 @@ class ArticleStore:
                 try:
                     return self._client.get_collection(name=name, embedding_function=ef)
                 except Exception as exc:
-                    if not (create and _is_missing_collection(exc)):
+                    if not (create and is_missing_collection(exc)):
                         raise
                 retract_snapshot(self.settings)  # creating a collection writes to the index
                 meta = {"hnsw:space": "cosine", **self._fresh_meta()}
@@ -113,7 +120,7 @@ class ArticleStore:
                     name=name, embedding_function=ef, metadata=meta
                 )
             except Exception as exc:
-                if not create and _is_missing_collection(exc):
+                if not create and is_missing_collection(exc):
                     self._check_not_lost(name)
                     return None
                 lost = self.settings.chroma_url and connection_reason(exc) is not None
@@ -178,6 +185,20 @@ class ArticleStore:
     def generation(self) -> str:
         """Changes with every ingest that changes the index (caches built from it key on it)."""
         return str(self._meta().get("generation", ""))
+
+    @guarded
+    def reopened(self) -> IndexReader | None:
+        """A reader of the index's newest generation when another process wrote one since this
+        store opened (None: this one is current): one small request to a Chroma server."""
+        try:
+            now = self._client.get_collection(name=self.name, embedding_function=self._chunk_ef)
+        except Exception as exc:
+            if is_missing_collection(exc):
+                return None  # being rebuilt: nothing newer to read yet
+            raise
+        if (now.metadata or {}).get("generation") == (self.generation or None):
+            return None
+        return open_reader(self.settings, self.embedder)
 
     @property
     def dirty(self) -> bool:
@@ -343,13 +364,13 @@ class ArticleStore:
         """Every chunk, read a page at a time (without its text, unless `with_text`)."""
         include = ["metadatas", "documents"] if with_text else ["metadatas"]
         for got in self._pages(self._chunks, include):
-            yield from _chunks_of(got)
+            yield from chunks_of(got)
 
     def iter_chunk_pages(self) -> Iterator[tuple[list[StoredChunk], np.ndarray]]:
         """Every chunk, a page at a time: the chunks, and their vectors as a float32 array."""
         for got in self._pages(self._chunks, ["metadatas", "documents", "embeddings"]):
             vectors = np.asarray(got["embeddings"], dtype=np.float32)
-            yield _chunks_of(got), vectors.reshape(len(got["ids"]), -1)
+            yield chunks_of(got), vectors.reshape(len(got["ids"]), -1)
 
     def orphan_chunk_ids(self) -> list[str]:
         """Chunks that no article record claims (left behind by a crash)."""
@@ -400,7 +421,7 @@ class ArticleStore:
         if self._chunks is None or not ids:
             return []
         got = self._get(self._chunks, ids=list(ids), include=["metadatas", "documents"])
-        found = {c.chunk_id: c for c in _chunks_of(got)}
+        found = {c.chunk_id: c for c in chunks_of(got)}
         return [found[i] for i in ids if i in found]
 
     def chunk_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
@@ -419,30 +440,13 @@ class ArticleStore:
         """Every chunk that passes `filters` (and belongs to `article_id`, when given)."""
         where = where_clause(filters, article_id)
         pages = self._pages(self._chunks, ["metadatas", "documents"], where)
-        return [chunk for got in pages for chunk in _chunks_of(got)]
+        return [chunk for got in pages for chunk in chunks_of(got)]
 
     # -- dropping --------------------------------------------------------------------------
     @writing
     def drop(self) -> None:
         """Delete all three collections (for `--rebuild`)."""
         drop_collections(self._client, self.name)
-
-
-def _is_missing_collection(exc: Exception) -> bool:
-    return "does not exist" in str(exc).lower() or type(exc).__name__ in (
-        "NotFoundError",
-        "InvalidCollectionException",
-    )
-
-
-def _chunks_of(got: dict[str, Any]) -> list[StoredChunk]:
-    """The chunks of one Chroma `get` answer (texts empty when they were not asked for)."""
-    ids = got["ids"]
-    metas = got.get("metadatas") or [None] * len(ids)
-    docs = got.get("documents") or [None] * len(ids)
-    return [
-        StoredChunk.from_metadata(i, m, d or "") for i, m, d in zip(ids, metas, docs, strict=True)
-    ]
 
 
 def import_backend(settings: Settings) -> None:

@@ -12,6 +12,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
 from bot.app.ask import MAX_QUESTION_CHARS
@@ -32,6 +33,10 @@ PAGE_POLICY = (
     "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'; form-action 'self'"
 )
+# Where the OpenAPI page's own script and style are served from (package files, never a CDN).
+DOCS_ASSETS = "/static-docs"
+# Swagger UI would otherwise send the API description to an outside validator for its badge.
+DOCS_PARAMETERS = {"validatorUrl": None}
 LlmName = Literal["auto", "openai", "local", "extractive"]
 
 
@@ -118,11 +123,13 @@ def run_summary(state: ServeState, body: SummariseIn) -> dict[str, Any]:
 
 def create_app(state: ServeState) -> FastAPI:
     """The FastAPI app of `bot serve` over `state`."""
-    app = FastAPI(
+    app = FastAPIOffline(
         title="bot",
         summary="Cited answers and summaries from a folder of news articles",
         docs_url="/docs",
         redoc_url=None,
+        static_url=DOCS_ASSETS,
+        swagger_ui_parameters=DOCS_PARAMETERS,
     )
     install_error_handlers(app)
     app.add_middleware(Guard, token=state.settings.serve_token)

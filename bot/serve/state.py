@@ -1,13 +1,14 @@
 """What a `bot serve` process keeps warm between requests: the index reader, the embedding model,
 the providers, and the slots that bound how many answers run at once.
 
-The index: every request asks for `reader()`, which compares the generation the snapshot pointer
-names (bot.index.snapshot) with the one it holds. A new one is opened only once its snapshot is
-complete (the pointer is written after its files); while an ingest runs the pointer is gone and
-the old reader, whose files stay open, keeps answering. So a request reads the old generation or
-the new one, never a half-written index, and a new generation needs no restart. Without a
-snapshot (a Chroma server, or an index too large for one) the reader is Chroma itself, which
-changes under it as the CLI's does.
+The index: every request asks for `reader()`, which asks the reader it holds whether the index has
+a newer generation (`IndexReader.reopened`). From a snapshot (bot.index.snapshot), a new one is
+opened only once its snapshot is complete (the pointer is written after its files); while an
+ingest runs the pointer is gone and the old reader, whose files stay open, keeps answering. So a
+request reads the old generation or the new one, never a half-written index, and a new
+generation needs no restart. Without a snapshot (a Chroma server, or an index too large for one)
+the reader is Chroma itself, and the generation is read from Chroma on every request: a replica
+whose index another process (or machine) wrote rebuilds its keyword index before it answers.
 """
 
 from __future__ import annotations
@@ -64,29 +65,23 @@ class ServeState:
 
     def reader(self) -> IndexReader:
         """The index to answer from: the newest complete generation (see the module doc)."""
-        from bot.index.snapshot import current_generation, open_snapshot
-
         held = self._reader
-        if held is not None:
-            published = current_generation(self.settings)
-            if published is None or published == held.generation:
-                return held
-        if held is not None and not self._reader_lock.acquire(blocking=False):
-            return held  # another request is opening the new generation; the old one answers
         if held is None:
-            self._reader_lock.acquire()
-        try:
-            if self._reader is None:
-                from bot.app.ask import open_index
+            with self._reader_lock:
+                if self._reader is None:
+                    from bot.app.ask import open_index
 
-                self._reader = _warmed(open_index(self.settings))
-            elif current_generation(self.settings) not in (None, self._reader.generation):
-                fresh = open_snapshot(self.settings, self._reader.embedder)
-                if fresh is not None:
-                    self._reader = _warmed(fresh)
-            return self._reader
-        finally:
-            self._reader_lock.release()
+                    self._reader = _warmed(open_index(self.settings))
+                return self._reader
+        fresh = held.reopened()
+        if fresh is None:
+            return held
+        # Requests that see the new generation wait here while one of them builds its keyword
+        # index: none answers from the old one once the new one is known.
+        with self._reader_lock:
+            if self._reader is held:
+                self._reader = _warmed(fresh)
+            return self._reader or fresh
 
     def warm_up(self) -> None:
         """Open the index and load the models now, so the first request does not wait for them."""

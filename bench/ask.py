@@ -660,6 +660,9 @@ PROC_CONFIGS: list[tuple[str, str | None, str, int, bool]] = [
 ]
 
 
+PROC_REF = "index model, 2 thr"  # the ratios' reference: no question model
+
+
 def _proc_indexes(args: argparse.Namespace, work: Path) -> dict[str, Path]:
     """The MultiHop-RAG index and one grown with filler to the largest --sizes (both with their
     read snapshot when small enough, as `bot ingest` leaves them), reused from --keep-dir."""
@@ -682,6 +685,9 @@ def _proc_indexes(args: argparse.Namespace, work: Path) -> dict[str, Path]:
         store.set_state(dirty=False, new_generation=True)
         publish_snapshot(store)
         (dirs[f"{size}"] / ".built").write_text("ok")
+    for extra in args.extra_index:  # NAME=DATA_DIR, an index built elsewhere (e.g. 100k chunks)
+        name, _, folder = extra.partition("=")
+        dirs[name] = Path(folder)
     return dirs
 
 
@@ -712,6 +718,7 @@ def _child_retrieval(spec: dict[str, Any]) -> dict[str, Any]:
     store.embedder.memo.capacity = 0  # type: ignore[attr-defined]  # every question is new
     store.embedder.memo.clear()  # type: ignore[attr-defined]
     totals, embeds, searches = [], [], []
+    stages: dict[str, list[float]] = {}
     cpu0 = os.times()
     for q in questions:
         t = time.perf_counter()
@@ -719,6 +726,8 @@ def _child_retrieval(spec: dict[str, Any]) -> dict[str, Any]:
         totals.append((time.perf_counter() - t) * 1000)
         embeds.append(found.timings_ms.get("embed_question", 0.0))
         searches.append(totals[-1] - embeds[-1])
+        for key in ("dense", "bm25", "fuse_mmr"):
+            stages.setdefault(key, []).append(found.timings_ms.get(key, 0.0))
     cpu1 = os.times()
     cpu_ms = (cpu1.user - cpu0.user + cpu1.system - cpu0.system) * 1000 / len(questions)
     return {
@@ -726,6 +735,7 @@ def _child_retrieval(spec: dict[str, Any]) -> dict[str, Any]:
         "question_model": store.embedder.question_name,
         "total": [_pct(totals, 50), _pct(totals, 95)],
         "embed": [_pct(embeds, 50), _pct(embeds, 95)],
+        **{key: [_pct(v, 50), _pct(v, 95)] for key, v in stages.items()},
         "search": [_pct(searches, 50), _pct(searches, 95)],
         "cpu_ms_per_q": cpu_ms,
     }
@@ -751,7 +761,8 @@ def _procs_table(rows: dict[str, dict[str, list[dict[str, Any]]]], ref: str) -> 
     """Per index and configuration: medians over rounds of each process's p50/p95, and the
     ratio of its total p50 to `ref`'s in the same round (median over rounds)."""
     print(f"  {'index':<9}{'configuration':<24}{'model':<28}{'total p50/p95':>15}"
-          f"{'embed p50':>10}{'search p50':>11}{'cpu ms/q':>9}{'x ' + ref[:14]:>18}")  # fmt: skip
+          f"{'embed':>7}{'search':>7}{'dense':>7}{'bm25':>6}{'mmr':>6}{'cpu ms/q':>9}"
+          f"{'x ' + ref[:14]:>18}")  # fmt: skip
     for index, configs in rows.items():
         for label, runs in configs.items():
             ratio = statistics.median(
@@ -762,8 +773,9 @@ def _procs_table(rows: dict[str, dict[str, list[dict[str, Any]]]], ref: str) -> 
             print(
                 f"  {index:<9}{label:<24}{runs[0]['question_model'][-24:]:<28}"
                 f"{_med(runs, 'total', 0):>7.1f}/{_med(runs, 'total', 1):<7.1f}"
-                f"{_med(runs, 'embed', 0):>10.1f}{_med(runs, 'search', 0):>11.1f}{cpu:>9.1f}"
-                f"{ratio:>18.2f}"
+                f"{_med(runs, 'embed', 0):>7.1f}{_med(runs, 'search', 0):>7.1f}"
+                f"{_med(runs, 'dense', 0):>7.1f}{_med(runs, 'bm25', 0):>6.1f}"
+                f"{_med(runs, 'fuse_mmr', 0):>6.1f}{cpu:>9.1f}{ratio:>18.2f}"
             )
 
 
@@ -772,7 +784,9 @@ def part_retrieval_procs(args: argparse.Namespace, work: Path) -> dict[str, Any]
     queries, _ = _load_multihop()
     questions = [q["question"] for q in random.Random(5).sample(queries, args.queries)]
     dirs = _proc_indexes(args, work)
-    configs = [c for c in PROC_CONFIGS if c[1] is None or args.before_tree]
+    wanted = [c.strip() for c in args.configs.split(",") if c.strip()]
+    configs = [c for c in PROC_CONFIGS if (c[1] is None or args.before_tree)]
+    configs = [c for c in configs if not wanted or c[0] in wanted or c[0] == PROC_REF]
     rows: dict[str, dict[str, list[dict[str, Any]]]] = {i: {} for i in dirs}
     load = [os.getloadavg()]
     for round_no in range(args.rounds):
@@ -785,7 +799,7 @@ def part_retrieval_procs(args: argparse.Namespace, work: Path) -> dict[str, Any]
                 rows[index].setdefault(label, []).append(result)
         load.append(os.getloadavg())
         print(f"  round {round_no + 1}/{args.rounds} done, load {load[-1][0]:.2f}", flush=True)
-    ref = "index model, 2 thr"
+    ref = PROC_REF
     print(f"\nRetrieval in separate processes, hybrid k=6 + MMR, warm, {args.queries} questions, "
           f"{args.rounds} interleaved rounds; ms, medians over rounds")  # fmt: skip
     print(f"  readers: { {i: next(iter(c.values()))[0]['reader'] for i, c in rows.items()} }")
@@ -811,6 +825,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="retrieval-procs: rounds")
     parser.add_argument("--before-tree", default="", help="retrieval-procs: main's checkout")
     parser.add_argument("--keep-dir", default="", help="retrieval-procs: reuse indexes here")
+    parser.add_argument(
+        "--extra-index", action="append", default=[], help="retrieval-procs: NAME=DATA_DIR"
+    )
+    parser.add_argument("--configs", default="", help="retrieval-procs: labels, comma-separated")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

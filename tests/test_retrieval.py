@@ -165,6 +165,18 @@ def test_source_and_date_filters_apply_to_dense_and_bm25(store) -> None:  # type
     assert none.passages == []
 
 
+def test_term_chunks_lists_the_first_chunks_up_to_a_limit(store) -> None:  # type: ignore[no-untyped-def]
+    lexical = load_lexical_index(store)
+    words = ["harbour", "Kestrel", "Zanzibar"]
+    full = lexical.term_chunks(words, Filters())
+    assert len(full["harbour"]) > 4 and len(full["Kestrel"]) == 1 and full["Zanzibar"] == []
+    assert full["harbour"] == sorted(full["harbour"], key=lexical.ids.index)  # index order
+    capped = lexical.term_chunks(words, Filters(), limit=4)
+    assert capped == {"harbour": full["harbour"][:4], "Kestrel": full["Kestrel"], "Zanzibar": []}
+    bbc = lexical.term_chunks(["harbour"], Filters(source="BBC News"), limit=4)["harbour"]
+    assert bbc and all(lexical.sources[lexical.ids.index(c)] == "BBC News" for c in bbc)
+
+
 def test_outlet_names_resolve_forgivingly_or_fail_clearly(store) -> None:  # type: ignore[no-untyped-def]
     assert resolve_source(store, "BBC News") == "BBC News"
     assert resolve_source(store, "bbc news") == "BBC News"

@@ -89,9 +89,12 @@ class LexicalIndex:
         top = self.bm25.top(tokens, min(k, len(self.ids)), mask)
         return [(self.ids[row], score) for row, score in top if score > 0]
 
-    def term_chunks(self, words: list[str], filters: Filters) -> dict[str, list[str]]:
+    def term_chunks(
+        self, words: list[str], filters: Filters, *, limit: int | None = None
+    ) -> dict[str, list[str]]:
         """For each of `words` (as written), the ids of the chunks passing `filters` whose title
-        or text holds it, in index order."""
+        or text holds it, in index order: the first `limit` of them, when given (enough to tell
+        a rare word from a common one without listing every chunk a common word is in)."""
         if not self.ids or not self.vocab:
             return {word: [] for word in words}
         keep = passing(filters, self.sources, self.published_ts) if filters.active else None
@@ -103,7 +106,7 @@ class LexicalIndex:
             rows = self.bm25.rows_of(column) if column is not None else np.zeros(0, np.int64)
             if keep is not None:
                 rows = rows[keep[rows]]
-            out[word] = self._id_array[rows].tolist()
+            out[word] = self._id_array[rows[:limit]].tolist()
         return out
 
 

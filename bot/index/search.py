@@ -277,7 +277,10 @@ def retrieve_passages(
     with _timed(timings, "bm25"):
         if mode in ("hybrid", "bm25"):
             lexical_ids = [cid for cid, _ in lexical.search(question, fetch_k, filters)]
-        names = lexical.term_chunks(question_names(question), filters)
+        # One chunk more than a rare name may have tells it from a common one.
+        names = lexical.term_chunks(
+            question_names(question), filters, limit=RARE_TERM_MAX_CHUNKS + 1
+        )
         unmatched = [name for name, ids in names.items() if not ids]
         rare = _rare_chunks(names, lexical_ids, k) if mode == "hybrid" else []
     with _timed(timings, "fuse_mmr"):

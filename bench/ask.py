@@ -1,7 +1,7 @@
 """Ask benchmark: MultiHop-RAG retrieval quality, retrieval latency at scale, cold `bot ask` time.
 
-    python bench/ask.py [--parts quality,latency,cold] [--sizes 10000,100000] [--queries 100]
-                        [--answer-sample N]
+    python bench/ask.py [--parts quality,latency,cold,retrieval-procs] [--sizes 10000,100000]
+                        [--queries 100] [--answer-sample N]
 
 Parts (results merged into bench/out/ask.json, so parts can run separately):
   quality  Corpus from ../shared/bench/multihop-rag-sample: one .json record per article title (its
@@ -30,6 +30,13 @@ Parts (results merged into bench/out/ask.json, so parts can run separately):
            open_index, retrieval, llm_load (making the provider: loading the GGUF for local),
            llm, checking, render. "outside llm" = wall - llm_load - llm. Plus a -X importtime
            breakdown.
+  retrieval-procs
+           Each configuration of the question model (index model; fast int8 copy with its
+           onnxruntime threads spinning or not, one or two intra-op threads; main's and this
+           tree's defaults) in its own process, as users run them, on the MultiHop-RAG index and
+           one grown with filler to the first --sizes (plus --extra-index ones): warm p50/p95 of
+           retrieve_passages and its stages, CPU ms per question, and each total p50 as a ratio
+           to the index model's in the same round; rounds interleaved (--rounds).
 """
 
 from __future__ import annotations
@@ -784,7 +791,7 @@ def part_retrieval_procs(args: argparse.Namespace, work: Path) -> dict[str, Any]
     queries, _ = _load_multihop()
     questions = [q["question"] for q in random.Random(5).sample(queries, args.queries)]
     dirs = _proc_indexes(args, work)
-    wanted = [c.strip() for c in args.configs.split(",") if c.strip()]
+    wanted = [c.strip() for c in args.configs.split(";") if c.strip()]
     configs = [c for c in PROC_CONFIGS if (c[1] is None or args.before_tree)]
     configs = [c for c in configs if not wanted or c[0] in wanted or c[0] == PROC_REF]
     rows: dict[str, dict[str, list[dict[str, Any]]]] = {i: {} for i in dirs}
@@ -828,7 +835,7 @@ def main() -> None:
     parser.add_argument(
         "--extra-index", action="append", default=[], help="retrieval-procs: NAME=DATA_DIR"
     )
-    parser.add_argument("--configs", default="", help="retrieval-procs: labels, comma-separated")
+    parser.add_argument("--configs", default="", help="retrieval-procs: labels, ';'-separated")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

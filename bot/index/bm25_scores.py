@@ -75,9 +75,7 @@ class Bm25Scores:
             if column is None:
                 continue
             start, end = self.indptr[column], self.indptr[column + 1]
-            # A term's column names each chunk once, so a plain indexed add is exact (no
-            # repeated index for `np.add.at` to guard against), and much faster.
-            out[self.indices[start:end]] += self.data[start:end]
+            np.add.at(out, self.indices[start:end], self.data[start:end])
         return out
 
     def top(

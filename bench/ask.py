@@ -1,7 +1,7 @@
 """Ask benchmark: MultiHop-RAG retrieval quality, retrieval latency at scale, cold `bot ask` time.
 
-    python bench/ask.py [--parts quality,latency,cold] [--sizes 10000,100000] [--queries 100]
-                        [--answer-sample N]
+    python bench/ask.py [--parts quality,latency,cold,retrieval-procs] [--sizes 10000,100000]
+                        [--queries 100] [--answer-sample N]
 
 Parts (results merged into bench/out/ask.json, so parts can run separately):
   quality  Corpus from ../shared/bench/multihop-rag-sample: one .json record per article title (its
@@ -30,6 +30,13 @@ Parts (results merged into bench/out/ask.json, so parts can run separately):
            open_index, retrieval, llm_load (making the provider: loading the GGUF for local),
            llm, checking, render. "outside llm" = wall - llm_load - llm. Plus a -X importtime
            breakdown.
+  retrieval-procs
+           Each configuration of the question model (index model; fast int8 copy with its
+           onnxruntime threads spinning or not, one or two intra-op threads; main's and this
+           tree's defaults) in its own process, as users run them, on the MultiHop-RAG index and
+           one grown with filler to the first --sizes (plus --extra-index ones): warm p50/p95 of
+           retrieve_passages and its stages, CPU ms per question, and each total p50 as a ratio
+           to the index model's in the same round; rounds interleaved (--rounds).
 """
 
 from __future__ import annotations
@@ -645,6 +652,170 @@ def part_cold(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return results
 
 
+# --- part 4: retrieval in separate processes ---
+
+# (label, tree, fast question model, intra-op threads (0: one per core), spin): "tree" None is
+# this checkout; "before" is the --before-tree checkout (main), at its own defaults.
+PROC_CONFIGS: list[tuple[str, str | None, str, int, bool]] = [
+    ("before: main auto", "before", "auto", 0, False),
+    ("after: this tree auto", None, "auto", 0, False),
+    ("index model, 2 thr", None, "false", 2, False),
+    ("index model, 1 thr", None, "false", 1, False),
+    ("q8, 2 thr, spin", None, "true", 2, True),
+    ("q8, 2 thr, no spin", None, "true", 2, False),
+    ("q8, 1 thr", None, "true", 1, False),
+]
+
+
+PROC_REF = "index model, 2 thr"  # the ratios' reference: no question model
+
+
+def _proc_indexes(args: argparse.Namespace, work: Path) -> dict[str, Path]:
+    """The MultiHop-RAG index and one grown with filler to the largest --sizes (both with their
+    read snapshot when small enough, as `bot ingest` leaves them), reused from --keep-dir."""
+    import numpy as np
+
+    from bot.index.snapshot import publish_snapshot
+
+    base = Path(args.keep_dir) if args.keep_dir else work
+    size = args.sizes[0]
+    dirs = {"multihop": base / "procs-multihop" / "data", f"{size}": base / "procs-big" / "data"}
+    if not (dirs["multihop"] / ".built").exists():
+        _ingest_multihop(dirs["multihop"])
+        (dirs["multihop"] / ".built").write_text("ok")
+    if not (dirs[f"{size}"] / ".built").exists():
+        _, store, info = _ingest_multihop(dirs[f"{size}"])
+        sentences = _real_sentences(args.sentences)
+        vectors = np.asarray(store.embedder.embed(sentences), dtype=np.float32)
+        rng = np.random.default_rng(3)
+        build_filler(store, size - info["chunks"], 0, (sentences, vectors), rng)
+        store.set_state(dirty=False, new_generation=True)
+        publish_snapshot(store)
+        (dirs[f"{size}"] / ".built").write_text("ok")
+    for extra in args.extra_index:  # NAME=DATA_DIR, an index built elsewhere (e.g. 100k chunks)
+        name, _, folder = extra.partition("=")
+        dirs[name] = Path(folder)
+    return dirs
+
+
+def _child_retrieval(spec: dict[str, Any]) -> dict[str, Any]:
+    """One configuration in this process, as a user's process runs it: open the index, warm up,
+    then time `retrieve_passages` on the questions; CPU seconds of the timed loop too."""
+    from bot.index.search import retrieve_passages
+    from bot.index.store import open_reader
+
+    settings = _settings(Path(spec["data_dir"]), BOT_FAST_QUESTIONS=spec["fast"])
+    embedder = None
+    if spec["tree"] is None:  # this checkout: thread settings by argument
+        from bot.index.embeddings import LocalMiniLM, SessionThreads, get_embedder
+
+        default = get_embedder(settings)
+        threads = SessionThreads(spec["threads"] or None, spec["spin"])
+        embedder = LocalMiniLM(
+            threads=spec["threads"] or None,
+            question_cache=default.question_cache if spec["fast"] != "false" else None,  # type: ignore[attr-defined]
+            question_threads=threads,
+        )
+        if spec["fast"] == "auto":
+            embedder = default
+    store = open_reader(settings, embedder)
+    questions = spec["questions"]
+    for q in questions[: spec["warmup"]]:
+        retrieve_passages(q, store, k=settings.top_k, mmr_lambda=settings.mmr_lambda)
+    store.embedder.memo.capacity = 0  # type: ignore[attr-defined]  # every question is new
+    store.embedder.memo.clear()  # type: ignore[attr-defined]
+    totals, embeds, searches = [], [], []
+    stages: dict[str, list[float]] = {}
+    cpu0 = os.times()
+    for q in questions:
+        t = time.perf_counter()
+        found = retrieve_passages(q, store, k=settings.top_k, mmr_lambda=settings.mmr_lambda)
+        totals.append((time.perf_counter() - t) * 1000)
+        embeds.append(found.timings_ms.get("embed_question", 0.0))
+        searches.append(totals[-1] - embeds[-1])
+        for key in ("dense", "bm25", "fuse_mmr"):
+            stages.setdefault(key, []).append(found.timings_ms.get(key, 0.0))
+    cpu1 = os.times()
+    cpu_ms = (cpu1.user - cpu0.user + cpu1.system - cpu0.system) * 1000 / len(questions)
+    return {
+        "reader": type(store).__name__,
+        "question_model": store.embedder.question_name,
+        "total": [_pct(totals, 50), _pct(totals, 95)],
+        "embed": [_pct(embeds, 50), _pct(embeds, 95)],
+        **{key: [_pct(v, 50), _pct(v, 95)] for key, v in stages.items()},
+        "search": [_pct(searches, 50), _pct(searches, 95)],
+        "cpu_ms_per_q": cpu_ms,
+    }
+
+
+def _run_child(spec: dict[str, Any], before_tree: str) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "OPENAI_"))}
+    env.update({"ANONYMIZED_TELEMETRY": "False", "PYTHONPATH": str(REPO)})
+    if spec["tree"] == "before":
+        env["PYTHONPATH"] = before_tree
+    cmd = [str(PY), str(Path(__file__).resolve()), "--child", json.dumps(spec)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"child failed: {proc.stderr[-800:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _med(runs: list[dict[str, Any]], key: str, i: int) -> float:
+    return statistics.median(r[key][i] for r in runs)
+
+
+def _procs_table(rows: dict[str, dict[str, list[dict[str, Any]]]], ref: str) -> None:
+    """Per index and configuration: medians over rounds of each process's p50/p95, and the
+    ratio of its total p50 to `ref`'s in the same round (median over rounds)."""
+    print(f"  {'index':<9}{'configuration':<24}{'model':<28}{'total p50/p95':>15}"
+          f"{'embed':>7}{'search':>7}{'dense':>7}{'bm25':>6}{'mmr':>6}{'cpu ms/q':>9}"
+          f"{'x ' + ref[:14]:>18}")  # fmt: skip
+    for index, configs in rows.items():
+        for label, runs in configs.items():
+            ratio = statistics.median(
+                r["total"][0] / ref_run["total"][0]
+                for r, ref_run in zip(runs, configs[ref], strict=True)
+            )
+            cpu = statistics.median(r["cpu_ms_per_q"] for r in runs)
+            print(
+                f"  {index:<9}{label:<24}{runs[0]['question_model'][-24:]:<28}"
+                f"{_med(runs, 'total', 0):>7.1f}/{_med(runs, 'total', 1):<7.1f}"
+                f"{_med(runs, 'embed', 0):>7.1f}{_med(runs, 'search', 0):>7.1f}"
+                f"{_med(runs, 'dense', 0):>7.1f}{_med(runs, 'bm25', 0):>6.1f}"
+                f"{_med(runs, 'fuse_mmr', 0):>6.1f}{cpu:>9.1f}{ratio:>18.2f}"
+            )
+
+
+def part_retrieval_procs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Each configuration in its own process, rounds interleaved, on two indexes."""
+    queries, _ = _load_multihop()
+    questions = [q["question"] for q in random.Random(5).sample(queries, args.queries)]
+    dirs = _proc_indexes(args, work)
+    wanted = [c.strip() for c in args.configs.split(";") if c.strip()]
+    configs = [c for c in PROC_CONFIGS if (c[1] is None or args.before_tree)]
+    configs = [c for c in configs if not wanted or c[0] in wanted or c[0] == PROC_REF]
+    rows: dict[str, dict[str, list[dict[str, Any]]]] = {i: {} for i in dirs}
+    load = [os.getloadavg()]
+    for round_no in range(args.rounds):
+        order = configs[round_no % len(configs) :] + configs[: round_no % len(configs)]
+        for index, data in dirs.items():
+            for label, tree, fast, threads, spin in order:
+                spec = {"data_dir": str(data), "tree": tree, "fast": fast, "threads": threads,
+                        "spin": spin, "questions": questions, "warmup": 10}  # fmt: skip
+                result = _run_child(spec, args.before_tree)
+                rows[index].setdefault(label, []).append(result)
+        load.append(os.getloadavg())
+        print(f"  round {round_no + 1}/{args.rounds} done, load {load[-1][0]:.2f}", flush=True)
+    ref = PROC_REF
+    print(f"\nRetrieval in separate processes, hybrid k=6 + MMR, warm, {args.queries} questions, "
+          f"{args.rounds} interleaved rounds; ms, medians over rounds")  # fmt: skip
+    print(f"  readers: { {i: next(iter(c.values()))[0]['reader'] for i, c in rows.items()} }")
+    _procs_table(rows, ref)
+    print(f"  load average (1 min) per round: {', '.join(f'{x[0]:.2f}' for x in load)}")
+    print(f"  ratio = this configuration's total p50 / '{ref}' in the same round")
+    return {"rows": rows, "load": load, "questions": args.queries, "rounds": args.rounds}
+
+
 # --- main ---
 
 
@@ -658,7 +829,18 @@ def main() -> None:
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--skip-local", action="store_true", help="cold part: no local LLM")
     parser.add_argument("--max-build-s", type=float, default=480.0)
+    parser.add_argument("--rounds", type=int, default=3, help="retrieval-procs: rounds")
+    parser.add_argument("--before-tree", default="", help="retrieval-procs: main's checkout")
+    parser.add_argument("--keep-dir", default="", help="retrieval-procs: reuse indexes here")
+    parser.add_argument(
+        "--extra-index", action="append", default=[], help="retrieval-procs: NAME=DATA_DIR"
+    )
+    parser.add_argument("--configs", default="", help="retrieval-procs: labels, ';'-separated")
+    parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child_retrieval(json.loads(args.child))))
+        return
     args.sizes = [int(s) for s in args.sizes.split(",") if s]
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
 
@@ -668,7 +850,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ask-") as tmp:
         work = Path(tmp)
         for part in parts:
-            fn = {"quality": part_quality, "latency": part_latency, "cold": part_cold}[part]
+            fn = {
+                "quality": part_quality,
+                "latency": part_latency,
+                "cold": part_cold,
+                "retrieval-procs": part_retrieval_procs,
+            }[part]
             t0 = time.perf_counter()
             results[part] = fn(args, work)
             results[part]["part_seconds"] = time.perf_counter() - t0

@@ -227,3 +227,27 @@ def test_first_ask_builds_the_model_and_prints_no_library_logs(tmp_path) -> None
     out = _first_ask(tmp_path, tmp_path / "own-cache")
     assert list((tmp_path / "own-cache" / "models").glob("*.onnx"))  # built by this run
     assert "DEBUG" not in out.stderr and "INFO" not in out.stderr, out.stderr
+
+
+def test_the_question_session_takes_its_own_thread_settings(model_cache) -> None:
+    """The fast copy's session runs with `question_threads` (intra-op threads, spinning), the
+    index model's with the embedder's threads and no spinning."""
+    from bot.index.embeddings import QUESTION_THREADS, SessionThreads
+
+    spin_key = "session.intra_op.allow_spinning"
+    default = LocalMiniLM(question_cache=model_cache)
+    assert default.question_threads == QUESTION_THREADS
+    one = LocalMiniLM(question_cache=model_cache, question_threads=SessionThreads(1, True))
+    vector = one.embed_questions(QUESTIONS[:1])
+    options = one._question_session.get_session_options()
+    assert options.intra_op_num_threads == 1 and options.get_session_config_entry(spin_key) == "1"
+    default.embed_questions(QUESTIONS[:1])
+    options = default._question_session.get_session_options()
+    wanted = "1" if QUESTION_THREADS.spin else "0"
+    assert options.get_session_config_entry(spin_key) == wanted
+    assert options.intra_op_num_threads == (QUESTION_THREADS.intra or default.threads)
+    np.testing.assert_allclose(default.embed_questions(QUESTIONS[:1]), vector, atol=1e-5)
+    default.embed(QUESTIONS[:1])
+    options = default._session.get_session_options()
+    assert options.get_session_config_entry(spin_key) == "0"
+    assert options.intra_op_num_threads == default.threads

@@ -78,6 +78,46 @@ def test_mmr_keeps_one_article_from_filling_every_slot() -> None:
     assert mmr_select(relevance, vectors, groups, k=4, lambda_=1.0) == [0, 1, 2, 5]
 
 
+def _mmr_by_definition(relevance, vectors, groups, k, lambda_):  # type: ignore[no-untyped-def]
+    """MMR as defined: each step takes the unchosen item with the best lambda * relevance (scaled
+    to 0..1) - (1 - lambda) * (largest similarity to a chosen item, same article + bonus, at
+    most 1); the earlier item on a tie."""
+    from bot.index.search import SAME_ARTICLE_BONUS
+
+    span = relevance.max() - relevance.min()
+    rel = (relevance - relevance.min()) / span if span > 0 else np.ones(len(relevance))
+    chosen: list[int] = []
+    while len(chosen) < min(k, len(rel)):
+        best, best_score = -1, -np.inf
+        for i in range(len(rel)):
+            if i in chosen:
+                continue
+            sims = [
+                min(1.0, float(vectors[i] @ vectors[c]) + SAME_ARTICLE_BONUS * same)
+                for c, same in ((c, groups[i] == groups[c]) for c in chosen)
+            ]
+            score = lambda_ * rel[i] - (1 - lambda_) * max(sims, default=0.0)
+            if score > best_score:
+                best, best_score = i, score
+        chosen.append(best)
+    return chosen
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mmr_chooses_as_defined(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 60))
+    vectors = rng.normal(size=(n, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    relevance = rng.choice([0.0, 0.01, 0.02, 0.03], size=n)  # ties on purpose
+    groups = [f"a{int(g)}" for g in rng.integers(0, max(1, n // 3), size=n)]
+    for lambda_ in (0.0, 0.5, 0.7, 1.0):
+        for k in (1, 6, n + 2):
+            assert mmr_select(relevance, vectors, groups, k, lambda_) == _mmr_by_definition(
+                relevance, vectors, groups, k, lambda_
+            )
+
+
 def test_hybrid_finds_both_a_paraphrase_and_a_rare_code_word(store) -> None:  # type: ignore[no-untyped-def]
     found = retrieve_passages("When did ferries start running again at Port Ellis?", store, k=4)
     titles = [p.title for p in found.passages]
@@ -123,6 +163,18 @@ def test_source_and_date_filters_apply_to_dense_and_bm25(store) -> None:  # type
         assert {p.published[:10] for p in day.passages} == {"2024-03-05"}
     none = retrieve_passages(question, store, k=4, filters=Filters(until_ts=0))
     assert none.passages == []
+
+
+def test_term_chunks_lists_the_first_chunks_up_to_a_limit(store) -> None:  # type: ignore[no-untyped-def]
+    lexical = load_lexical_index(store)
+    words = ["harbour", "Kestrel", "Zanzibar"]
+    full = lexical.term_chunks(words, Filters())
+    assert len(full["harbour"]) > 4 and len(full["Kestrel"]) == 1 and full["Zanzibar"] == []
+    assert full["harbour"] == sorted(full["harbour"], key=lexical.ids.index)  # index order
+    capped = lexical.term_chunks(words, Filters(), limit=4)
+    assert capped == {"harbour": full["harbour"][:4], "Kestrel": full["Kestrel"], "Zanzibar": []}
+    bbc = lexical.term_chunks(["harbour"], Filters(source="BBC News"), limit=4)["harbour"]
+    assert bbc and all(lexical.sources[lexical.ids.index(c)] == "BBC News" for c in bbc)
 
 
 def test_outlet_names_resolve_forgivingly_or_fail_clearly(store) -> None:  # type: ignore[no-untyped-def]

@@ -54,6 +54,21 @@ class SessionMemory:
 # patterns off: length-bucketed batches rarely repeat a shape, and each plan held more memory.
 # Chosen by CPU, kernel share and peak RSS (bench/ingest.py --memory).
 SESSION_MEMORY = SessionMemory(arena=True, pattern=False)
+
+
+@dataclass(frozen=True)
+class SessionThreads:
+    """onnxruntime's threads for a session: intra-op threads (None: one per core) and whether
+    idle ones spin-wait for the next operator instead of sleeping."""
+
+    intra: int | None
+    spin: bool
+
+
+# The fast question model's session: one thread per core, none spinning: threads that spin after
+# each question hold the cores the search after it needs (slower, more CPU per question), and one
+# thread alone embeds slower. Chosen in separate processes (bench/ask.py --parts retrieval-procs).
+QUESTION_THREADS = SessionThreads(intra=None, spin=False)
 _TOKENIZER_SUBPATH = Path("embeddings") / "data" / "all-MiniLM-L6-v2-onnx-int8" / "tokenizer.json"
 
 
@@ -171,9 +186,11 @@ class LocalMiniLM:
         tokenizer_path: Path | None = None,
         question_cache: Path | None = None,
         memory: SessionMemory = SESSION_MEMORY,
+        question_threads: SessionThreads = QUESTION_THREADS,
     ) -> None:
         """`question_cache`: a folder for the fast question model (bot/question_model.py);
-        None embeds questions with the index model itself. `memory`: onnxruntime's buffers."""
+        None embeds questions with the index model itself. `memory`: onnxruntime's buffers;
+        `question_threads`: the fast copy's threads."""
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.batch_size = batch_size
@@ -198,6 +215,7 @@ class LocalMiniLM:
         self.memo = VectorMemo()
         self.question_cache = question_cache
         self.memory = memory
+        self.question_threads = question_threads
         self._question_session: Any = None  # the fast copy, or False once it proved unavailable
         self._question_lock = threading.Lock()
         self.question_model_note = ""  # why questions use the index model, when they do
@@ -219,7 +237,7 @@ class LocalMiniLM:
                 return
             try:
                 # No spin-waiting between batches: ~10% less CPU on a shared machine.
-                session = self._new_session(self.model_path, spin=False)
+                session = self._new_session(self.model_path, SessionThreads(self.threads, False))
             except Exception as exc:  # a corrupt or truncated file
                 raise BotError(
                     f"Could not load the local embedding model {self.model_path.name}: "
@@ -244,17 +262,19 @@ class LocalMiniLM:
             tokenizer.no_padding()
             self._tokenizer = tokenizer
 
-    def _new_session(self, path: Path, *, spin: bool) -> Any:
+    def _new_session(self, path: Path, threads: SessionThreads) -> Any:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
+        options.intra_op_num_threads = threads.intra or self.threads
+        # Operators run one after another (sequential mode): an inter-op pool would only idle.
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         options.enable_cpu_mem_arena = self.memory.arena
         options.enable_mem_pattern = self.memory.pattern
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        spin = "1" if threads.spin else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
         return ort.InferenceSession(
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )
@@ -277,9 +297,7 @@ class LocalMiniLM:
         session = None
         if path is not None:
             try:
-                # Questions come one at a time and are short: spinning threads pick up each
-                # operator's work at once (about 1 ms of a 62-token question's 15 here).
-                session = self._new_session(path, spin=True)
+                session = self._new_session(path, self.question_threads)
             except Exception as exc:  # noqa: BLE001 - a damaged cache file: rebuilt next time
                 path.unlink(missing_ok=True)
                 why = f"the cached fast model was unreadable ({type(exc).__name__})"

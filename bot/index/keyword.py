@@ -53,6 +53,7 @@ class LexicalIndex:
     # search needs no round trip to Chroma for the vectors MMR compares.
     vectors: np.ndarray | None = None
     _rows: dict[str, int] | None = None
+    _id_array: np.ndarray | None = None  # `ids` as an array, to pick many by row at once
     # The chunks it was built from, row for row, kept only when the caller asked (the snapshot is
     # written from them without reading the store again).
     built_from: list[StoredChunk] | None = None
@@ -88,17 +89,24 @@ class LexicalIndex:
         top = self.bm25.top(tokens, min(k, len(self.ids)), mask)
         return [(self.ids[row], score) for row, score in top if score > 0]
 
-    def term_chunks(self, words: list[str], filters: Filters) -> dict[str, list[str]]:
+    def term_chunks(
+        self, words: list[str], filters: Filters, *, limit: int | None = None
+    ) -> dict[str, list[str]]:
         """For each of `words` (as written), the ids of the chunks passing `filters` whose title
-        or text holds it, in index order."""
+        or text holds it, in index order: the first `limit` of them, when given (enough to tell
+        a rare word from a common one without listing every chunk a common word is in)."""
         if not self.ids or not self.vocab:
             return {word: [] for word in words}
         keep = passing(filters, self.sources, self.published_ts) if filters.active else None
+        if self._id_array is None:
+            self._id_array = np.array(self.ids, dtype=object)
         out: dict[str, list[str]] = {}
         for word in words:
             column = self.vocab.get(next(iter(tokenize(word)), ""))
             rows = self.bm25.rows_of(column) if column is not None else np.zeros(0, np.int64)
-            out[word] = [self.ids[int(r)] for r in rows if keep is None or keep[int(r)]]
+            if keep is not None:
+                rows = rows[keep[rows]]
+            out[word] = self._id_array[rows[:limit]].tolist()
         return out
 
 

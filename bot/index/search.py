@@ -102,17 +102,22 @@ def mmr_select(
     span = rel.max() - rel.min()
     rel = (rel - rel.min()) / span if span > 0 else np.ones_like(rel)
     sims = vectors @ vectors.T
-    _, codes = np.unique(np.asarray(groups, dtype=object), return_inverse=True)
+    number: dict[str, int] = {}
+    codes = np.array([number.setdefault(g, len(number)) for g in groups])
     same = codes[:, None] == codes[None, :]
     sims = np.minimum(1.0, sims + SAME_ARTICLE_BONUS * same)
     chosen: list[int] = []
-    left = list(range(n))
-    while left and len(chosen) < k:
-        penalty = sims[np.ix_(left, chosen)].max(axis=1) if chosen else np.zeros(len(left))
-        scores = lambda_ * rel[left] - (1 - lambda_) * penalty
-        best = left[int(np.argmax(scores))]
+    # The largest similarity of each item to the chosen ones, kept up to date as each is chosen.
+    penalty = np.zeros(n)
+    taken = np.zeros(n, dtype=bool)
+    while len(chosen) < min(k, n):
+        scores = lambda_ * rel - (1 - lambda_) * penalty
+        scores[taken] = -np.inf
+        best = int(np.argmax(scores))  # the first of equal scores, as in index order
         chosen.append(best)
-        left.remove(best)
+        taken[best] = True
+        # Similarities may be negative: the first choice sets the penalty, later ones raise it.
+        penalty = sims[:, best].copy() if len(chosen) == 1 else np.maximum(penalty, sims[:, best])
     return chosen
 
 
@@ -272,7 +277,10 @@ def retrieve_passages(
     with _timed(timings, "bm25"):
         if mode in ("hybrid", "bm25"):
             lexical_ids = [cid for cid, _ in lexical.search(question, fetch_k, filters)]
-        names = lexical.term_chunks(question_names(question), filters)
+        # One chunk more than a rare name may have tells it from a common one.
+        names = lexical.term_chunks(
+            question_names(question), filters, limit=RARE_TERM_MAX_CHUNKS + 1
+        )
         unmatched = [name for name, ids in names.items() if not ids]
         rare = _rare_chunks(names, lexical_ids, k) if mode == "hybrid" else []
     with _timed(timings, "fuse_mmr"):

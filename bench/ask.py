@@ -1,7 +1,8 @@
 """Ask benchmark: MultiHop-RAG retrieval quality, retrieval latency at scale, cold `bot ask` time.
 
-    python bench/ask.py [--parts quality,latency,cold] [--sizes 10000,100000] [--queries 100]
-                        [--answer-sample N]
+    python bench/ask.py [--parts quality,latency,cold,answer] [--sizes 10000,100000]
+                        [--queries 100] [--answer-sample N] [--answer-asks 30]
+                        [--answer-before main]
 
 Parts (results merged into bench/out/ask.json, so parts can run separately):
   quality  Corpus from ../shared/bench/multihop-rag-sample: one .json record per article title (its
@@ -30,6 +31,9 @@ Parts (results merged into bench/out/ask.json, so parts can run separately):
            open_index, retrieval, llm_load (making the provider: loading the GGUF for local),
            llm, checking, render. "outside llm" = wall - llm_load - llm. Plus a -X importtime
            breakdown.
+  answer   The answer stage of a warm ask (extractive, k=6) stage by stage on bench/serve.py's
+           10,000-chunk index, this tree against --answer-before (a git ref) in the same run:
+           see bench/ask_answer.py.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import OUT_DIR, REPO, SHARED, load_results  # noqa: E402
+from ask_answer import part_answer  # noqa: E402
 
 MULTIHOP = SHARED / "multihop-rag-sample"
 CNNDM = SHARED / "cnndm-100" / "src.txt"
@@ -658,6 +663,8 @@ def main() -> None:
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--skip-local", action="store_true", help="cold part: no local LLM")
     parser.add_argument("--max-build-s", type=float, default=480.0)
+    parser.add_argument("--answer-asks", type=int, default=30, help="answer part: per round")
+    parser.add_argument("--answer-before", default="main", help="answer part: the git ref")
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",") if s]
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
@@ -668,7 +675,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ask-") as tmp:
         work = Path(tmp)
         for part in parts:
-            fn = {"quality": part_quality, "latency": part_latency, "cold": part_cold}[part]
+            fn = {
+                "quality": part_quality,
+                "latency": part_latency,
+                "cold": part_cold,
+                "answer": part_answer,
+            }[part]
             t0 = time.perf_counter()
             results[part] = fn(args, work)
             results[part]["part_seconds"] = time.perf_counter() - t0

@@ -19,13 +19,14 @@ import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from bot.answer.answer_type import Needs, is_quote, read_question
 from bot.answer.answerability import Quotable, answers, grounded, spans_reports
-from bot.answer.citations import passage_sentences
+from bot.answer.citations import PASSAGES_KEPT, passage_sentences
 from bot.answer.topic import about_topic
 from bot.core.markers import with_markers
 from bot.core.text import replace_surrogates
@@ -132,6 +133,11 @@ def news_sentences(body: str, title: str) -> list[tuple[int, str]]:
     whose title is its lead sentence), bylines, captions and bare datelines; the quoted text stays
     an exact part of the passage.
     """
+    return list(_news_sentences(body, title))
+
+
+@lru_cache(maxsize=PASSAGES_KEPT)
+def _news_sentences(body: str, title: str) -> tuple[tuple[int, str], ...]:
     out: list[tuple[int, str]] = []
     for start, text in passage_sentences(body):
         line_start = body.rfind("\n", 0, start) + 1
@@ -143,7 +149,7 @@ def news_sentences(body: str, title: str) -> list[tuple[int, str]]:
             cut = dateline_prefix_end(text)
             start, text = start + cut, text[cut:]
         out.append((start, text))
-    return out
+    return tuple(out)
 
 
 def _is_title(text: str, title: str) -> bool:

@@ -210,7 +210,8 @@ def part_answer(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         for name, tree in (("before", before), ("after", REPO)):
             rows[name] += _run_tree(tree, data, batch)
             print(f"  round {r + 1}: {name} done", flush=True)
-    results: dict[str, Any] = {"chunks": CHUNKS, "asks": len(rows["after"])}
+    first_asks = [r for r in rows["after"] if not r["seen"]]
+    results: dict[str, Any] = {"chunks": CHUNKS, "asks": len(first_asks)}
     results["before_ref"] = args.answer_before
     for name, found in rows.items():
         results[name] = summary([r for r in found if not r["seen"]])

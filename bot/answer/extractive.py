@@ -320,10 +320,9 @@ def _scoped_vectors(
     of `unembedded` (of articles no answer may quote: embedding them is most of an answer's
     cost) get zero rows, near nothing."""
     wanted = np.flatnonzero(~unembedded)
+    kept = [sentences[i] for i in wanted.tolist()]
     embedded = _vectors(
-        embedder,
-        [question[0]] + [sentences[i].text for i in wanted],
-        [question[1]] + [sentences[i].words for i in wanted],
+        embedder, [question[0]] + [s.text for s in kept], [question[1]] + [s.words for s in kept]
     )
     if len(wanted) == len(sentences):
         return embedded

@@ -1,7 +1,8 @@
 """Ask benchmark: MultiHop-RAG retrieval quality, retrieval latency at scale, cold `bot ask` time.
 
-    python bench/ask.py [--parts quality,latency,cold,retrieval-procs] [--sizes 10000,100000]
-                        [--queries 100] [--answer-sample N]
+    python bench/ask.py [--parts quality,latency,cold,retrieval-procs,answer]
+                        [--sizes 10000,100000] [--queries 100] [--answer-sample N]
+                        [--answer-asks 30] [--answer-before main]
 
 Parts (results merged into bench/out/ask.json, so parts can run separately):
   quality  Corpus from ../shared/bench/multihop-rag-sample: one .json record per article title (its
@@ -37,6 +38,9 @@ Parts (results merged into bench/out/ask.json, so parts can run separately):
            one grown with filler to the first --sizes (plus --extra-index ones): warm p50/p95 of
            retrieve_passages and its stages, CPU ms per question, and each total p50 as a ratio
            to the index model's in the same round; rounds interleaved (--rounds).
+  answer   The answer stage of a warm ask (extractive, k=6) stage by stage on bench/serve.py's
+           10,000-chunk index, this tree against --answer-before (a git ref) in the same run:
+           see bench/ask_answer.py.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import OUT_DIR, REPO, SHARED, load_results  # noqa: E402
+from ask_answer import part_answer  # noqa: E402
 
 MULTIHOP = SHARED / "multihop-rag-sample"
 CNNDM = SHARED / "cnndm-100" / "src.txt"
@@ -837,6 +842,8 @@ def main() -> None:
     )
     parser.add_argument("--configs", default="", help="retrieval-procs: labels, ';'-separated")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--answer-asks", type=int, default=30, help="answer part: per round")
+    parser.add_argument("--answer-before", default="main", help="answer part: the git ref")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(_child_retrieval(json.loads(args.child))))
@@ -855,6 +862,7 @@ def main() -> None:
                 "latency": part_latency,
                 "cold": part_cold,
                 "retrieval-procs": part_retrieval_procs,
+                "answer": part_answer,
             }[part]
             t0 = time.perf_counter()
             results[part] = fn(args, work)

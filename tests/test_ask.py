@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -206,10 +207,8 @@ def _after_the_passage_thread(
     return reply
 
 
-def test_passage_sentences_are_embedded_while_a_remote_model_answers(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from bot.answer.citations import sentence_texts
+def _logged_embeddings(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[str]]:
+    """The seeds' index with an empty memo, and the list of every text its model embeds."""
     from bot.app.ask import open_index
     from bot.core.settings import get_settings
 
@@ -223,6 +222,15 @@ def test_passage_sentences_are_embedded_while_a_remote_model_answers(
 
     monkeypatch.setattr(store.embedder, "_embed", logged)
     store.embedder.memo.clear()  # the embedder is shared: earlier tests filled its memo
+    return store, log
+
+
+def test_passage_sentences_are_embedded_while_a_remote_model_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.answer.citations import sentence_texts
+
+    store, log = _logged_embeddings(monkeypatch)
     answer = "Zelensky announced that prisoners with combat experience would be released [1]."
     before_reply: list[str] = []
     model = FakeChatModel(_after_the_passage_thread(answer, log, before_reply))
@@ -233,6 +241,21 @@ def test_passage_sentences_are_embedded_while_a_remote_model_answers(
     # After the reply, checking embedded only the answer's own sentence: nothing twice.
     after = log[len(before_reply) :]
     assert after == [result.sentences[0].text]
+
+
+def test_an_extractive_answer_embeds_each_sentence_once_and_a_repeat_embeds_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pick, the check and the disagreements share the sentence vectors of one answer, and a
+    warm process (bot serve) keeps them for the next question about the same passages."""
+    store, log = _logged_embeddings(monkeypatch)
+    options = AskOptions(llm="extractive")
+    first = answer_question(QUESTION, options, store=store)
+    assert not first.refused and first.sentences
+    assert log and len(log) == len(set(log))
+    del log[:]
+    again = answer_question(QUESTION, options, store=store)
+    assert log == [] and again.answer == first.answer
 
 
 def test_a_missing_local_model_is_reported_before_the_seeds_are_indexed(

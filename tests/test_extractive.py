@@ -222,3 +222,38 @@ def test_a_quote_without_an_end_mark_is_not_glued_to_the_next() -> None:
     assert "The regional emergency service said the flood toll rose to 17." in parsed
     checked = check_answer(answer, [wire], embedder=HashEmbedder())
     assert [s.citations for s in checked.sentences] == [[1], [1]]
+
+
+class _Recording:
+    """The bundled model, recording each text it is asked to embed."""
+
+    def __init__(self) -> None:
+        from bot.core.settings import get_settings
+        from bot.index.embeddings import get_embedder
+
+        self.model = get_embedder(get_settings())
+        self.texts: list[str] = []
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.texts.extend(texts)
+        return self.model.embed(texts)
+
+
+def test_the_sentences_of_articles_no_answer_may_quote_are_not_embedded() -> None:
+    question = "How long was the harbour closed by the storm?"
+    everything, scoped = _Recording(), _Recording()
+    full = extractive_answer(question, PASSAGES, everything)
+    answer = extractive_answer(question, PASSAGES, scoped, articles={"a1", "a2"})
+    assert answer == full and "three days" in answer
+    assert any("Inflation" in t for t in everything.texts)
+    assert not any("Inflation" in t or "Food prices" in t for t in scoped.texts)
+    assert len(scoped.texts) < len(everything.texts)
+
+
+def test_a_near_duplicate_in_an_article_no_answer_may_quote_is_still_cited() -> None:
+    same = "The storm closed the harbour for three days."
+    passages = [*PASSAGES[:2], passage(3, f"{same} Ferries were cancelled.")]
+    answer = extractive_answer(
+        "How long was the harbour closed?", passages, _Recording(), articles={"a1"}
+    )
+    assert parse_citations(answer)[0] == (same, [1, 2, 3])

@@ -276,3 +276,11 @@ def test_an_index_built_under_other_token_rules_is_rebuilt(  # type: ignore[no-u
     after = keyword.index_folder(base, store.generation or "none")
     assert after != before and [p.name for p in base.iterdir()] == [after.name]
     assert rebuilt.ids and (after / "chunks.json").is_file()
+
+
+def test_the_outlets_of_an_index_are_read_once_distinct_in_first_seen_order(store) -> None:  # type: ignore[no-untyped-def]
+    lexical = load_lexical_index(store)
+    outlets = lexical.outlets()
+    assert outlets == list(dict.fromkeys(str(s) for s in lexical.sources))
+    assert len(outlets) < len(lexical.sources)  # one per outlet, not one per chunk
+    assert lexical.outlets() is outlets  # every question reuses them

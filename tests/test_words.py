@@ -63,3 +63,14 @@ def test_threads_get_the_same_words() -> None:
     for thread in threads:
         thread.join()
     assert len(results) == 200 and all(r == expected for r in results)
+
+
+def test_content_words_kept_for_reuse_are_never_shared_with_a_caller() -> None:
+    from bot.core.words import CONTENT_WORDS_KEPT_CHARS
+
+    sentence = "The Harbour Bridge reopened on Monday after 14 months of repairs."
+    first = content_words(sentence)
+    first.append("tampered")
+    assert content_words(sentence) == first[:-1]
+    long_text = "Flood waters rose again. " * (CONTENT_WORDS_KEPT_CHARS // 20)
+    assert content_words(long_text) == ["flood", "water", "rose"] * (CONTENT_WORDS_KEPT_CHARS // 20)

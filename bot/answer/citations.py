@@ -11,6 +11,7 @@ import re
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.core.markers import MARKER_RE, marker_numbers, with_markers
 from bot.core.sentences import split_sentences
@@ -20,6 +21,9 @@ from bot.core.types import NO_ANSWER, Passage
 # Passage sentences the checker may embed per passage; the rest of a long passage is judged by
 # the passage's own vector, which keeps one answer's embedding work bounded.
 MAX_SENTENCES_PER_PASSAGE = 40
+# Passages whose sentences are kept: an answer's gate, pick, check and disagreements read the
+# same passages, and a server's next questions often retrieve them again.
+PASSAGES_KEPT = 2048
 
 _QUOTE_RE = re.compile(r'"[^"\n]*"|“[^”\n]*”')
 _LINE_PREFIX_RE = re.compile(r"^(\s*(?:#{1,6}\s+|>\s*|[-*+•]\s+|\d{1,3}[.)]\s+)*)")
@@ -61,12 +65,17 @@ def passage_sentences(body: str) -> list[tuple[int, str]]:
     The extractive answerer and the checker embed these same strings, so the second finds the
     first's vectors in the embedder's memo.
     """
+    return list(_passage_sentences(body))
+
+
+@lru_cache(maxsize=PASSAGES_KEPT)
+def _passage_sentences(body: str) -> tuple[tuple[int, str], ...]:
     out = []
     for start, end in split_sentences(body):
         text = tidy(MARKER_RE.sub(" ", body[start:end]))
         if text:
             out.append((start, text))
-    return out
+    return tuple(out)
 
 
 def sentence_texts(passages: Sequence[Passage]) -> list[str]:

@@ -19,13 +19,14 @@ import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from bot.answer.answer_type import Needs, is_quote, read_question
 from bot.answer.answerability import Quotable, answers, grounded, spans_reports
-from bot.answer.citations import passage_sentences
+from bot.answer.citations import PASSAGES_KEPT, passage_sentences
 from bot.answer.topic import about_topic
 from bot.core.markers import with_markers
 from bot.core.text import replace_surrogates
@@ -132,6 +133,11 @@ def news_sentences(body: str, title: str) -> list[tuple[int, str]]:
     whose title is its lead sentence), bylines, captions and bare datelines; the quoted text stays
     an exact part of the passage.
     """
+    return list(_news_sentences(body, title))
+
+
+@lru_cache(maxsize=PASSAGES_KEPT)
+def _news_sentences(body: str, title: str) -> tuple[tuple[int, str], ...]:
     out: list[tuple[int, str]] = []
     for start, text in passage_sentences(body):
         line_start = body.rfind("\n", 0, start) + 1
@@ -143,7 +149,7 @@ def news_sentences(body: str, title: str) -> list[tuple[int, str]]:
             cut = dateline_prefix_end(text)
             start, text = start + cut, text[cut:]
         out.append((start, text))
-    return out
+    return tuple(out)
 
 
 def _is_title(text: str, title: str) -> bool:
@@ -182,8 +188,10 @@ def _select(
     sentences: Sequence[_Sentence],
     k: int,
     eligible: np.ndarray,
+    unembedded: np.ndarray | None = None,
 ) -> list[int]:
-    """MMR picks; a pick's near-duplicates are excluded and their passages cited by the pick."""
+    """MMR picks; a pick's near-duplicates are excluded and their passages cited by the pick.
+    Rows of `unembedded` (zero vectors) are near-duplicates by their words alone."""
     available = eligible.copy()
     max_sim = np.zeros(len(sentences), dtype=np.float32)
     picked: list[int] = []
@@ -195,7 +203,10 @@ def _select(
         max_sim = np.maximum(max_sim, sims)
         available[best] = False
         chosen = sentences[best]
-        for other in np.flatnonzero(sims > DUPLICATE_COSINE - 0.25).tolist():
+        near = sims > DUPLICATE_COSINE - 0.25
+        if unembedded is not None:
+            near |= unembedded
+        for other in np.flatnonzero(near).tolist():
             if other == best:
                 continue
             dup = sims[other] > DUPLICATE_COSINE or (
@@ -267,11 +278,10 @@ def extractive_answer(
         return NO_ANSWER
     needs = needs or read_question(question)
     question_words = frozenset(content_words(question))
-    vectors = _vectors(
-        embedder,
-        [question] + [s.text for s in sentences],
-        [question_words] + [s.words for s in sentences],
+    unembedded = np.array(
+        [articles is not None and s.article_id not in articles for s in sentences], dtype=bool
     )
+    vectors = _scoped_vectors(embedder, (question, question_words), sentences, unembedded)
     cosine = vectors[1:] @ vectors[0]
     overlap = np.array(
         [
@@ -289,7 +299,7 @@ def extractive_answer(
     if not eligible.any():
         return NO_ANSWER
     scores = _answer_scores(needs, sentences, relevance, holds)
-    picked = _select(scores, vectors[1:], sentences, max_sentences, eligible)
+    picked = _select(scores, vectors[1:], sentences, max_sentences, eligible, unembedded)
     picked.sort(key=lambda i: -float(scores[i]))
     best = float(scores[picked[0]])
     picked = [i for i in picked if float(scores[i]) >= KEEP_SHARE * best]
@@ -298,6 +308,28 @@ def extractive_answer(
             i for i in picked[1:] if answers(needs, quotes[i], seen, strict=True)
         ]
     return _join_quotes([sentences[i] for i in picked])
+
+
+def _scoped_vectors(
+    embedder: Any,
+    question: tuple[str, frozenset[str]],
+    sentences: Sequence[_Sentence],
+    unembedded: np.ndarray,
+) -> np.ndarray:
+    """Unit rows for the question (text, content words), then one per sentence; the sentences
+    of `unembedded` (of articles no answer may quote: embedding them is most of an answer's
+    cost) get zero rows, near nothing."""
+    wanted = np.flatnonzero(~unembedded)
+    kept = [sentences[i] for i in wanted.tolist()]
+    embedded = _vectors(
+        embedder, [question[0]] + [s.text for s in kept], [question[1]] + [s.words for s in kept]
+    )
+    if len(wanted) == len(sentences):
+        return embedded
+    out = np.zeros((len(sentences) + 1, embedded.shape[1]), dtype=np.float32)
+    out[0] = embedded[0]
+    out[wanted + 1] = embedded[1:]
+    return out
 
 
 def _eligible(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from bot.answer.checking import clauses_of
 from bot.core.values import WEEKDAYS, Value, stated_values
@@ -31,6 +32,9 @@ FRAME_WORDS = 8
 QUANTITY_NEAR = 0.2
 # "36 of parliament's 90 seats", "12 of the 15 members": the words between a count and the total
 # it is out of (a determiner or an owner, at most two words).
+# Sentences whose framed values are kept: every answer compares the sentences of its passages,
+# and a server's next answers often retrieve the same passages.
+SENTENCES_KEPT = 8192
 _OUT_OF_RE = re.compile(r"\s+of\s+(?:[^\W\d_]+(?:['’]s?)?\s+){0,2}\Z")
 
 
@@ -68,9 +72,14 @@ def _unit(text: str, value: Value) -> str | None:
 def framed_values(text: str, kinds: Sequence[str] = FRAMED_KINDS) -> list[Framed]:
     """The values of `kinds` (numbers and dates) of the sentence `text` (weekdays aside: they say
     when an outlet reported), each with its clause, frame and unit."""
+    return list(_framed_values(text, tuple(kinds)))
+
+
+@lru_cache(maxsize=SENTENCES_KEPT)
+def _framed_values(text: str, kinds: tuple[str, ...]) -> tuple[Framed, ...]:
     values = [v for v in stated_values(text) if v.kind in kinds and v.key not in WEEKDAYS]
     if not values:
-        return []
+        return ()
     totals = _totals(text, values)
     skipped = set(totals.values())
     out: list[Framed] = []
@@ -91,7 +100,7 @@ def framed_values(text: str, kinds: Sequence[str] = FRAMED_KINDS) -> list[Framed
             lead = text[start : value.start]
             unit = _unit(text, totals.get(value, value))
             out.append(Framed(value, clause, frame, unit, lead))
-    return out
+    return tuple(out)
 
 
 def _totals(text: str, values: Sequence[Value]) -> dict[Value, Value]:

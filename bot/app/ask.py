@@ -311,7 +311,7 @@ def _read(question: str, found: Retrieval, store: Any) -> Needs:
     from bot.answer.answer_type import read_question
     from bot.index.keyword import load_lexical_index
 
-    outlets = [str(s) for s in load_lexical_index(store).sources] if found.passages else []
+    outlets = load_lexical_index(store).outlets() if found.passages else []
     return read_question(question, outlets)
 
 

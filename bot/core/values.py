@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.core.words import content_words, stopwords
 
@@ -34,6 +35,8 @@ _VALUE_RE = re.compile(
     re.IGNORECASE,
 )
 _WORD_RE = re.compile(r"[^\W_][\w'’-]*")
+# Passages whose word sets are kept: an answer looks names up in the same passages many times.
+WORD_SETS_KEPT = 2048
 # A word here opens a sentence, a quotation, a bracket or a clause: its capital says nothing.
 _OPENER_RE = re.compile(r"(?:^|[.!?:;\"“”(\[—–]|\s-)\s*$")
 _LOOKS_LIKE_NAME_RE = re.compile(r"^(?:[^\W\d_]+\d[\w]*|[A-Z][a-z]+[A-Z]\w*)$")
@@ -58,7 +61,12 @@ def _norm_word(word: str) -> str:
 
 def word_set(text: str) -> set[str]:
     """Every word of `text`, lowercased, without a possessive 's: where a name is looked up."""
-    return {_norm_word(w) for w in _WORD_RE.findall(text)}
+    return set(_word_set(text))
+
+
+@lru_cache(maxsize=WORD_SETS_KEPT)
+def _word_set(text: str) -> frozenset[str]:
+    return frozenset(_norm_word(w) for w in _WORD_RE.findall(text))
 
 
 def _number_key(digits: str, scale: str | None) -> str | None:

@@ -92,8 +92,26 @@ def _stem(word: str) -> str:
     return _stemmer().stemWord(word)
 
 
+# Texts whose content words are kept: one answer reads each passage and sentence several times
+# (the gate, the pick, the check, the disagreements), and a server's next answers reread them.
+CONTENT_WORDS_KEPT = 8192
+# Longer texts (whole articles) are read once: keeping them would hold megabytes for nothing.
+CONTENT_WORDS_KEPT_CHARS = 4000
+
+
 def content_words(text: str) -> list[str]:
     """Lowercased, stemmed content words of `text`; numbers as digit strings without separators."""
+    if len(text) > CONTENT_WORDS_KEPT_CHARS:
+        return list(_words_of(text))
+    return list(_kept_words_of(text))
+
+
+@lru_cache(maxsize=CONTENT_WORDS_KEPT)
+def _kept_words_of(text: str) -> tuple[str, ...]:
+    return _words_of(text)
+
+
+def _words_of(text: str) -> tuple[str, ...]:
     stops = stopwords()
     words: list[str] = []
     for raw in WORD_RE.findall(text.lower()):
@@ -109,7 +127,7 @@ def content_words(text: str) -> list[str]:
         if token in stops or len(token) < 2:
             continue
         words.append(_NUMBER_WORDS.get(token) or _stem(token))
-    return words
+    return tuple(words)
 
 
 def stated_numbers(text: str) -> set[str]:

@@ -54,6 +54,7 @@ class LexicalIndex:
     vectors: np.ndarray | None = None
     _rows: dict[str, int] | None = None
     _id_array: np.ndarray | None = None  # `ids` as an array, to pick many by row at once
+    _outlets: list[str] | None = None
     # The chunks it was built from, row for row, kept only when the caller asked (the snapshot is
     # written from them without reading the store again).
     built_from: list[StoredChunk] | None = None
@@ -63,6 +64,13 @@ class LexicalIndex:
     @property
     def vocab(self) -> dict[str, int]:
         return self.bm25.vocab
+
+    def outlets(self) -> list[str]:
+        """The distinct outlet names of the chunks, in first-seen order (read once per index:
+        every question compares its words with them)."""
+        if self._outlets is None:
+            self._outlets = list(dict.fromkeys(str(s) for s in self.sources))
+        return self._outlets
 
     def vectors_of(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
         """The stored vectors of those of `chunk_ids` this index holds."""

@@ -43,9 +43,10 @@ class Framed:
     frame: Mapping[str, float] = field(default_factory=dict)  # stem -> 1 / distance
     unit: str | None = None  # the stem of the word written right after a number
     lead: str = ""  # the clause up to the value: where its subject is named
+    subject: str = ""  # the key of the last name before the value in its sentence, if any
 
 
-def _tokens(text: str, offset: int) -> list[tuple[int, int, str]]:
+def content_tokens(text: str, offset: int) -> list[tuple[int, int, str]]:
     """(start, end, stem) of each content word of `text`, digits left out, positions shifted by
     `offset`."""
     out = []
@@ -68,9 +69,11 @@ def _unit(text: str, value: Value) -> str | None:
 def framed_values(text: str, kinds: Sequence[str] = FRAMED_KINDS) -> list[Framed]:
     """The values of `kinds` (numbers and dates) of the sentence `text` (weekdays aside: they say
     when an outlet reported), each with its clause, frame and unit."""
-    values = [v for v in stated_values(text) if v.kind in kinds and v.key not in WEEKDAYS]
+    stated = stated_values(text)
+    values = [v for v in stated if v.kind in kinds and v.key not in WEEKDAYS]
     if not values:
         return []
+    names = [v for v in stated if v.kind == "name" and v.key not in WEEKDAYS]
     totals = _totals(text, values)
     skipped = set(totals.values())
     out: list[Framed] = []
@@ -80,7 +83,7 @@ def framed_values(text: str, kinds: Sequence[str] = FRAMED_KINDS) -> list[Framed
         if start < 0:
             continue
         cursor = end = start + len(clause)
-        tokens = [t for t in _tokens(clause, start) if not _inside(t, values)]
+        tokens = [t for t in content_tokens(clause, start) if not _inside(t, values)]
         for value in (v for v in values if start <= v.start < end and v not in skipped):
             before = [t for t in tokens if t[1] <= value.start][::-1]
             after = [t for t in tokens if t[0] >= value.end]
@@ -90,8 +93,22 @@ def framed_values(text: str, kinds: Sequence[str] = FRAMED_KINDS) -> list[Framed
                     _weigh(frame, stem, 1.0 / distance)
             lead = text[start : value.start]
             unit = _unit(text, totals.get(value, value))
-            out.append(Framed(value, clause, frame, unit, lead))
+            subject = next((n.key for n in reversed(names) if n.end <= value.start), "")
+            out.append(Framed(value, clause, frame, unit, lead, subject))
     return out
+
+
+def same_counted_subject(a: Framed, b: Framed, focus: Mapping[str, float]) -> bool:
+    """Whether two numbers count what the focus asks to count, for one subject: both units are
+    the focus's word ("how many seats": "its 38 seats", "won 36 of the 90 seats") and the last
+    name before each is the same ("Civic Front"), so "the Green Left won 9 seats" stays apart."""
+    return (
+        a.unit is not None
+        and a.unit == b.unit
+        and a.unit in focus
+        and bool(a.subject)
+        and a.subject == b.subject
+    )
 
 
 def _totals(text: str, values: Sequence[Value]) -> dict[Value, Value]:

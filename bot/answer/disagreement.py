@@ -51,6 +51,7 @@ from bot.answer.value_frames import (
     same_quantity,
     same_unit,
 )
+from bot.core.dates import newest_first
 from bot.core.markers import with_markers
 from bot.core.text import clip, replace_surrogates
 from bot.core.types import (
@@ -381,22 +382,15 @@ def _report(
     for entry in found:
         values = []
         for side in entry.sides.values():
-            claims = sorted(
-                side.claims, key=lambda c: (c.published == "", _descending(c.published))
-            )
+            claims = sorted(side.claims, key=lambda c: newest_first(c.published))
             cited = sorted({n for c in claims for n in c.citations})
             values.append(StatedValue(side.value.text, cited, claims[0].published))
             if not any(c.text in shown for c in claims):
                 shown.add(claims[0].text)
                 added.append(CheckedSentence(claims[0].text, list(claims[0].citations), True, 1.0))
-        values.sort(key=lambda v: (v.published == "", _descending(v.published)))
+        values.sort(key=lambda v: newest_first(v.published))
         out.append(Disagreement(entry.about, values))
     return out, added
-
-
-def _descending(published: str) -> tuple[int, ...]:
-    """A sort key putting later ISO dates first."""
-    return tuple(-ord(ch) for ch in published)
 
 
 def add_disagreements(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.app.ingest_run import EMBED_BUFFER_CHUNKS, IngestReport, IngestRun, repair
+from bot.core.dates import newest_first
 from bot.core.diskspace import disk_full_error, says_disk_full
 from bot.core.errors import BotError, IngestFileError
 from bot.core.settings import Settings, bundled_seeds_dir, get_settings
@@ -322,7 +323,8 @@ def list_sources(settings: Settings | None = None, *, store: Any = None) -> list
                 "path": sorted(entry.paths)[0] if entry.paths else "",
             }
         )
-    rows.sort(key=lambda r: (r["published"] or "", r["title"]), reverse=True)
+    rows.sort(key=lambda r: r["title"], reverse=True)
+    rows.sort(key=lambda r: newest_first(r["published"] or ""))
     return rows
 
 

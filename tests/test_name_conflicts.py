@@ -1,5 +1,6 @@
-"""Disagreement by name ("who"), by a count out of a total ("36 of the 90 seats"), and by a
-toll whose rival sentence also counts the injured. Real MiniLM; articles invented here."""
+"""Disagreement by name ("who"), by a count out of a total ("36 of the 90 seats"), by a toll
+whose rival sentence also counts the injured; an amount of another thing is none. Real MiniLM;
+articles invented here."""
 
 from __future__ import annotations
 
@@ -104,3 +105,17 @@ def test_a_toll_is_lined_up_with_the_killed_not_with_the_injured_beside_it(embed
     answer = FLOOD[0].text.rstrip(".") + " [1]."
     question = "What is the death toll from the Arn River flood in Kelby?"
     assert _values(answer, FLOOD, question, embedder) == [["12", "16"]]
+
+
+def test_an_amount_of_another_thing_is_no_rival_value(embedder) -> None:  # type: ignore[no-untyped-def]
+    """A budget of 310 million and a 48 million roof plan of the same council are two things."""
+    council = [
+        passage(1, "east-times", "2025-02-04",
+                "Harwick city council approved a 310 million dorin budget for the coming year on "
+                "Tuesday, raising property tax by 2 percent."),
+        passage(2, "harwick-post", "2025-02-08",
+                "Harwick city council on Friday approved a 48 million dorin plan to replace the "
+                "roof of the town's stadium."),
+    ]  # fmt: skip
+    answer = council[0].text.rstrip(".") + " [1]."
+    assert _values(answer, council, "Harwick budget total?", embedder) == []

@@ -45,6 +45,7 @@ from bot.answer.value_frames import (
     comparable,
     counts_another_quantity,
     framed_values,
+    heads,
     joined,
     overlap,
     same_counted_subject,
@@ -317,6 +318,8 @@ def _matches(
             mine, theirs, [*claim.words, *focus], [*rival.words, *focus]
         ):
             continue
+        if _of_another_thing((claim, mine), (rival, theirs), focus):
+            continue
         if not _shared_words(anchor, (rival, theirs)) and not same_counted_subject(
             mine, theirs, focus
         ):
@@ -345,6 +348,17 @@ def _record(
         side = entry.sides.setdefault(framed.value.key, _Side(framed.value, []))
         if all(c is not claim for c in side.claims):
             side.claims.append(claim)
+
+
+def _of_another_thing(
+    mine: tuple[_Claim, Framed], theirs: tuple[_Claim, Framed], focus: Mapping[str, float]
+) -> bool:
+    """Whether the anchor's value is an amount of a focus word the rival never says, while the
+    rival's is of another thing: "a 310 million dorin budget" against "a 48 million dorin plan
+    to replace the roof", for the budget."""
+    (claim, a), (rival, b) = mine, theirs
+    asked = set(heads(a)) & set(focus)
+    return bool(asked) and not asked & rival.words and bool(set(heads(b)) - claim.words)
 
 
 def _shared_words(mine: tuple[_Claim, Framed], theirs: tuple[_Claim, Framed]) -> bool:

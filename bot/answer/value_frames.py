@@ -29,6 +29,9 @@ FRAME_WORDS = 8
 # Weight (1 / distance in content words) of a word close enough to a number to say what it
 # counts: "the death toll from the town's flood rose to 16" puts five words between.
 QUANTITY_NEAR = 0.2
+# "a 48 million dorin plan": the word right after a number (its unit aside) says what it is an
+# amount of.
+HEAD_WORDS = 1
 # "36 of parliament's 90 seats", "12 of the 15 members": the words between a count and the total
 # it is out of (a determiner or an owner, at most two words).
 _OUT_OF_RE = re.compile(r"\s+of\s+(?:[^\W\d_]+(?:['’]s?)?\s+){0,2}\Z")
@@ -109,6 +112,17 @@ def same_counted_subject(a: Framed, b: Framed, focus: Mapping[str, float]) -> bo
         and bool(a.subject)
         and a.subject == b.subject
     )
+
+
+def heads(framed: Framed) -> list[str]:
+    """The stem of the word written right after a value, its unit aside, when that is a content
+    word: what it is an amount of ("budget" in "a 310 million dorin budget"; none in "12 people
+    were killed")."""
+    rest = framed.clause[len(framed.lead) + len(framed.value.text) :]
+    words = [(content_words(w) or [""])[0] for w in WORD_RE.findall(rest)[: HEAD_WORDS + 1]]
+    if framed.unit is not None and words[:1] == [framed.unit]:
+        words = words[1:]
+    return [w for w in words[:HEAD_WORDS] if w and not w[:1].isdigit()]
 
 
 def _totals(text: str, values: Sequence[Value]) -> dict[Value, Value]:

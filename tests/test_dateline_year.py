@@ -11,9 +11,10 @@ from pathlib import Path
 
 from bot.answer.disagreement import find_disagreements
 from bot.core.dates import is_uncertain, published_ts, uncertain
-from bot.core.types import CheckedSentence, Passage
+from bot.core.types import CheckedSentence
 from bot.sources.dateline import read_header
 from bot.sources.formats import load_file
+from tests.test_disagreement import passage
 
 HEAD = "Flash flood kills 12 in Riverton\n\nRIVERTON, March 13 (Northwire) — "
 NO_YEAR = HEAD + "At least 12 people were killed when the Kessel River burst its banks.\n"
@@ -61,19 +62,15 @@ def test_a_file_saved_long_after_gives_an_uncertain_date(tmp_path: Path) -> None
     assert uncertain("") == "" and uncertain(published) == published
 
 
-def _passage(n: int, article: str, published: str, text: str) -> Passage:
-    return Passage(n, f"c{n}", article, "", article, "", published, "", 0, len(text), text)
-
-
 def test_an_uncertain_date_is_not_ordered_as_the_newest_report() -> None:
     from bot.index.embeddings import LocalMiniLM
 
     passages = [
-        _passage(1, "meridian", "2024-03-15",
+        passage(1, "meridian", "2024-03-15",
                  "The death toll from the Kelby flood rose to 16 on Friday, the agency said."),
-        _passage(2, "northwire", "2026-03-13?",
+        passage(2, "northwire", "2026-03-13?",
                  "The death toll from the Kelby flood stood at 12 on Wednesday, the agency said."),
-        _passage(3, "courier", "",
+        passage(3, "courier", "",
                  "The death toll from the Kelby flood rose to 14 on Thursday, the agency said."),
     ]  # fmt: skip
     answer = [CheckedSentence(passages[0].text, [1], True, 1.0)]

@@ -9,10 +9,7 @@ import pytest
 from bot.answer.checking import check_answer
 from bot.answer.disagreement import find_disagreements
 from bot.core.types import Passage, StatedValue
-
-
-def passage(n: int, article: str, published: str, text: str) -> Passage:
-    return Passage(n, f"c{n}", article, "", article, "", published, "", 0, len(text), text)
+from tests.test_disagreement import passage
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ NORTHWIRE = (
     "RIVERTON, March 13 (Northwire) — At least 12 people were killed, the emergency service "
     "said.\n\n"
     "Photo: Rescue crews search flooded houses on Mill Street. (Northwire/Jonas Okafor)\n\n"
-    "The river rose by 3.2 metres on 14 March 2024, the weather office said.\n"
+    "The river rose by 3.2 metres on Wednesday, the weather office said.\n"
 )
 COURIER = (
     "Flood death toll rises to 14 as Riverton counts the cost\n"
@@ -58,8 +58,9 @@ def test_dateline_gives_outlet_and_date_with_year_from_mtime(tmp_path: Path) -> 
 
 
 def test_yearless_dateline_takes_the_latest_day_not_after_mtime(tmp_path: Path) -> None:
+    """Saved long after that day (a copy, a checkout): the year is marked uncertain."""
     path = _write(tmp_path, "nw.txt", NORTHWIRE, dt.datetime(2024, 2, 1, 12))
-    assert _load(path).articles[0].published == "2023-03-13"
+    assert _load(path).articles[0].published == "2023-03-13?"
 
 
 def test_yearless_dateline_without_mtime_leaves_the_date_empty() -> None:

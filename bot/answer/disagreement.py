@@ -18,6 +18,9 @@ articles' passages (and of the further passages `more` gives, when the caller ca
    passages never mention ("Quorvel1 will cost ..." against "Quorvel2 will cost ..."), they are
    about different things; and the focus's names must be in the other article's passage.
 
+A "who" question compares names instead: the person each side names for the role asked about
+(bot.answer.name_conflicts), when both sentences are about the question as in 1.
+
 An outlet stating the same value is agreement: its passage joins that value's citations. Each
 disagreement lists every value with the passages that state it, newest report first (unknown
 dates last), and the sentences that state the other values are added to the answer, each citing
@@ -30,10 +33,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from bot.answer.answer_type import question_kind
 from bot.answer.extractive import news_sentences
+from bot.answer.name_conflicts import NameClaim, name_pairs
+from bot.answer.similarity import SAME_THING_COSINE, Similarity
 from bot.answer.value_frames import (
     FRAMED_KINDS,
     Framed,
@@ -42,11 +45,14 @@ from bot.answer.value_frames import (
     comparable,
     counts_another_quantity,
     framed_values,
+    heads,
     joined,
     overlap,
+    same_counted_subject,
     same_quantity,
     same_unit,
 )
+from bot.core.dates import newest_first
 from bot.core.markers import with_markers
 from bot.core.text import clip, replace_surrogates
 from bot.core.types import (
@@ -63,10 +69,6 @@ from bot.core.words import content_words
 if TYPE_CHECKING:
     from bot.index.embeddings import Embedder
 
-# Sentences this close state the same fact in MiniLM's space (paraphrases sit at 0.6-0.9).
-SAME_THING_COSINE = 0.55
-# Without an embedder: share of content words (values aside) two statements of one fact share.
-SAME_THING_JACCARD = 0.5
 # A sentence this close to the question or topic is about it (off-topic sentences of the same
 # articles sit under 0.45): two such sentences give the same thing even when the rest of one of
 # them (a second figure, where and when) pulls their own cosine down.
@@ -150,32 +152,6 @@ def _claim(
     return _Claim(text, citations, first.article_id, published, values, words, seen)
 
 
-class _Similarity:
-    """Cosines between texts, each embedded once, in batches as they are added (content-word
-    Jaccard on the cosine's scale without an embedder)."""
-
-    def __init__(self, embedder: Embedder | None) -> None:
-        self.embedder = embedder
-        self.vectors: dict[str, np.ndarray] = {}
-
-    def add(self, texts: Sequence[str]) -> None:
-        missing = [t for t in dict.fromkeys(texts) if t not in self.vectors]
-        if self.embedder is None or not missing:
-            return
-        vectors = np.asarray(self.embedder.embed(missing), dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = np.nan_to_num(vectors / np.where(norms > 0, norms, 1.0))
-        self.vectors.update(zip(missing, vectors, strict=True))
-
-    def __call__(self, a: str, b: str) -> float:
-        if self.embedder is None:
-            wa = {w for w in content_words(a) if not w[:1].isdigit()}
-            wb = {w for w in content_words(b) if not w[:1].isdigit()}
-            share = len(wa & wb) / len(wa | wb) if wa | wb else 0.0
-            return share / SAME_THING_JACCARD * SAME_THING_COSINE
-        return float(self.vectors[a] @ self.vectors[b])
-
-
 def find_disagreements(
     sentences: Sequence[CheckedSentence],
     passages: Sequence[Passage],
@@ -227,13 +203,13 @@ def _find(
     by_n = {p.n: p for p in passages}
     kinds = _kinds_asked(focus)
     anchors = _anchors(sentences, by_n, kinds)
-    if not anchors:
+    pairs = _name_pairs(sentences, passages, focus)
+    if not anchors and not pairs:
         return []
     others = _passage_claims(passages, kinds)
     focus_words = as_words(w for w in content_words(focus) if not w[:1].isdigit())
     focus_names = stated_names(focus) if focus else set()
     # The words line values up first; only the sentences of the pairs they find are embedded.
-    pairs = []
     for anchor in anchors:
         articles = {by_n[n].article_id for n in anchor.citations if n in by_n}
         rivals = [
@@ -244,13 +220,16 @@ def _find(
         for value in _anchor_values(anchor, focus_words):
             matches = _matches((anchor, value), rivals, focus_words)
             pairs += [(anchor, value, rival, theirs) for rival, theirs in matches]
-    similar = _Similarity(embedder)
-    similar.add([focus] * bool(focus) + [c.text for a, _, r, _ in pairs for c in (a, r)])
+    similar = Similarity(embedder)
+    texts = [c.text for a, _, r, _ in pairs for c in (a, r)]
+    similar.add([focus] * bool(focus) + texts + [t.clause for *_, t in pairs])
 
-    def same_thing(a: _Claim, b: _Claim) -> bool:
+    def same_thing(a: _Claim, b: _Claim, clause: str) -> bool:
+        """`clause`: b's value's own; a sentence that goes on to another story may still state,
+        in that clause, the thing asked about."""
         if not focus:
             return similar(a.text, b.text) >= SAME_THING_COSINE
-        near = similar(b.text, focus)
+        near = max(similar(b.text, focus), similar(clause, focus))
         if near >= FOCUS_COSINE and similar(a.text, focus) >= FOCUS_COSINE:
             return True
         return near >= TOPIC_COSINE and similar(a.text, b.text) >= SAME_THING_COSINE
@@ -265,9 +244,28 @@ def _find(
     found: list[_Found] = []
     for anchor, mine, rival, theirs in pairs:
         same = theirs.value.key == mine.value.key
-        if agree(anchor, rival) if same else same_thing(anchor, rival):
+        if agree(anchor, rival) if same else same_thing(anchor, rival, theirs.clause):
             _record(found, (anchor, mine), (rival, theirs))
     return [f for f in found if len(f.sides) > 1]
+
+
+def _name_pairs(
+    sentences: Sequence[CheckedSentence], passages: Sequence[Passage], focus: str
+) -> list[tuple[_Claim, Framed, _Claim, Framed]]:
+    """A "who" question's answers by name (bot.answer.name_conflicts), as claims."""
+    if not focus or question_kind(focus) != "who":
+        return []
+
+    def claim(c: NameClaim) -> tuple[_Claim, Framed]:
+        words = set(content_words(c.text))
+        date = str(c.passage.published or "")
+        seen = word_set(c.passage.text)
+        framed = Framed(c.name, c.text)
+        return _Claim(
+            c.text, list(c.citations), c.passage.article_id, date, [framed], words, seen
+        ), framed
+
+    return [(*claim(a), *claim(b)) for a, b in name_pairs(sentences, passages, focus)]
 
 
 def _names_focus(names: set[str], passage: Passage) -> bool:
@@ -308,7 +306,11 @@ def _matches(
     target = joined(focus, mine.frame)
     out = []
     for rival in rivals:
-        same_kind = [f for f in rival.values if comparable(f.value, mine.value)]
+        same_kind = [
+            f
+            for f in rival.values
+            if comparable(f.value, mine.value) and not counts_another_quantity(f, target)
+        ]
         theirs = best_match(same_kind, target)
         if theirs is None or overlap(theirs.frame, target) < MIN_FRAME_OVERLAP:
             continue
@@ -316,7 +318,11 @@ def _matches(
             mine, theirs, [*claim.words, *focus], [*rival.words, *focus]
         ):
             continue
-        if not _shared_words(anchor, (rival, theirs)):
+        if _of_another_thing((claim, mine), (rival, theirs), focus):
+            continue
+        if not _shared_words(anchor, (rival, theirs)) and not same_counted_subject(
+            mine, theirs, focus
+        ):
             continue
         if theirs.value.key != mine.value.key and (
             _own_subject(mine.lead, rival) and _own_subject(theirs.lead, claim)
@@ -342,6 +348,17 @@ def _record(
         side = entry.sides.setdefault(framed.value.key, _Side(framed.value, []))
         if all(c is not claim for c in side.claims):
             side.claims.append(claim)
+
+
+def _of_another_thing(
+    mine: tuple[_Claim, Framed], theirs: tuple[_Claim, Framed], focus: Mapping[str, float]
+) -> bool:
+    """Whether the anchor's value is an amount of a focus word the rival never says, while the
+    rival's is of another thing: "a 310 million dorin budget" against "a 48 million dorin plan
+    to replace the roof", for the budget."""
+    (claim, a), (rival, b) = mine, theirs
+    asked = set(heads(a)) & set(focus)
+    return bool(asked) and not asked & rival.words and bool(set(heads(b)) - claim.words)
 
 
 def _shared_words(mine: tuple[_Claim, Framed], theirs: tuple[_Claim, Framed]) -> bool:
@@ -379,22 +396,15 @@ def _report(
     for entry in found:
         values = []
         for side in entry.sides.values():
-            claims = sorted(
-                side.claims, key=lambda c: (c.published == "", _descending(c.published))
-            )
+            claims = sorted(side.claims, key=lambda c: newest_first(c.published))
             cited = sorted({n for c in claims for n in c.citations})
             values.append(StatedValue(side.value.text, cited, claims[0].published))
             if not any(c.text in shown for c in claims):
                 shown.add(claims[0].text)
                 added.append(CheckedSentence(claims[0].text, list(claims[0].citations), True, 1.0))
-        values.sort(key=lambda v: (v.published == "", _descending(v.published)))
+        values.sort(key=lambda v: newest_first(v.published))
         out.append(Disagreement(entry.about, values))
     return out, added
-
-
-def _descending(published: str) -> tuple[int, ...]:
-    """A sort key putting later ISO dates first."""
-    return tuple(-ord(ch) for ch in published)
 
 
 def add_disagreements(

@@ -30,6 +30,9 @@ FRAME_WORDS = 8
 # Weight (1 / distance in content words) of a word close enough to a number to say what it
 # counts: "the death toll from the town's flood rose to 16" puts five words between.
 QUANTITY_NEAR = 0.2
+# "a 48 million dorin plan": the word right after a number (its unit aside) says what it is an
+# amount of.
+HEAD_WORDS = 1
 # "36 of parliament's 90 seats", "12 of the 15 members": the words between a count and the total
 # it is out of (a determiner or an owner, at most two words).
 # Sentences whose framed values are kept: every answer compares the sentences of its passages,
@@ -47,9 +50,10 @@ class Framed:
     frame: Mapping[str, float] = field(default_factory=dict)  # stem -> 1 / distance
     unit: str | None = None  # the stem of the word written right after a number
     lead: str = ""  # the clause up to the value: where its subject is named
+    subject: str = ""  # the key of the last name before the value in its sentence, if any
 
 
-def _tokens(text: str, offset: int) -> list[tuple[int, int, str]]:
+def content_tokens(text: str, offset: int) -> list[tuple[int, int, str]]:
     """(start, end, stem) of each content word of `text`, digits left out, positions shifted by
     `offset`."""
     out = []
@@ -77,9 +81,11 @@ def framed_values(text: str, kinds: Sequence[str] = FRAMED_KINDS) -> list[Framed
 
 @lru_cache(maxsize=SENTENCES_KEPT)
 def _framed_values(text: str, kinds: tuple[str, ...]) -> tuple[Framed, ...]:
-    values = [v for v in stated_values(text) if v.kind in kinds and v.key not in WEEKDAYS]
+    stated = stated_values(text)
+    values = [v for v in stated if v.kind in kinds and v.key not in WEEKDAYS]
     if not values:
         return ()
+    names = [v for v in stated if v.kind == "name" and v.key not in WEEKDAYS]
     totals = _totals(text, values)
     skipped = set(totals.values())
     out: list[Framed] = []
@@ -89,7 +95,7 @@ def _framed_values(text: str, kinds: tuple[str, ...]) -> tuple[Framed, ...]:
         if start < 0:
             continue
         cursor = end = start + len(clause)
-        tokens = [t for t in _tokens(clause, start) if not _inside(t, values)]
+        tokens = [t for t in content_tokens(clause, start) if not _inside(t, values)]
         for value in (v for v in values if start <= v.start < end and v not in skipped):
             before = [t for t in tokens if t[1] <= value.start][::-1]
             after = [t for t in tokens if t[0] >= value.end]
@@ -99,8 +105,33 @@ def _framed_values(text: str, kinds: tuple[str, ...]) -> tuple[Framed, ...]:
                     _weigh(frame, stem, 1.0 / distance)
             lead = text[start : value.start]
             unit = _unit(text, totals.get(value, value))
-            out.append(Framed(value, clause, frame, unit, lead))
+            subject = next((n.key for n in reversed(names) if n.end <= value.start), "")
+            out.append(Framed(value, clause, frame, unit, lead, subject))
     return tuple(out)
+
+
+def same_counted_subject(a: Framed, b: Framed, focus: Mapping[str, float]) -> bool:
+    """Whether two numbers count what the focus asks to count, for one subject: both units are
+    the focus's word ("how many seats": "its 38 seats", "won 36 of the 90 seats") and the last
+    name before each is the same ("Civic Front"), so "the Green Left won 9 seats" stays apart."""
+    return (
+        a.unit is not None
+        and a.unit == b.unit
+        and a.unit in focus
+        and bool(a.subject)
+        and a.subject == b.subject
+    )
+
+
+def heads(framed: Framed) -> list[str]:
+    """The stem of the word written right after a value, its unit aside, when that is a content
+    word: what it is an amount of ("budget" in "a 310 million dorin budget"; none in "12 people
+    were killed")."""
+    rest = framed.clause[len(framed.lead) + len(framed.value.text) :]
+    words = [(content_words(w) or [""])[0] for w in WORD_RE.findall(rest)[: HEAD_WORDS + 1]]
+    if framed.unit is not None and words[:1] == [framed.unit]:
+        words = words[1:]
+    return [w for w in words[:HEAD_WORDS] if w and not w[:1].isdigit()]
 
 
 def _totals(text: str, values: Sequence[Value]) -> dict[Value, Value]:

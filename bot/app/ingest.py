@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.app.ingest_lock import write_lock
 from bot.app.ingest_run import EMBED_BUFFER_CHUNKS, IngestReport, IngestRun, repair
+from bot.core.dates import newest_first
 from bot.core.errors import IngestFileError
 from bot.core.settings import Settings, bundled_seeds_dir, get_settings
 from bot.core.text import key_path, path_key
@@ -283,7 +284,8 @@ def list_sources(settings: Settings | None = None, *, store: Any = None) -> list
                 "path": sorted(entry.paths)[0] if entry.paths else "",
             }
         )
-    rows.sort(key=lambda r: (r["published"] or "", r["title"]), reverse=True)
+    rows.sort(key=lambda r: r["title"], reverse=True)
+    rows.sort(key=lambda r: newest_first(r["published"] or ""))
     return rows
 
 

@@ -8,6 +8,8 @@ import re
 
 from bot.core.errors import BotError
 
+# ISO 8601-2 marks an uncertain date with a trailing "?": a year inferred, not written.
+UNCERTAIN_MARK = "?"
 _EPOCH_STR = re.compile(r"[+-]?\d{9,14}(?:\.\d+)?")
 _YEAR_MIN, _YEAR_MAX = 1800, 2200
 
@@ -112,8 +114,32 @@ def parse_date_bound(value: str | None, *, end: bool) -> int | None:
     return int(parsed.timestamp())
 
 
+def uncertain(iso: str) -> str:
+    """`iso` marked as uncertain (see UNCERTAIN_MARK); "" stays ""."""
+    return f"{iso}{UNCERTAIN_MARK}" if iso and not is_uncertain(iso) else iso
+
+
+def is_uncertain(published: str) -> bool:
+    """Whether a date is marked as inferred rather than written (see UNCERTAIN_MARK)."""
+    return published.endswith(UNCERTAIN_MARK)
+
+
+def shown_date(published: str) -> str:
+    """The day of a date as a reader sees it: "2024-03-15", "2026-03-13?" when inferred."""
+    return published[:10] + (UNCERTAIN_MARK if is_uncertain(published) else "")
+
+
+def newest_first(published: str) -> tuple[int, tuple[int, ...]]:
+    """A sort key putting later ISO dates first, then inferred ones (nothing says they are
+    newer), then unknown dates."""
+    rank = 2 if not published else 1 if is_uncertain(published) else 0
+    return rank, tuple(-ord(ch) for ch in published)
+
+
 def published_ts(published: str) -> int:
-    """Seconds since the epoch for date filters; -1 when the date is unknown."""
+    """Seconds since the epoch for date filters (an uncertain date by its best guess); -1 when
+    the date is unknown."""
+    published = published.removesuffix(UNCERTAIN_MARK)
     if not published:
         return -1
     from datetime import UTC, datetime

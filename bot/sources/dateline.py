@@ -16,10 +16,14 @@ publication date. The outlet is the dateline's parenthesis ("(Northwire)") or th
 comma of an outlet and date line; the date is parsed by dateparser (absolute dates only, day and
 month required).
 
-A date without a year ("March 13") takes its year from the file's modification time: the latest
-such day that is not after it (a story is filed before it is saved). Without a modification time
-the date stays empty. `read_header` says so in `year_from_mtime`, so the loader can warn that the
-year was not written in the file.
+A date without a year ("March 13") takes its year as a reader would. First from a full date
+elsewhere in the article that agrees (dateparser finds them; the day and month in the year nearest
+that date, within AGREE_DAYS). Else from the file's modification time: the latest such day that is
+not after it (a story is filed before it is saved). A file saved more than MTIME_TRUST_DAYS after
+that day may be a copy or a checkout, whose time says nothing of the story's year, so its date is
+marked uncertain (bot.core.dates.uncertain) and never ordered as a known date. Without either the
+date stays empty. `read_header` says when the year came from the modification time in
+`year_from_mtime`, so the loader can warn that the year was not written in the file.
 
 The same recognisers tell the extractive answerer which lines are furniture (never quoted) and
 which dateline prefix to cut from a first sentence, so both read a file the same way.
@@ -31,6 +35,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from bot.core.dates import uncertain
 from bot.core.text import one_line
 
 __all__ = [
@@ -59,6 +64,15 @@ _DATELINE = re.compile(
     rf"(?: ?\((?P<outlet>[^()\n]{{2,{OUTLET_MAX_CHARS}}})\))?"
     rf"(?P<dash>[ \t]*{_DASH}[ \t]*|[ \t]*$)"
 )
+# A full date of the article agrees with a dateline's day and month when that day, in the year
+# nearest the date, is within a season of it: a story's own dates sit around its dateline.
+AGREE_DAYS = 92
+# A file saved within a season of its dateline day was saved while the story was news: its year
+# holds.
+MTIME_TRUST_DAYS = 92
+# The head of the article searched for a full date: its lead paragraphs, where a reader looks.
+ARTICLE_CHARS = 4000
+
 _CAPITALISED = r"[A-Z0-9][\w&'’.\-]*"
 _OUTLET_WORD = rf"(?:{_CAPITALISED}|of|the|and|&|de|du|la|le|am|im)"
 # "Market Watch Daily, 21 March 2024" as a whole line.
@@ -135,10 +149,11 @@ def dateline_prefix_end(text: str) -> int:
     return m.end()
 
 
-def _parse_date(text: str, mtime: float | None) -> tuple[str, bool] | None:
+def _parse_date(text: str, mtime: float | None, article: str = "") -> tuple[str, bool] | None:
     """(ISO date, year came from mtime) for an absolute date with day and month; None otherwise.
+    A date without a year takes it from `article` or `mtime` (see the module docstring).
 
-    An "" ISO date means a valid day and month whose year is unknown (no mtime to take it from).
+    An "" ISO date means a valid day and month whose year is unknown (nothing to take it from).
     """
     text = text.strip().rstrip(",.")
     if not any(c.isdigit() for c in text) or len(text) > 40:
@@ -164,9 +179,45 @@ def _parse_date(text: str, mtime: float | None) -> tuple[str, bool] | None:
         return None
     if has_year:
         return parsed.date().isoformat(), False
+    return _with_year(parsed.date(), article, mtime)
+
+
+def _with_year(day: dt.date, article: str, mtime: float | None) -> tuple[str, bool]:
+    """(ISO date, year came from mtime) for `day`, whose year (from `mtime`, or the current
+    one) was not written: an agreeing full date of `article` first, then `mtime`."""
+    stated = _year_from_article(day, article)
+    if stated is not None:
+        return stated.isoformat(), False
     if mtime is None:
         return "", False
-    return parsed.date().isoformat(), True
+    saved = dt.datetime.fromtimestamp(mtime).date()
+    iso = day.isoformat()
+    return (uncertain(iso) if (saved - day).days > MTIME_TRUST_DAYS else iso), True
+
+
+def _year_from_article(day: dt.date, article: str) -> dt.date | None:
+    """`day` in the year of the article's full date it is nearest, within AGREE_DAYS."""
+    head = article[:ARTICLE_CHARS]
+    if not _YEAR.search(head):
+        return None
+    from dateparser.search import search_dates
+
+    settings = {"REQUIRE_PARTS": ["day", "month", "year"], "PARSERS": ["absolute-time"]}
+    try:
+        found = search_dates(head, languages=["en"], settings=settings) or []
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        return None
+    best: tuple[int, dt.date] | None = None
+    for _, when in found:
+        for year in (when.year - 1, when.year, when.year + 1):
+            try:
+                candidate = day.replace(year=year)
+            except ValueError:
+                continue  # February 29 in a common year
+            gap = abs((candidate - when.date()).days)
+            if gap <= AGREE_DAYS and (best is None or gap < best[0]):
+                best = (gap, candidate)
+    return best[1] if best else None
 
 
 def _is_date_line(line: str) -> bool:
@@ -188,11 +239,11 @@ def _outlet_date(line: str) -> tuple[str, str] | None:
     return None
 
 
-def _from_dateline(line: str, mtime: float | None) -> Header | None:
+def _from_dateline(line: str, mtime: float | None, article: str) -> Header | None:
     m = _DATELINE.match(line)
     if not m or not (m.group("date") or m.group("outlet")):
         return None
-    date = _parse_date(m.group("date"), mtime) if m.group("date") else None
+    date = _parse_date(m.group("date"), mtime, article) if m.group("date") else None
     if m.group("date") and date is None:
         return None
     outlet = (m.group("outlet") or "").strip()
@@ -212,9 +263,9 @@ def read_header(text: str, *, mtime: float | None = None) -> Header:
             return Header(published=published, year_from_mtime=from_mtime)
         found = _outlet_date(line)
         if found is not None:
-            published, from_mtime = _parse_date(found[1], mtime) or ("", False)
+            published, from_mtime = _parse_date(found[1], mtime, text) or ("", False)
             return Header(outlet=found[0], published=published, year_from_mtime=from_mtime)
-        header = _from_dateline(line, mtime)
+        header = _from_dateline(line, mtime, text)
         if header is not None:
             return header
         if number > 0:

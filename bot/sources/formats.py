@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from bot.core.dates import normalise_date
+from bot.core.dates import is_uncertain, normalise_date
 from bot.core.errors import IngestFileError
 from bot.core.text import one_line, safe_path
 from bot.sources.article import (
@@ -115,10 +115,12 @@ def _header_metadata(text: str, abs_path: str, warnings: list[str]) -> tuple[str
     except OSError:
         mtime = None
     header = read_header(text, mtime=mtime)
+    doubtful = is_uncertain(header.published)
     if header.year_from_mtime:
         warnings.append(
             f"the dateline gives no year; took {header.published[:4]} from the file's "
             "modification time"
+            + (", marked uncertain: the file was saved long after that day" * doubtful)
         )
     return header.outlet, header.published
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from bot.core.dates import shown_date
 from bot.core.markers import MARKER_RE
 from bot.core.secrets import redact
 from bot.core.text import clip, one_line, sanitize
@@ -294,7 +295,7 @@ def render_sources(
         meta = [
             one_line(passage.source),
             one_line(passage.author),
-            one_line(passage.published)[:10] if passage.published else "date unknown",
+            shown_date(one_line(passage.published)) if passage.published else "date unknown",
         ]
         line = Text.assemble(
             (f"[{passage.n}] ", "bold cyan"),
@@ -323,7 +324,8 @@ def render_sources_table(rows: Sequence[dict[str, Any]], console: Console) -> No
         table.add_column(column, overflow="fold")
     for row in rows:
         title = one_line(row.get("title") or "") or "(untitled)"
-        cells = [(row.get("published") or "")[:10], row.get("source"), row.get("author"), title]
+        published = shown_date(row.get("published") or "")
+        cells = [published, row.get("source"), row.get("author"), title]
         cells += [str(row.get("chunks", "")), row.get("path")]
         table.add_row(*(Text(one_line(cell or "")) for cell in cells))
     console.print(table)
@@ -353,7 +355,7 @@ def disagreement_line(disagreement: Disagreement) -> str:
     """One line: the articles disagree about “X”: 16 [3] (2024-03-15); 14 [2] (2024-03-14)."""
     sides = "; ".join(
         f"{v.value} {''.join(f'[{n}]' for n in v.citations)}"
-        + (f" ({v.published[:10]})" if v.published else "")
+        + (f" ({shown_date(v.published)})" if v.published else "")
         for v in disagreement.values
     )
     return f"the articles disagree about “{disagreement.about}”: {sides}"

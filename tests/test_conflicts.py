@@ -133,3 +133,29 @@ def test_summarise_on_a_topic_reports_the_tolls_and_keeps_to_the_topic(news: Pat
     values = [v["value"] for d in data["disagreements"] for v in d["values"]]
     assert set(TOLLS) <= set(values)
     assert "ferry" not in data["answer"].lower()
+
+
+# Two reports of one fire whose sentences read differently apart from the figure asked about.
+CONTAINMENT = [
+    ("herald_fire.md", "Valley Herald", "2025-08-04",
+     "A wildfire near the Pinecrest reservoir has burned 4,100 hectares, the county fire "
+     "service said on Monday.\n\n"
+     "Fire chief Marta Oyelaran said crews had contained about 20 percent of the fire's edge "
+     "by Monday morning.\n\nTwo firefighters were treated for heat exhaustion."),
+    ("courier_fire.md", "Coastal Courier", "2025-08-05",
+     "The Pinecrest wildfire grew overnight to 5,300 hectares, officials said on Tuesday.\n\n"
+     "The fire service said containment stood at 15 percent.\n\n"
+     "Schools in the eastern district will stay closed until Friday."),
+]  # fmt: skip
+
+
+def test_values_beside_the_questions_own_word_disagree_however_the_rest_reads(
+    tmp_path: Path,
+) -> None:
+    """ "contained about 20 percent" and "containment stood at 15 percent" both give what the
+    question asks, though the two sentences are otherwise far apart."""
+    ingest_articles(tmp_path / "fire", CONTAINMENT)
+    data = _ask("How much of the Pinecrest fire is contained?")
+    assert not data["refused"]
+    found = [[v["value"] for v in d["values"]] for d in data["disagreements"]]
+    assert ["15 percent", "20 percent"] in found  # the newest report first

@@ -219,8 +219,8 @@ def test_the_value_compared_counts_the_quantity_asked_for(embedder) -> None:
 
 
 def test_deaths_of_different_people_are_not_one_count(tmp_path: Path) -> None:
-    """On the seeds, soldiers killed (4,500) and civilians who died (10,000) are both deaths, but
-    not the same count: stating both is no disagreement."""
+    """On the seeds, soldiers killed (4,500), children killed (16) and civilians who died (10,000)
+    are all deaths, but not the same count: stating two is no disagreement."""
     import json
 
     from tests.llm_server import clean_env
@@ -228,10 +228,15 @@ def test_deaths_of_different_people_are_not_one_count(tmp_path: Path) -> None:
 
     data = tmp_path / "data"
     ingest_seeds(data)
-    code, out, err = finish(
-        start_bot(clean_env(data), "ask", "How many Russian soldiers were killed?", "--json")
-    )
-    assert code == 0, err[-2000:]
-    result = json.loads(out)
-    assert "4,500" in result["answer"]
-    assert result["disagreements"] == []
+    # "16 have been killed" (children) and "10,000 civilians have died" neither: a count of
+    # civilians is not the count of children asked about.
+    asked = {
+        "How many Russian soldiers were killed?": "4,500",
+        "How many children were killed?": "16",
+    }
+    for question, figure in asked.items():
+        code, out, err = finish(start_bot(clean_env(data), "ask", question, "--json"))
+        assert code == 0, err[-2000:]
+        result = json.loads(out)
+        assert figure in result["answer"]
+        assert result["disagreements"] == [], question

@@ -40,6 +40,7 @@ from bot.answer.similarity import SAME_THING_COSINE, Similarity
 from bot.answer.value_frames import (
     FRAMED_KINDS,
     Framed,
+    about,
     as_words,
     best_match,
     comparable,
@@ -47,6 +48,7 @@ from bot.answer.value_frames import (
     framed_values,
     heads,
     joined,
+    near_words,
     overlap,
     same_counted_subject,
     same_quantity,
@@ -54,7 +56,7 @@ from bot.answer.value_frames import (
 )
 from bot.core.dates import newest_first
 from bot.core.markers import with_markers
-from bot.core.text import clip, replace_surrogates
+from bot.core.text import replace_surrogates
 from bot.core.types import (
     AnswerResult,
     CheckedSentence,
@@ -64,7 +66,7 @@ from bot.core.types import (
     mark_cited,
 )
 from bot.core.values import WEEKDAYS, Value, stated_names, word_set
-from bot.core.words import content_words
+from bot.core.words import QUANTITY_MARK, content_words
 
 if TYPE_CHECKING:
     from bot.index.embeddings import Embedder
@@ -79,6 +81,10 @@ MIN_FRAME_OVERLAP = 0.5
 # Content words this close to each of two values say what happened to what they count; further
 # off, a clause has moved on to where and who ("city council" of one, "the city's edge" of another).
 SHARED_WITHIN = 5
+# A word of the question this close (in content words) to each of two values says both are
+# what the question asks about ("contained about 20 percent", "containment stood at 15 percent"),
+# however differently the rest of the two sentences reads.
+ASKED_WITHIN = 2
 # The value kinds a question asking for each kind of answer compares (others: numbers and dates).
 VALUE_KINDS_ASKED: dict[str, tuple[str, ...]] = {
     "count": ("number",),
@@ -95,7 +101,6 @@ TOPIC_COSINE = 0.4
 MIN_WORDS = 4
 # The same for one clause: "Item 3" or "Day 2" labels a line, "12 people died" says what.
 MIN_CLAUSE_WORDS = 2
-ABOUT_CHARS = 100
 
 # Gives further passages for a sentence of the answer (other outlets' reports of the same thing),
 # leaving out the chunks named.
@@ -224,15 +229,18 @@ def _find(
     texts = [c.text for a, _, r, _ in pairs for c in (a, r)]
     similar.add([focus] * bool(focus) + texts + [t.clause for *_, t in pairs])
 
-    def same_thing(a: _Claim, b: _Claim, clause: str) -> bool:
-        """`clause`: b's value's own; a sentence that goes on to another story may still state,
-        in that clause, the thing asked about."""
+    def same_thing(a: _Claim, b: _Claim, framed: tuple[Framed, Framed]) -> bool:
+        """`framed`: the two values; a sentence that goes on to another story may still state,
+        in b's value's own clause, the thing asked about."""
         if not focus:
             return similar(a.text, b.text) >= SAME_THING_COSINE
-        near = max(similar(b.text, focus), similar(clause, focus))
+        near = max(similar(b.text, focus), similar(framed[1].clause, focus))
         if near >= FOCUS_COSINE and similar(a.text, focus) >= FOCUS_COSINE:
             return True
-        return near >= TOPIC_COSINE and similar(a.text, b.text) >= SAME_THING_COSINE
+        if near < TOPIC_COSINE:
+            return False
+        asked = _asked_beside(framed, focus_words, a, b)
+        return asked or similar(a.text, b.text) >= SAME_THING_COSINE
 
     def agree(a: _Claim, b: _Claim) -> bool:
         """Stronger than `same_thing`: a co-citation claims the passage states this value."""
@@ -244,7 +252,7 @@ def _find(
     found: list[_Found] = []
     for anchor, mine, rival, theirs in pairs:
         same = theirs.value.key == mine.value.key
-        if agree(anchor, rival) if same else same_thing(anchor, rival, theirs.clause):
+        if agree(anchor, rival) if same else same_thing(anchor, rival, (mine, theirs)):
             _record(found, (anchor, mine), (rival, theirs))
     return [f for f in found if len(f.sides) > 1]
 
@@ -341,7 +349,7 @@ def _record(
     kind = mine[1].value.kind
     entry = next((f for f in found if f.kind == kind and ids & f.members), None)
     if entry is None:
-        entry = _Found(_about(mine[0].text, mine[1]), kind)
+        entry = _Found(about(mine[0].text, mine[1]), kind)
         found.append(entry)
     entry.members |= ids
     for claim, framed in (mine, theirs):
@@ -366,10 +374,24 @@ def _shared_words(mine: tuple[_Claim, Framed], theirs: tuple[_Claim, Framed]) ->
     name: what happened to the thing counted ("killed", "reopen", "cost"), not only where or in
     what currency."""
     (claim, a), (rival, b) = mine, theirs
-    names = set(content_words(" ".join(stated_names(claim.text) | stated_names(rival.text))))
-    near_a = {w for w, weight in a.frame.items() if weight * SHARED_WITHIN >= 1}
-    near_b = {w for w, weight in b.frame.items() if weight * SHARED_WITHIN >= 1}
-    return bool((near_a & near_b) - names - ({a.unit} & {b.unit}))
+    shared = near_words(a, SHARED_WITHIN) & near_words(b, SHARED_WITHIN)
+    return bool(shared - _name_words(claim, rival) - ({a.unit} & {b.unit}))
+
+
+def _asked_beside(
+    framed: tuple[Framed, Framed], focus: Mapping[str, float], a: _Claim, b: _Claim
+) -> bool:
+    """Whether a word of the question (no name, no quantity class) stands within ASKED_WITHIN
+    words of both values, and each side says every question word standing by the other's: the
+    two are what the question asks about ("10,000 civilians have died" and "16 [children] have
+    been killed" are not: one counts civilians)."""
+    asked = {w for w in focus if not w.startswith(QUANTITY_MARK)} - _name_words(a, b)
+    mine, theirs = (near_words(f, ASKED_WITHIN) & asked for f in framed)
+    return bool(mine & theirs) and mine <= b.words and theirs <= a.words
+
+
+def _name_words(a: _Claim, b: _Claim) -> set[str]:
+    return set(content_words(" ".join(stated_names(a.text) | stated_names(b.text))))
 
 
 def _own_subject(lead: str, other: _Claim) -> bool:
@@ -377,14 +399,6 @@ def _own_subject(lead: str, other: _Claim) -> bool:
     cost ...") is one the other side's passages never mention: when both sides have one, they
     are about different things. Weekdays say when, not what."""
     return not (stated_names(lead) - WEEKDAYS) <= other.passage_words
-
-
-def _about(sentence: str, framed: Framed) -> str:
-    """The value's clause with the value left out: what the outlets give different values for."""
-    start = max(sentence.find(framed.clause), 0)
-    clause, value = framed.clause, framed.value
-    text = f"{clause[: value.start - start].rstrip()} … {clause[value.end - start :].lstrip()}"
-    return clip(text.strip(" .,;:"), ABOUT_CHARS)
 
 
 def _report(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from bot.answer.checking import clauses_of
+from bot.core.text import clip
 from bot.core.values import WEEKDAYS, Value, stated_values
 from bot.core.words import QUANTITY_MARK, WORD_RE, content_words, quantity_class
 
@@ -30,6 +31,8 @@ FRAME_WORDS = 8
 # Weight (1 / distance in content words) of a word close enough to a number to say what it
 # counts: "the death toll from the town's flood rose to 16" puts five words between.
 QUANTITY_NEAR = 0.2
+# What a disagreement is about is shown clipped to this many characters: a clause, not a story.
+ABOUT_CHARS = 100
 # "a 48 million dorin plan": the word right after a number (its unit aside) says what it is an
 # amount of.
 HEAD_WORDS = 1
@@ -162,6 +165,11 @@ def _weigh(frame: dict[str, float], stem: str, weight: float) -> None:
             frame[key] = max(frame.get(key, 0.0), weight)
 
 
+def near_words(framed: Framed, within: int) -> set[str]:
+    """The words of `framed`'s frame at most `within` content words from its value."""
+    return {w for w, weight in framed.frame.items() if weight * within >= 1}
+
+
 def as_words(words: Iterable[str]) -> dict[str, float]:
     """Words (a question's, say) as a frame where each counts fully."""
     frame: dict[str, float] = {}
@@ -222,9 +230,12 @@ _ANYONE_UNITS = frozenset({"people", "peopl", "person", "persons"})
 def same_quantity(a: Framed, b: Framed, focus: Mapping[str, float]) -> bool:
     """Whether two numbers count the news quantity the focus asks about, each by words right by
     it ("12 people were killed", "the toll rose to 16"), of the same people: "4,500 soldiers
-    killed" and "10,000 civilians died" are both deaths, but not the same count."""
+    killed" and "10,000 civilians died" are both deaths, but not the same count, and for "how
+    many children were killed" a count of civilians is not the one asked about."""
     kind = _quantity(a)
     if kind is None or kind != _quantity(b) or kind not in focus:
+        return False
+    if any(not _open_unit(u) and u not in focus for u in (a.unit, b.unit)):
         return False
     return _open_unit(a.unit) or _open_unit(b.unit) or a.unit == b.unit
 
@@ -252,3 +263,11 @@ def best_match(candidates: Sequence[Framed], target: Mapping[str, float]) -> Fra
     if not scored or scored[0][0] <= 0 or scored[0][0] == scored[1][0]:
         return None
     return candidates[scored[0][1]]
+
+
+def about(sentence: str, framed: Framed) -> str:
+    """The value's clause with the value left out: what the outlets give different values for."""
+    start = max(sentence.find(framed.clause), 0)
+    clause, value = framed.clause, framed.value
+    text = f"{clause[: value.start - start].rstrip()} … {clause[value.end - start :].lstrip()}"
+    return clip(text.strip(" .,;:"), ABOUT_CHARS)

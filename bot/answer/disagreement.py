@@ -382,9 +382,7 @@ def _asked_beside(
     framed: tuple[Framed, Framed], focus: Mapping[str, float], a: _Claim, b: _Claim
 ) -> bool:
     """Whether a word of the question (no name, no quantity class) stands within ASKED_WITHIN
-    words of both values, and each side says every question word standing by the other's: the
-    two are what the question asks about ("10,000 civilians have died" and "16 [children] have
-    been killed" are not: one counts civilians)."""
+    words of both values, and each side says every question word standing by the other's."""
     asked = {w for w in focus if not w.startswith(QUANTITY_MARK)} - _name_words(a, b)
     mine, theirs = (near_words(f, ASKED_WITHIN) & asked for f in framed)
     return bool(mine & theirs) and mine <= b.words and theirs <= a.words

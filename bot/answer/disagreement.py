@@ -29,11 +29,11 @@ its own passage, so the reader sees every version.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from bot.answer.answer_type import question_kind
+from bot.answer.answer_type import question_kind, read_question
 from bot.answer.extractive import news_sentences
 from bot.answer.name_conflicts import NameClaim, name_pairs
 from bot.answer.similarity import SAME_THING_COSINE, Similarity
@@ -66,7 +66,7 @@ from bot.core.types import (
     mark_cited,
 )
 from bot.core.values import WEEKDAYS, Value, stated_names, word_set
-from bot.core.words import QUANTITY_MARK, content_words
+from bot.core.words import content_words
 
 if TYPE_CHECKING:
     from bot.index.embeddings import Embedder
@@ -239,7 +239,7 @@ def _find(
             return True
         if near < TOPIC_COSINE:
             return False
-        asked = _asked_beside(framed, focus_words, a, b)
+        asked = _asked_beside(framed, read_question(focus).terms, a, b)
         return asked or similar(a.text, b.text) >= SAME_THING_COSINE
 
     def agree(a: _Claim, b: _Claim) -> bool:
@@ -378,14 +378,13 @@ def _shared_words(mine: tuple[_Claim, Framed], theirs: tuple[_Claim, Framed]) ->
     return bool(shared - _name_words(claim, rival) - ({a.unit} & {b.unit}))
 
 
-def _asked_beside(
-    framed: tuple[Framed, Framed], focus: Mapping[str, float], a: _Claim, b: _Claim
-) -> bool:
-    """Whether a word of the question (no name, no quantity class) stands within ASKED_WITHIN
-    words of both values, and each side says every question word standing by the other's."""
-    asked = {w for w in focus if not w.startswith(QUANTITY_MARK)} - _name_words(a, b)
+def _asked_beside(framed: tuple[Framed, Framed], terms: Set[str], a: _Claim, b: _Claim) -> bool:
+    """Whether one of the question's own `terms` (a chat rewrite's subject words aside) stands
+    within ASKED_WITHIN words of two numbers, each side saying those standing by the other's."""
+    asked = terms - _name_words(a, b)
     mine, theirs = (near_words(f, ASKED_WITHIN) & asked for f in framed)
-    return bool(mine & theirs) and mine <= b.words and theirs <= a.words
+    numbers = all(f.value.kind == "number" for f in framed)
+    return numbers and bool(mine & theirs) and mine <= b.words and theirs <= a.words
 
 
 def _name_words(a: _Claim, b: _Claim) -> set[str]:

@@ -221,14 +221,34 @@ def test_a_second_writer_waits_for_a_running_ingest_and_never_interleaves(
     while not [r for r in records.all() if not r.released and str(a) in r.holder]:
         assert time.monotonic() < deadline and first.poll() is None
         time.sleep(0.1)
-    failed = _bot(_env(chroma_server, b, BOT_LOCK_TIMEOUT="0"), "ingest", str(seeds_dir))
-    waited = _bot(_env(chroma_server, b, BOT_LOCK_TIMEOUT="300"), "ingest", str(seeds_dir))
+    # A is paused while it holds the lease (well within the lease's length), so B's two writers
+    # meet a running ingest however fast A would otherwise finish on a quiet machine.
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        failed = _bot(_env(chroma_server, b, BOT_LOCK_TIMEOUT="0"), "ingest", str(seeds_dir))
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "bot", "ingest", str(seeds_dir)],
+            env=_env(chroma_server, b, BOT_LOCK_TIMEOUT="300"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        told = ""
+        assert waiting.stderr is not None
+        while "waiting for it" not in " ".join(told.split()):
+            line = waiting.stderr.readline()
+            assert line, "the second writer never said it was waiting"
+            told += line
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    rest_out, rest_err = waiting.communicate(timeout=300)
     out, err = first.communicate(timeout=300)
     assert first.returncode == 0 and "200 added" in out, err
     assert failed.returncode == 1 and len(failed.stderr.strip().splitlines()) == 1
     assert f"data dir {a}" in failed.stderr
-    assert waited.returncode == 0, waited.stderr
-    assert "is writing to this index; waiting for it" in " ".join(waited.stderr.split())
+    assert waiting.returncode == 0, told + rest_err
+    assert "is writing to this index; waiting for it" in " ".join(told.split())
+    assert "2 added" in rest_out
     held = records.all()
     assert [str(a) in r.holder for r in held[-2:]] == [True, False]
     assert all(r.released for r in held)

@@ -154,6 +154,15 @@ def test_a_sentence_holds_the_expected_answer_type(kind: str, text: str, holds: 
     assert holds_type(kind, text, frozenset({"brigad", "join"})) is holds
 
 
+def test_how_long_something_took_is_no_amount_unless_time_is_asked() -> None:
+    took = "The tunnel opened on Thursday after four years of construction."
+    cost = "The tunnel cost 640 million euros, 90 million more than planned."
+    spent = read_question("How much did the harbour tunnel cost?").terms
+    assert not holds_type("amount", took, spent) and holds_type("amount", cost, spent)
+    asked_time = read_question("How much time did the tunnel take to build?").terms
+    assert holds_type("amount", took, asked_time)
+
+
 def test_date_mentions_absolute_first() -> None:
     found = date_mentions("On Monday the council said trains run again from 15 April 2025.")
     assert found[0] == "15 April 2025" and "Monday" in found

@@ -85,6 +85,16 @@ _ABSOLUTE_DATE = re.compile(
 _RELATIVE_DATE = re.compile(
     rf"\b(?:{_WEEKDAYS}|yesterday|today|tonight|tomorrow|last\s+night)\b", re.IGNORECASE
 )
+# A number of time units: how long, which answers "how much" only when the question asks
+# about time.
+_DURATION = re.compile(
+    r"\b(?:\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|several|"
+    r"a few|many)[\s-]+(?:years?|months?|weeks?|days?|hours?|minutes?|seconds?|decades?)\b",
+    re.IGNORECASE,
+)
+_DURATION_STEMS = frozenset(
+    content_words("time long year month week day hour minute second decade")
+)
 _NUMBER = re.compile(
     r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozens?|hundreds?"
     r"|thousands?|millions?|billions?|half|no one|none)\b",
@@ -301,6 +311,8 @@ def holds_type(kind: str, text: str, question_words: frozenset[str]) -> bool:
     question does not give them itself."""
     if kind == "when":
         return bool(date_mentions(text))
+    if kind == "amount" and not question_words & _DURATION_STEMS:
+        text = _DURATION.sub(" ", text)  # "after four years" says how long, not how much
     if kind in ("count", "amount"):
         return _NUMBER.search(text) is not None
     if kind == "say":
